@@ -1,0 +1,420 @@
+//! The one configuration struct: defaults in code, then a TOML file, then `MSGRELAY_<SECTION>__<KEY>`
+//! environment variables; validated once at start-up with errors that name the offending key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// A configuration problem; `key` is the dotted key (e.g. `worker.lease_secs`).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid configuration key `{key}`: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, reason: impl Into<String>) -> Self {
+        Self { key: key.to_owned(), reason: reason.into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Base directory for relative paths (PKI, keys, SQLite files, logs).
+    pub data_dir: PathBuf,
+    pub proxy: ProxyConfig,
+    pub server: ServerConfig,
+    pub portal: PortalConfig,
+    pub ops: OpsConfig,
+    pub queue: QueueConfig,
+    pub database: DatabaseConfig,
+    pub worker: WorkerConfig,
+    pub validation: ValidationConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    pub listen: String,
+    pub domains: Vec<String>,
+    pub main_server_url: String,
+    pub max_body_bytes: usize,
+    /// CRL and client registry reload period.
+    pub revocation_refresh_secs: u64,
+    /// How long past the CRL's next-update the proxy still trusts it before failing closed.
+    pub crl_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    pub listen: String,
+    /// Idle lifetime of a portal session.
+    pub session_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpsConfig {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueBackend {
+    Sqlite,
+    Redis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    pub backend: QueueBackend,
+    /// The embedded queue's SQLite file (relative to `data_dir`).
+    pub sqlite_path: PathBuf,
+    pub redis_url: String,
+    pub key_prefix: String,
+    pub allow_non_durable_redis: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    pub main_server_url: String,
+    pub concurrency: usize,
+    pub lease_secs: u64,
+    pub delivery_timeout_secs: u64,
+    pub retry_interval_secs: u64,
+    pub max_attempts: u32,
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidationConfig {
+    pub allow_alphanumeric_senders: bool,
+    pub max_message_chars: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter directive, e.g. `info` or `msgrelay=debug,info`.
+    pub level: String,
+    /// Directory for the daily-rotating log files (relative to `data_dir`); empty disables file logs.
+    pub dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            proxy: ProxyConfig::default(),
+            server: ServerConfig::default(),
+            portal: PortalConfig::default(),
+            ops: OpsConfig::default(),
+            queue: QueueConfig::default(),
+            database: DatabaseConfig::default(),
+            worker: WorkerConfig::default(),
+            validation: ValidationConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8443".into(),
+            domains: vec!["localhost".into()],
+            main_server_url: "https://localhost:9443".into(),
+            max_body_bytes: 65536,
+            revocation_refresh_secs: 5,
+            crl_grace_secs: 3600,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:9443".into() }
+    }
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:9444".into(), session_ttl_secs: 8 * 3600 }
+    }
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:9100".into() }
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            backend: QueueBackend::Sqlite,
+            sqlite_path: PathBuf::from("queue.db"),
+            redis_url: "redis://127.0.0.1:6379/0".into(),
+            key_prefix: "msgrelay".into(),
+            allow_non_durable_redis: false,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: "sqlite://msgrelay.db".into(), max_connections: 8 }
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            main_server_url: "https://localhost:9443".into(),
+            concurrency: 4,
+            lease_secs: 60,
+            delivery_timeout_secs: 20,
+            retry_interval_secs: 30,
+            max_attempts: 0,
+            batch_size: 100,
+        }
+    }
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        Self { allow_alphanumeric_senders: false, max_message_chars: 4096 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), dir: PathBuf::from("logs") }
+    }
+}
+
+impl Config {
+    /// Layers defaults, the optional TOML `file` and `MSGRELAY_*` variables; `data_dir` (a command-line
+    /// flag) wins over all of them. The result is validated.
+    pub fn load(file: Option<&Path>, data_dir: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, data_dir, Env::prefixed("MSGRELAY_").split("__"))
+    }
+
+    fn load_with_env(file: Option<&Path>, data_dir: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError::new("--config", format!("file {} not found", file.display())));
+            }
+            fig = fig.merge(Toml::file(file));
+        }
+        let mut cfg: Config = fig.merge(env).extract().map_err(figment_error)?;
+        if let Some(dir) = data_dir {
+            cfg.data_dir = dir.to_path_buf();
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// A path from the configuration, resolved against `data_dir` when relative.
+    pub fn path(&self, p: impl AsRef<Path>) -> PathBuf {
+        let p = p.as_ref();
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.data_dir.join(p)
+        }
+    }
+
+    /// The database URL with a relative SQLite path resolved against `data_dir`.
+    pub fn database_url(&self) -> String {
+        match self.database.url.strip_prefix("sqlite://") {
+            Some(rest) => {
+                let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+                let full = self.path(path);
+                let query = if query.is_empty() { "mode=rwc".to_owned() } else { query.to_owned() };
+                format!("sqlite://{}?{query}", full.display())
+            }
+            None => self.database.url.clone(),
+        }
+    }
+
+    /// Checks every value that can be checked without I/O.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("proxy.listen", &self.proxy.listen),
+            ("server.listen", &self.server.listen),
+            ("portal.listen", &self.portal.listen),
+            ("ops.listen", &self.ops.listen),
+        ] {
+            value
+                .parse::<SocketAddr>()
+                .map_err(|_| ConfigError::new(key, format!("'{value}' is not an address like 127.0.0.1:8443")))?;
+        }
+        let ops: SocketAddr = self.ops.listen.parse().expect("checked above");
+        if !ops.ip().is_loopback() {
+            return Err(ConfigError::new("ops.listen", "the ops listener is plain HTTP and must bind a loopback address"));
+        }
+        for (key, url) in [("proxy.main_server_url", &self.proxy.main_server_url), ("worker.main_server_url", &self.worker.main_server_url)] {
+            if !url.starts_with("https://") {
+                return Err(ConfigError::new(key, format!("'{url}' must be an https:// URL (mutual TLS)")));
+            }
+        }
+        if self.proxy.domains.is_empty() {
+            return Err(ConfigError::new("proxy.domains", "list at least one domain name"));
+        }
+        if let Some(bad) = self.proxy.domains.iter().find(|d| !valid_dns_name(d)) {
+            return Err(ConfigError::new("proxy.domains", format!("'{bad}' is not a DNS name")));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.proxy.max_body_bytes) {
+            return Err(ConfigError::new("proxy.max_body_bytes", "must be between 1024 and 16777216"));
+        }
+        if self.proxy.revocation_refresh_secs == 0 {
+            return Err(ConfigError::new("proxy.revocation_refresh_secs", "must be at least 1"));
+        }
+        if self.portal.session_ttl_secs < 60 {
+            return Err(ConfigError::new("portal.session_ttl_secs", "must be at least 60"));
+        }
+        if self.queue.backend == QueueBackend::Redis
+            && !(self.queue.redis_url.starts_with("redis://") || self.queue.redis_url.starts_with("rediss://"))
+        {
+            return Err(ConfigError::new("queue.redis_url", "must start with redis:// or rediss://"));
+        }
+        let prefix_ok = !self.queue.key_prefix.is_empty()
+            && self.queue.key_prefix.len() <= 64
+            && self.queue.key_prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+        if !prefix_ok {
+            return Err(ConfigError::new("queue.key_prefix", "must be 1-64 characters of letters, digits, '-', '_', '.', ':'"));
+        }
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("mysql://") || self.database.url.starts_with("mariadb://")) {
+            return Err(ConfigError::new("database.url", "must start with sqlite:// or mysql://"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::new("database.max_connections", "must be at least 1"));
+        }
+        let w = &self.worker;
+        if !(1..=1024).contains(&w.concurrency) {
+            return Err(ConfigError::new("worker.concurrency", "must be between 1 and 1024"));
+        }
+        if !(1..=1000).contains(&w.batch_size) {
+            return Err(ConfigError::new("worker.batch_size", "must be between 1 and 1000"));
+        }
+        if w.delivery_timeout_secs == 0 {
+            return Err(ConfigError::new("worker.delivery_timeout_secs", "must be at least 1"));
+        }
+        if w.lease_secs <= w.delivery_timeout_secs {
+            return Err(ConfigError::new(
+                "worker.lease_secs",
+                format!(
+                    "must exceed worker.delivery_timeout_secs ({}), otherwise a slow delivery could be handed to a second worker",
+                    w.delivery_timeout_secs
+                ),
+            ));
+        }
+        if w.retry_interval_secs == 0 {
+            return Err(ConfigError::new("worker.retry_interval_secs", "must be at least 1"));
+        }
+        if !(1..=1_000_000).contains(&self.validation.max_message_chars) {
+            return Err(ConfigError::new("validation.max_message_chars", "must be between 1 and 1000000"));
+        }
+        Ok(())
+    }
+}
+
+fn valid_dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// Turns figment's error into one naming the dotted key (`worker.concurrency`).
+fn figment_error(e: figment::Error) -> ConfigError {
+    let key = match (&e.kind, e.path.is_empty()) {
+        (figment::error::Kind::UnknownField(f, _), true) => f.clone(),
+        (_, true) => "config".to_owned(),
+        _ => e.path.join("."),
+    };
+    let reason = match &e.kind {
+        figment::error::Kind::UnknownField(..) => "unknown key (check the spelling against docs/interface.md)".to_owned(),
+        kind => kind.to_string(),
+    };
+    ConfigError { key, reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("msgrelay-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, toml).unwrap();
+        let r = Config::load_with_env(Some(&file), None, Env::prefixed("MSGRELAY_TEST_NONE_"));
+        std::fs::remove_dir_all(&dir).ok();
+        r
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = load("[worker]\nconcurrency = \"many\"\n").unwrap_err();
+        assert_eq!(e.key, "worker.concurrency");
+        let e = load("[worker]\nlease_secs = 10\ndelivery_timeout_secs = 20\n").unwrap_err();
+        assert_eq!(e.key, "worker.lease_secs");
+        let e = load("[queue]\nbakend = \"redis\"\n").unwrap_err();
+        assert_eq!(e.key, "queue.bakend");
+        let e = load("[ops]\nlisten = \"0.0.0.0:9100\"\n").unwrap_err();
+        assert_eq!(e.key, "ops.listen");
+        let e = load("[queue]\nbackend = \"kafka\"\n").unwrap_err();
+        assert_eq!(e.key, "queue.backend");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[queue]\nkey_prefix = \"file\"\n")?;
+            jail.set_env("MSGRELAY_QUEUE__KEY_PREFIX", "env");
+            jail.set_env("MSGRELAY_WORKER__CONCURRENCY", "7");
+            let cfg = Config::load(Some(Path::new("c.toml")), None).unwrap();
+            assert_eq!(cfg.queue.key_prefix, "env");
+            assert_eq!(cfg.worker.concurrency, 7);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sqlite_url_is_resolved_against_data_dir() {
+        let cfg = Config { data_dir: PathBuf::from("/srv/relay"), ..Config::default() };
+        assert_eq!(cfg.database_url(), "sqlite:///srv/relay/msgrelay.db?mode=rwc");
+    }
+}

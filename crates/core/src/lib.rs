@@ -1,0 +1,15 @@
+//! Domain types, configuration and wire formats shared by every msgrelay role.
+//! Values here are validated at construction (`parse`), so invalid data cannot exist past the edge.
+//! This crate does no I/O besides reading the configuration file.
+
+pub mod config;
+pub mod domain;
+pub mod wire;
+
+pub use config::{Config, ConfigError};
+pub use domain::{ClientId, DomainError, MessageBody, MessageId, MessageStatus, Role, SenderNumber};
+
+/// Milliseconds since the Unix epoch, the one timestamp representation used in queues and stores.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

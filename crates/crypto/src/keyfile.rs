@@ -1,0 +1,72 @@
+//! Owner-only key files, written atomically and never overwritten.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::CryptoError;
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CryptoError + '_ {
+    move |source| CryptoError::Io { path: path.display().to_string(), source }
+}
+
+/// Writes `contents` to `path` readable by the owner only (0600 on Unix; on Windows the data
+/// directory's ACL is what protects it, see deploy/windows). Refuses to replace an existing file,
+/// so a second `init` can never destroy keys that encrypt stored data. Returns false if it existed.
+pub fn write_new_secret(path: &Path, contents: &[u8]) -> Result<bool, CryptoError> {
+    if path.exists() {
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(contents).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+    }
+    // Hard-link instead of rename so that a concurrent writer cannot be silently replaced.
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Reads a key file, naming the file in the error.
+pub fn read_secret(path: &Path) -> Result<Vec<u8>, CryptoError> {
+    std::fs::read(path).map_err(|e| CryptoError::KeyFile {
+        path: path.display().to_string(),
+        reason: format!("{e} (run `msgrelay init` to create the keys)"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_overwrites_and_is_owner_only() {
+        let dir = std::env::temp_dir().join(format!("msgrelay-kf-{}", std::process::id()));
+        let p = dir.join("k.key");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(write_new_secret(&p, b"one").unwrap());
+        assert!(!write_new_secret(&p, b"two").unwrap());
+        assert_eq!(read_secret(&p).unwrap(), b"one");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
