@@ -220,7 +220,10 @@ impl Config {
     /// Layers defaults, the optional TOML `file` and `MSGRELAY_*` variables; `data_dir` (a command-line
     /// flag) wins over all of them. The result is validated.
     pub fn load(file: Option<&Path>, data_dir: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_with_env(file, data_dir, Env::prefixed("MSGRELAY_").split("__"))
+        // Only `MSGRELAY_DATA_DIR` and `MSGRELAY_<SECTION>__<KEY>` are configuration; other MSGRELAY_*
+        // variables (the clients' MSGRELAY_URL, test settings) must not trip the unknown-key check.
+        let env = Env::prefixed("MSGRELAY_").filter(|k| k.as_str().contains("__") || k.as_str() == "data_dir").split("__");
+        Self::load_with_env(file, data_dir, env)
     }
 
     fn load_with_env(file: Option<&Path>, data_dir: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
@@ -405,6 +408,7 @@ mod tests {
             jail.create_file("c.toml", "[queue]\nkey_prefix = \"file\"\n")?;
             jail.set_env("MSGRELAY_QUEUE__KEY_PREFIX", "env");
             jail.set_env("MSGRELAY_WORKER__CONCURRENCY", "7");
+            jail.set_env("MSGRELAY_URL", "https://client-side-setting");
             let cfg = Config::load(Some(Path::new("c.toml")), None).unwrap();
             assert_eq!(cfg.queue.key_prefix, "env");
             assert_eq!(cfg.worker.concurrency, 7);

@@ -1,0 +1,123 @@
+//! The process's metrics. One struct for all roles, because `msgrelay up` runs them together.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// A `reason` label (validation field, delivery error class).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub reason: String,
+}
+
+/// A `state` label for queue depth (ready, in_flight, delayed, failed).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct State {
+    pub state: String,
+}
+
+/// Every metric msgrelay exports.
+pub struct Metrics {
+    registry: Registry,
+    pub accepted: Counter,
+    pub rejected: Family<Reason, Counter>,
+    pub registered: Counter,
+    pub delivered: Counter,
+    pub delivery_attempts: Counter,
+    pub delivery_failures: Family<Reason, Counter>,
+    pub dead_lettered: Counter,
+    pub queue_depth: Family<State, Gauge>,
+    pub ingest_latency: Histogram,
+    pub end_to_end_latency: Histogram,
+    pub logins: Family<Reason, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("msgrelay");
+        let m = Self {
+            accepted: Counter::default(),
+            rejected: Family::default(),
+            registered: Counter::default(),
+            delivered: Counter::default(),
+            delivery_attempts: Counter::default(),
+            delivery_failures: Family::default(),
+            dead_lettered: Counter::default(),
+            queue_depth: Family::default(),
+            // 0.5 ms .. ~16 s
+            ingest_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            // 5 ms .. ~45 min: end-to-end includes retries
+            end_to_end_latency: Histogram::new(exponential_buckets(0.005, 2.5, 16)),
+            logins: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("messages_accepted", "Messages accepted by the proxy (202, durable)", m.accepted.clone());
+        registry.register("messages_rejected", "Requests refused by the proxy, by reason", m.rejected.clone());
+        registry.register("messages_registered", "Messages registered as queued at the main server", m.registered.clone());
+        registry.register("messages_delivered", "Messages confirmed stored by the main server", m.delivered.clone());
+        registry.register("delivery_attempts", "Delivery attempts by workers (per message)", m.delivery_attempts.clone());
+        registry.register("delivery_failures", "Failed delivery attempts, by reason", m.delivery_failures.clone());
+        registry.register("messages_dead_lettered", "Messages moved to failed (max attempts or rejected)", m.dead_lettered.clone());
+        registry.register("queue_depth", "Messages in the queue, by state", m.queue_depth.clone());
+        registry.register("ingest_latency_seconds", "Proxy request handling time for accepted messages", m.ingest_latency.clone());
+        registry.register(
+            "end_to_end_latency_seconds",
+            "Time from acceptance at the proxy to confirmed storage",
+            m.end_to_end_latency.clone(),
+        );
+        registry.register("portal_logins", "Portal login attempts, by outcome", m.logins.clone());
+        Self { registry, ..m }
+    }
+
+    /// Counts a refused request.
+    pub fn reject(&self, reason: &str) {
+        self.rejected.get_or_create(&Reason { reason: reason.to_owned() }).inc();
+    }
+
+    /// Counts a failed delivery attempt.
+    pub fn delivery_failed(&self, reason: &str) {
+        self.delivery_failures.get_or_create(&Reason { reason: reason.to_owned() }).inc();
+    }
+
+    /// Sets the queue depth gauges.
+    pub fn set_queue_depth(&self, ready: u64, in_flight: u64, delayed: u64, failed: u64) {
+        for (state, v) in [("ready", ready), ("in_flight", in_flight), ("delayed", delayed), ("failed", failed)] {
+            self.queue_depth.get_or_create(&State { state: state.to_owned() }).set(v as i64);
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_prefixed_counters_and_labels() {
+        let m = Metrics::new();
+        m.accepted.inc();
+        m.reject("sender_number");
+        m.set_queue_depth(3, 1, 0, 2);
+        m.end_to_end_latency.observe(0.2);
+        let text = m.encode();
+        assert!(text.contains("msgrelay_messages_accepted_total 1"), "{text}");
+        assert!(text.contains("msgrelay_messages_rejected_total{reason=\"sender_number\"} 1"));
+        assert!(text.contains("msgrelay_queue_depth{state=\"failed\"} 2"));
+        assert!(text.contains("msgrelay_end_to_end_latency_seconds_count 1"));
+    }
+}
