@@ -1,3 +1,135 @@
-fn main() {
-    println!("msgrelay: under construction");
+//! The `msgrelay` binary: parses the command line and calls the role libraries.
+
+mod bench;
+mod roles;
+mod send;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use msgrelay_core::Config;
+
+/// msgrelay: a secure store-and-forward message relay.
+#[derive(Parser)]
+#[command(name = "msgrelay", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the state lives; accepted before or after the subcommand.
+#[derive(Args, Clone, Default)]
+struct Common {
+    /// Data directory (embedded defaults: ./data).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file (TOML); MSGRELAY_<SECTION>__<KEY> variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything in one process on embedded defaults (bootstraps the data dir on first run).
+    Up,
+    /// Creates the CAs, service certificates, keys and the admin user (idempotent).
+    Init {
+        /// Domain served by the proxy (repeatable); adds to proxy.domains.
+        #[arg(long = "domain", value_name = "NAME")]
+        domains: Vec<String>,
+        /// Also create the demo user and client with a certificate bundle.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// The proxy role alone.
+    Proxy,
+    /// One worker process (worker.concurrency deliveries inside).
+    Worker,
+    /// The main server: internal API and portal.
+    Server,
+    /// Sends one message over mutual TLS and prints its id.
+    Send(send::SendArgs),
+    /// Certificate lifecycle.
+    #[command(subcommand)]
+    Certs(msgrelay_admin::CertsCommand),
+    /// Users, clients, API tokens and failed messages.
+    #[command(subcommand)]
+    Admin(msgrelay_admin::AdminCommand),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Load generator over mutual TLS.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Applies the store's migrations (also done at start-up).
+    Migrate,
+}
+
+fn load_config(common: &Common) -> anyhow::Result<Config> {
+    Config::load(common.config.as_deref(), common.data_dir.as_deref()).map_err(|e| anyhow::anyhow!("{e}\n(fix the value in the configuration file or the MSGRELAY_* variable and start again)"))
+}
+
+fn main() -> ExitCode {
+    msgrelay_tls::install_crypto_provider();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Send(args) => return Ok(send::run(args).await),
+        Command::Bench(args) => return bench::run(args).await.map(|_| ExitCode::SUCCESS),
+        _ => {}
+    }
+    let mut cfg = load_config(&cli.common)?;
+    match cli.command {
+        Command::Up => roles::up(cfg).await?,
+        Command::Init { domains, demo } => {
+            for d in &domains {
+                if !cfg.proxy.domains.contains(d) {
+                    cfg.proxy.domains.push(d.clone());
+                }
+            }
+            cfg.validate()?;
+            let report = msgrelay_admin::init(&cfg, &msgrelay_admin::InitOptions { domains, demo }).await?;
+            for line in &report.created {
+                println!("created {line}");
+            }
+            if report.created.is_empty() {
+                println!("nothing to do: {} is already initialised", cfg.data_dir.display());
+            }
+            println!("credentials (passwords): {}", report.credentials_file.display());
+        }
+        Command::Proxy => roles::proxy(cfg).await?,
+        Command::Worker => roles::worker(cfg).await?,
+        Command::Server => roles::server(cfg).await?,
+        Command::Certs(cmd) => msgrelay_admin::run_certs(cmd, &cfg).await?,
+        Command::Admin(cmd) => msgrelay_admin::run_admin(cmd, &cfg).await?,
+        Command::Db(DbCommand::Migrate) => {
+            let store = msgrelay_store::Store::connect(&cfg.database_url(), 1).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+        }
+        Command::Send(_) | Command::Bench(_) => unreachable!("handled above"),
+    }
+    Ok(ExitCode::SUCCESS)
 }

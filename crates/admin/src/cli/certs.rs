@@ -1,0 +1,316 @@
+//! `msgrelay certs ...`: CAs, client and server certificates, revocation, the CRL.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use msgrelay_core::{ClientId, Config};
+use msgrelay_tls::Pki;
+
+use super::{connect_store, read_secret_line, std_streams, table, Io};
+use crate::{parse_duration, CertAdmin, IssuedBundle, KeyAlgorithm};
+
+/// `msgrelay certs` subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum CertsCommand {
+    /// Create the client CA, the internal CA and the service certificates that are missing.
+    InitCa,
+    /// Issue a certificate for an existing client and write its bundle (client.crt, client.key, ca.crt, client.p12).
+    IssueClient {
+        #[arg(long)]
+        client_id: String,
+        /// The client's domain (as given to `admin client create`).
+        #[arg(long)]
+        domain: String,
+        #[arg(long, default_value_t = msgrelay_tls::pki::DEFAULT_CLIENT_DAYS)]
+        days: u32,
+        /// Bundle directory [default: <data_dir>/clients/<client_id>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = KeyAlgorithm::EcdsaP256)]
+        key_type: KeyAlgorithm,
+        /// Read the PKCS#12 password from stdin instead of generating one into client.p12.pass.
+        #[arg(long)]
+        p12_password_stdin: bool,
+    },
+    /// Issue a new certificate for a client's domain; its other certificates stay valid until revoked.
+    Renew {
+        #[arg(long)]
+        client_id: String,
+        /// Bundle directory [default: <data_dir>/clients/<client_id>-<timestamp>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = msgrelay_tls::pki::DEFAULT_CLIENT_DAYS)]
+        days: u32,
+        #[arg(long, value_enum, default_value_t = KeyAlgorithm::EcdsaP256)]
+        key_type: KeyAlgorithm,
+        /// Read the PKCS#12 password from stdin instead of generating one into client.p12.pass.
+        #[arg(long)]
+        p12_password_stdin: bool,
+    },
+    /// (Re-)issue the proxy's server certificate for these names (the key is kept; restart the proxy after).
+    IssueServer {
+        #[arg(long, num_args = 1.., required = true)]
+        dns: Vec<String>,
+    },
+    /// Revoke one certificate or all certificates of a client, and re-sign the CRL.
+    Revoke {
+        #[arg(
+            long,
+            required_unless_present = "client_id",
+            conflicts_with = "client_id"
+        )]
+        serial: Option<String>,
+        #[arg(long)]
+        client_id: Option<String>,
+        /// RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, affiliationChanged, ...
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Re-sign the CRL now (valid 7 days; the main server also re-signs it when half has passed).
+    Crl,
+    /// List certificates: client, serial, fingerprint, domain, expiry, status.
+    List {
+        /// Only usable certificates that expire within this time (e.g. 30d, 12h).
+        #[arg(long, value_parser = parse_duration)]
+        expiring_within: Option<chrono::Duration>,
+    },
+    /// Register a certificate signed with the client CA outside msgrelay (scripts/certs/generate_cert.sh).
+    Register {
+        #[arg(long)]
+        client_id: String,
+        /// The certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+    },
+}
+
+/// Runs a `certs` subcommand with the process's stdin/stdout.
+pub async fn run_certs(cmd: CertsCommand, cfg: &Config) -> anyhow::Result<()> {
+    let (mut input, mut output, interactive) = std_streams();
+    run_certs_with(
+        cmd,
+        cfg,
+        Io {
+            input: &mut input,
+            output: &mut output,
+            interactive,
+        },
+    )
+    .await
+}
+
+fn client_id(s: &str) -> anyhow::Result<ClientId> {
+    ClientId::parse(s).map_err(|e| anyhow::anyhow!("--client-id: {e}"))
+}
+
+/// Runs a `certs` subcommand on the given streams.
+pub async fn run_certs_with(cmd: CertsCommand, cfg: &Config, mut io: Io<'_>) -> anyhow::Result<()> {
+    let pki = Pki::new(cfg.path("pki"));
+    if let CertsCommand::InitCa = cmd {
+        let report = pki.init(&cfg.proxy.domains)?;
+        if report.created.is_empty() {
+            writeln!(
+                io.output,
+                "PKI in {} is complete; nothing created",
+                pki.dir().display()
+            )?;
+        }
+        for p in report.created {
+            writeln!(io.output, "created {}", p.display())?;
+        }
+        return Ok(());
+    }
+    if let CertsCommand::IssueServer { dns } = &cmd {
+        for p in CertAdmin::issue_server_pki(&pki, dns)? {
+            writeln!(io.output, "wrote {}", p.display())?;
+        }
+        writeln!(
+            io.output,
+            "restart the proxy to serve the new certificate; add new names to `proxy.domains` in the configuration"
+        )?;
+        return Ok(());
+    }
+    let certs = CertAdmin::new(pki, connect_store(cfg).await?);
+    let result = run_with_store(cmd, cfg, &certs, &mut io).await;
+    certs.store().close().await;
+    result
+}
+
+async fn run_with_store(
+    cmd: CertsCommand,
+    cfg: &Config,
+    certs: &CertAdmin,
+    io: &mut Io<'_>,
+) -> anyhow::Result<()> {
+    match cmd {
+        CertsCommand::InitCa | CertsCommand::IssueServer { .. } => {
+            unreachable!("handled without a store")
+        }
+        CertsCommand::IssueClient {
+            client_id: id,
+            domain,
+            days,
+            out,
+            key_type,
+            p12_password_stdin,
+        } => {
+            let id = client_id(&id)?;
+            let out = out.unwrap_or_else(|| cfg.path("clients").join(id.as_str()));
+            let password = p12_password(io, p12_password_stdin, "certs issue-client")?;
+            let bundle = certs
+                .issue_client(&id, &domain, days, &out, key_type, password)
+                .await?;
+            print_bundle(io, &bundle)
+        }
+        CertsCommand::Renew {
+            client_id: id,
+            out,
+            days,
+            key_type,
+            p12_password_stdin,
+        } => {
+            let id = client_id(&id)?;
+            let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+            let out = out.unwrap_or_else(|| cfg.path("clients").join(format!("{id}-{stamp}")));
+            let password = p12_password(io, p12_password_stdin, "certs renew")?;
+            let bundle = certs
+                .renew_with(&id, &out, days, key_type, password)
+                .await?;
+            print_bundle(io, &bundle)?;
+            writeln!(
+                io.output,
+                "the client's older certificates stay valid; once the client uses the new one, revoke them with \
+                 `msgrelay certs revoke --serial SERIAL --reason superseded`"
+            )?;
+            Ok(())
+        }
+        CertsCommand::Revoke {
+            serial,
+            client_id: id,
+            reason,
+        } => {
+            let info = match (serial, id) {
+                (Some(serial), _) => certs.revoke_serial(&serial, reason.as_deref()).await?,
+                (None, Some(id)) => {
+                    certs
+                        .revoke_client(&client_id(&id)?, reason.as_deref())
+                        .await?
+                }
+                (None, None) => anyhow::bail!("give --serial SERIAL or --client-id ID"),
+            };
+            writeln!(
+                io.output,
+                "revoked; CRL re-signed: {} revoked certificate(s), next update {}",
+                info.revoked, info.next_update
+            )?;
+            writeln!(
+                io.output,
+                "running proxies refuse the certificate within `proxy.revocation_refresh_secs`"
+            )?;
+            Ok(())
+        }
+        CertsCommand::Crl => {
+            let info = certs.regenerate_crl().await?;
+            let path = certs.pki().path(msgrelay_tls::pki::CRL_FILE);
+            writeln!(
+                io.output,
+                "wrote {}: {} revoked certificate(s), next update {}",
+                path.display(),
+                info.revoked,
+                info.next_update
+            )?;
+            Ok(())
+        }
+        CertsCommand::List { expiring_within } => {
+            let rows: Vec<Vec<String>> = certs
+                .list(expiring_within)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    vec![
+                        r.client_id.to_string(),
+                        r.serial_hex,
+                        r.fingerprint,
+                        r.domain,
+                        r.not_after.format("%Y-%m-%d %H:%M").to_string(),
+                        r.status,
+                    ]
+                })
+                .collect();
+            io.output.write_all(
+                table::render(
+                    &[
+                        "CLIENT",
+                        "SERIAL",
+                        "FINGERPRINT (SHA-256)",
+                        "DOMAIN",
+                        "NOT AFTER (UTC)",
+                        "STATUS",
+                    ],
+                    &rows,
+                )
+                .as_bytes(),
+            )?;
+            Ok(())
+        }
+        CertsCommand::Register {
+            client_id: id,
+            cert,
+        } => {
+            let id = client_id(&id)?;
+            let pem =
+                std::fs::read(&cert).with_context(|| format!("reading {}", cert.display()))?;
+            let row = certs.register_external(&id, &pem).await?;
+            writeln!(
+                io.output,
+                "registered certificate for client {} ({})",
+                row.client_id, row.status
+            )?;
+            writeln!(io.output, "  serial       {}", row.serial_hex)?;
+            writeln!(io.output, "  fingerprint  {}", row.fingerprint)?;
+            writeln!(io.output, "  not after    {}", row.not_after)?;
+            Ok(())
+        }
+    }
+}
+
+fn p12_password(io: &mut Io<'_>, from_stdin: bool, cmd: &str) -> anyhow::Result<Option<String>> {
+    if !from_stdin {
+        return Ok(None);
+    }
+    read_secret_line(
+        io,
+        "PKCS#12 password",
+        &format!("msgrelay {cmd} --p12-password-stdin ..."),
+    )
+    .map(Some)
+}
+
+fn print_bundle(io: &mut Io<'_>, b: &IssuedBundle) -> anyhow::Result<()> {
+    writeln!(
+        io.output,
+        "issued certificate for client {} (domain {})",
+        b.client_id, b.domain
+    )?;
+    writeln!(io.output, "  serial       {}", b.serial_hex)?;
+    writeln!(io.output, "  fingerprint  {}", b.fingerprint)?;
+    writeln!(io.output, "  not after    {}", b.not_after)?;
+    writeln!(io.output, "  bundle       {}", b.dir.display())?;
+    for f in &b.files {
+        writeln!(
+            io.output,
+            "    {}",
+            f.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        )?;
+    }
+    if let Some(p) = &b.p12_password_file {
+        writeln!(
+            io.output,
+            "  the PKCS#12 password is in {} (owner-only)",
+            p.display()
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! Command-line front ends (`msgrelay certs ...`, `msgrelay admin ...`); the binary mounts these
+//! enums and passes the loaded configuration. Output is plain lines; secrets are read from stdin.
+
+mod admin;
+mod certs;
+mod table;
+
+use std::io::{BufRead, IsTerminal, Write};
+
+pub use admin::{
+    run_admin, run_admin_with, AdminCommand, ClientCommand, MessagesCommand, TokenCommand,
+    UserCommand,
+};
+pub use certs::{run_certs, run_certs_with, CertsCommand};
+
+use msgrelay_core::Config;
+use msgrelay_store::Store;
+
+/// Standard input and output, or test doubles.
+pub struct Io<'a> {
+    pub input: &'a mut (dyn BufRead + Send),
+    pub output: &'a mut (dyn Write + Send),
+    /// Whether `input` is an interactive terminal (then a prompt is shown on stderr).
+    pub interactive: bool,
+}
+
+/// The process's stdin (buffered) and stdout.
+pub(crate) fn std_streams() -> (std::io::BufReader<std::io::Stdin>, std::io::Stdout, bool) {
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    (
+        std::io::BufReader::new(stdin),
+        std::io::stdout(),
+        interactive,
+    )
+}
+
+/// Reads a secret: the first line of stdin. Empty input is refused with a hint on how to pipe it.
+pub(crate) fn read_secret_line(
+    io: &mut Io<'_>,
+    what: &str,
+    example: &str,
+) -> anyhow::Result<String> {
+    if io.interactive {
+        eprint!("{what} (typed characters are shown; end with Enter): ");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    io.input.read_line(&mut line)?;
+    let secret = line.trim_end_matches(['\r', '\n']).to_owned();
+    if secret.is_empty() {
+        anyhow::bail!("no {what} on standard input; pipe it on stdin, e.g. `printf '%s\\n' 'long-password' | {example}`");
+    }
+    Ok(secret)
+}
+
+/// Connects to the configured store (applying migrations), with an error that says what to check.
+pub(crate) async fn connect_store(cfg: &Config) -> anyhow::Result<Store> {
+    msgrelay_tls::install_crypto_provider();
+    Store::connect(&cfg.database_url(), cfg.database.max_connections).await.map_err(|e| {
+        anyhow::anyhow!("{e}; check `database.url` in the configuration (or --data-dir), then run `msgrelay init` if the data directory is new")
+    })
+}

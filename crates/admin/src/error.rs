@@ -1,0 +1,51 @@
+//! The crate's one error type. Messages are for operators: each says what to do next.
+
+use msgrelay_crypto::CryptoError;
+use msgrelay_queue::QueueError;
+use msgrelay_store::StoreError;
+use msgrelay_tls::PkiError;
+use std::path::{Path, PathBuf};
+
+/// Why an operator task failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// A file could not be read or written.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Something named on the command line does not exist; the message says how to create it.
+    #[error("{0}")]
+    NotFound(String),
+    /// An argument or a file was refused; the message says why and what to do.
+    #[error("{0}")]
+    Invalid(String),
+    /// Building the PKCS#12 bundle failed.
+    #[error("building the PKCS#12 bundle: {0}")]
+    Pkcs12(String),
+}
+
+impl AdminError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: &Path,
+    ) -> impl FnOnce(std::io::Error) -> AdminError {
+        let path = path.to_path_buf();
+        move |source| AdminError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}

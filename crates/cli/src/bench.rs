@@ -1,0 +1,169 @@
+//! `msgrelay bench`: a load generator over mutual TLS. Sends `--count` messages (or for
+//! `--duration`) from `--concurrency` tasks, optionally at a fixed `--rate`, shows a progress bar,
+//! then waits for end-to-end delivery by reading `msgrelay_messages_delivered_total` from the
+//! `--metrics-url` ops endpoints, and prints throughput and latency percentiles.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Proxy base URL
+    #[arg(long)]
+    url: String,
+    #[arg(long)]
+    cert: PathBuf,
+    #[arg(long)]
+    key: PathBuf,
+    #[arg(long)]
+    ca: PathBuf,
+    /// Concurrent senders (each keeps one HTTP/2 connection busy)
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Messages to send (ignored with --duration)
+    #[arg(long, default_value_t = 10_000)]
+    count: u64,
+    /// Send for this many seconds instead of a count
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Target total rate in msgs/s (default: as fast as possible)
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Body size in characters
+    #[arg(long, default_value_t = 160)]
+    body_chars: usize,
+    /// Ops /metrics URL(s) whose msgrelay_messages_delivered_total to sum (repeatable)
+    #[arg(long = "metrics-url")]
+    metrics_urls: Vec<String>,
+    /// How long to wait for delivery after sending
+    #[arg(long, default_value_t = 300)]
+    drain_timeout: u64,
+}
+
+async fn delivered(client: &reqwest::Client, urls: &[String]) -> Option<u64> {
+    let mut total = 0.0;
+    for url in urls {
+        let text = client.get(url).send().await.ok()?.text().await.ok()?;
+        let line = text.lines().find(|l| l.starts_with("msgrelay_messages_delivered_total "))?;
+        total += line.split_whitespace().nth(1)?.parse::<f64>().ok()?;
+    }
+    Some(total as u64)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()));
+    let client = msgrelay_tls::mtls_client(&read(&a.ca)?, &read(&a.cert)?, &read(&a.key)?, Duration::from_secs(30))?;
+    let plain = reqwest::Client::new();
+    let url = format!("{}/api/v1/messages", a.url.trim_end_matches('/'));
+    let delivered_before = delivered(&plain, &a.metrics_urls).await;
+
+    let total = a.duration.map(|_| u64::MAX).unwrap_or(a.count);
+    let deadline = a.duration.map(|d| Instant::now() + Duration::from_secs(d));
+    let bar = match a.duration {
+        Some(d) => ProgressBar::new(d),
+        None => ProgressBar::new(a.count),
+    };
+    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}").expect("valid template"));
+    let issued = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let body = "x".repeat(a.body_chars.max(1));
+    let interval = a.rate.map(|r| Duration::from_secs_f64(a.concurrency as f64 / r.max(0.001)));
+    let started = Instant::now();
+
+    let mut tasks = Vec::new();
+    for t in 0..a.concurrency {
+        let (client, url, body, issued, accepted, errors, bar) =
+            (client.clone(), url.clone(), body.clone(), issued.clone(), accepted.clone(), errors.clone(), bar.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut tick = interval.map(|i| {
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + i.mul_f64(t as f64 / 8.0), i);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) || issued.fetch_add(1, Ordering::Relaxed) >= total {
+                    break;
+                }
+                if let Some(t) = tick.as_mut() {
+                    t.tick().await;
+                }
+                let n = issued.load(Ordering::Relaxed);
+                let payload = serde_json::json!({"sender_number": format!("+1555{:07}", n % 10_000_000), "message_body": body});
+                let sent = Instant::now();
+                match client.post(&url).json(&payload).send().await {
+                    Ok(r) if r.status().as_u16() == 202 => {
+                        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if deadline.is_none() {
+                    bar.inc(1);
+                }
+            }
+            latencies
+        }));
+    }
+    let ticker = {
+        let (bar, accepted) = (bar.clone(), accepted.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let el = started.elapsed().as_secs_f64();
+                if deadline.is_some() {
+                    bar.set_position(el as u64);
+                }
+                bar.set_message(format!("{:.0} msgs/s accepted", accepted.load(Ordering::Relaxed) as f64 / el.max(0.001)));
+            }
+        })
+    };
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await?);
+    }
+    ticker.abort();
+    let send_secs = started.elapsed().as_secs_f64();
+    bar.finish();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let ok = accepted.load(Ordering::Relaxed);
+    println!("sent:      {ok} accepted, {} errors in {send_secs:.2} s", errors.load(Ordering::Relaxed));
+    println!("accepted:  {:.0} msgs/s", ok as f64 / send_secs);
+    println!(
+        "latency:   p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.9),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(0.0)
+    );
+    if let Some(before) = delivered_before {
+        let drain_deadline = Instant::now() + Duration::from_secs(a.drain_timeout);
+        loop {
+            let now = delivered(&plain, &a.metrics_urls).await.unwrap_or(before);
+            if now.saturating_sub(before) >= ok || Instant::now() > drain_deadline {
+                let secs = started.elapsed().as_secs_f64();
+                println!("delivered: {} end to end in {secs:.2} s = {:.0} msgs/s", now - before, (now - before) as f64 / secs);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    } else if !a.metrics_urls.is_empty() {
+        println!("delivered: unknown (cannot read {})", a.metrics_urls.join(", "));
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! Running the roles: each alone (`proxy`, `worker`, `server`) or all together (`up`).
+
+use std::sync::Arc;
+
+use msgrelay_core::Config;
+use msgrelay_ops::{Metrics, OpsHandle, OpsState};
+use msgrelay_proxy::Proxy;
+use msgrelay_server::Server;
+use msgrelay_worker::Worker;
+use tokio_util::sync::CancellationToken;
+
+/// Resolves on Ctrl-C, or SIGTERM on Unix (service managers).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn logging(cfg: &Config) -> Option<impl Drop> {
+    let dir = (!cfg.log.dir.as_os_str().is_empty()).then(|| cfg.path(&cfg.log.dir));
+    msgrelay_ops::telemetry::init(&cfg.log.level, dir.as_deref())
+}
+
+/// Starts the ops listener, waits for a signal, stops everything.
+async fn serve_until_signal(cfg: &Config, ops: OpsState, shutdown: CancellationToken, ready_line: String) -> anyhow::Result<OpsHandle> {
+    let handle = OpsHandle::start(&cfg.ops.listen, ops, shutdown.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind ops.listen {}: {e}", cfg.ops.listen))?;
+    // A stable line for scripts and tests (addresses are real even with port 0).
+    println!("msgrelay ready: {ready_line} ops=http://{}", handle.addr);
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+    Ok(handle)
+}
+
+pub async fn proxy(cfg: Config) -> anyhow::Result<()> {
+    let _guard = logging(&cfg);
+    let cfg = Arc::new(cfg);
+    let metrics = Arc::new(Metrics::new());
+    let mut ops = OpsState::new(metrics.clone());
+    let shutdown = CancellationToken::new();
+    let proxy = Proxy::start(cfg.clone(), metrics, &mut ops, shutdown.clone()).await?;
+    let ops = serve_until_signal(&cfg, ops, shutdown, format!("proxy=https://{}", proxy.addr)).await?;
+    proxy.join().await;
+    ops.join().await;
+    Ok(())
+}
+
+pub async fn worker(cfg: Config) -> anyhow::Result<()> {
+    let _guard = logging(&cfg);
+    let cfg = Arc::new(cfg);
+    let metrics = Arc::new(Metrics::new());
+    let mut ops = OpsState::new(metrics.clone());
+    let shutdown = CancellationToken::new();
+    let worker = Worker::start(cfg.clone(), metrics, &mut ops, shutdown.clone()).await?;
+    let ops = serve_until_signal(&cfg, ops, shutdown, "worker=running".into()).await?;
+    worker.join().await;
+    ops.join().await;
+    Ok(())
+}
+
+pub async fn server(cfg: Config) -> anyhow::Result<()> {
+    let _guard = logging(&cfg);
+    let cfg = Arc::new(cfg);
+    let metrics = Arc::new(Metrics::new());
+    let mut ops = OpsState::new(metrics.clone());
+    let shutdown = CancellationToken::new();
+    let server = Server::start(cfg.clone(), metrics, &mut ops, shutdown.clone()).await?;
+    let line = format!("server=https://{} portal=https://{}", server.internal_addr, server.portal_addr);
+    let ops = serve_until_signal(&cfg, ops, shutdown, line).await?;
+    server.join().await;
+    ops.join().await;
+    Ok(())
+}
+
+/// Everything in one process: bootstrap, main server, proxy and workers sharing one ops listener.
+pub async fn up(mut cfg: Config) -> anyhow::Result<()> {
+    let report = msgrelay_admin::init(&cfg, &msgrelay_admin::InitOptions { domains: Vec::new(), demo: true }).await?;
+    let _guard = logging(&cfg);
+    for line in &report.created {
+        tracing::info!(created = %line, "bootstrap");
+    }
+    let metrics = Arc::new(Metrics::new());
+    let mut ops = OpsState::new(metrics.clone());
+    let shutdown = CancellationToken::new();
+
+    let server = Server::start(Arc::new(cfg.clone()), metrics.clone(), &mut ops, shutdown.clone()).await?;
+    // The proxy and the workers reach the main server where it actually listens.
+    let internal_url = format!("https://localhost:{}", server.internal_addr.port());
+    cfg.proxy.main_server_url = internal_url.clone();
+    cfg.worker.main_server_url = internal_url;
+    let cfg = Arc::new(cfg);
+    let proxy = Proxy::start(cfg.clone(), metrics.clone(), &mut ops, shutdown.clone()).await?;
+    let worker = Worker::start(cfg.clone(), metrics, &mut ops, shutdown.clone()).await?;
+
+    let data = cfg.data_dir.display().to_string();
+    let domain = cfg.proxy.domains.first().cloned().unwrap_or_else(|| "localhost".into());
+    let proxy_url = format!("https://{domain}:{}", proxy.addr.port());
+    let bundle = cfg.path("clients/demo");
+    println!();
+    println!("msgrelay is running (Ctrl-C stops it)");
+    println!("  proxy (mutual TLS):  {proxy_url}/api/v1/messages");
+    println!("  portal (HTTPS):      https://localhost:{}/  (JSON API under /api/v1)", server.portal_addr.port());
+    println!("  internal API:        https://localhost:{}", server.internal_addr.port());
+    println!("  credentials:         {}  (admin and demo passwords)", report.credentials_file.display());
+    println!("  portal CA:           {data}/pki/internal-ca.crt");
+    println!();
+    println!("send a message:");
+    println!(
+        "  python3 clients/python/send_message.py --url {proxy_url} --cert {b}/client.crt --key {b}/client.key --ca {b}/ca.crt --sender +15551234567 --body \"hello\"",
+        b = bundle.display()
+    );
+    println!();
+    let line = format!(
+        "proxy=https://{} server=https://{} portal=https://{}",
+        proxy.addr, server.internal_addr, server.portal_addr
+    );
+    let ops = serve_until_signal(&cfg, ops, shutdown, line).await?;
+    proxy.join().await;
+    worker.join().await;
+    server.join().await;
+    ops.join().await;
+    Ok(())
+}

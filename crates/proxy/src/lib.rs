@@ -1,0 +1,104 @@
+//! The proxy role: terminates mutual TLS from clients, identifies them by certificate fingerprint,
+//! validates, seals each message to the main server and enqueues it durably before answering 202.
+//! Entry point: [`Proxy::start`]; `msgrelay proxy` and `msgrelay up` both call it.
+
+mod register;
+mod revocation;
+mod routes;
+mod upstream;
+mod validate;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use msgrelay_core::Config;
+use msgrelay_crypto::{Sealer, SealingKeyPair};
+use msgrelay_ops::{Metrics, OpsState};
+use msgrelay_queue::Queue;
+use msgrelay_tls::Pki;
+use tokio_util::sync::CancellationToken;
+
+pub use revocation::Revocation;
+
+/// Why the proxy could not start. Each message says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("PKI: {0}")]
+    Pki(#[from] msgrelay_tls::PkiError),
+    #[error("queue: {0}")]
+    Queue(#[from] msgrelay_queue::QueueError),
+    #[error("keys: {0}")]
+    Crypto(#[from] msgrelay_crypto::CryptoError),
+    #[error("cannot bind proxy.listen {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("{0}")]
+    Upstream(String),
+}
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub cfg: Arc<Config>,
+    pub queue: Queue,
+    pub sealer: Arc<Sealer>,
+    pub metrics: Arc<Metrics>,
+    pub revocation: Arc<Revocation>,
+    pub register: register::RegisterSender,
+}
+
+/// A running proxy.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Connects to the queue and the main server, binds `proxy.listen` and serves until `shutdown`.
+    /// Registers its readiness checks (queue, revocation data) on `ops`.
+    pub async fn start(cfg: Arc<Config>, metrics: Arc<Metrics>, ops: &mut OpsState, shutdown: CancellationToken) -> Result<Self, ProxyError> {
+        let pki = Pki::new(cfg.path("pki"));
+        let upstream = upstream::Upstream::new(&cfg, &pki)?;
+
+        let proxy_key_path = cfg.path("keys/proxy-sealing.key");
+        SealingKeyPair::create_if_missing(&proxy_key_path)?;
+        let proxy_key = SealingKeyPair::load(&proxy_key_path)?;
+        let server_public = upstream.sealing_key().await?;
+        let sealer = Arc::new(Sealer::new(&proxy_key, &server_public)?);
+
+        let revocation = Revocation::start(cfg.clone(), pki, upstream.clone(), shutdown.clone()).await?;
+        let queue = Queue::connect(&cfg.queue, &cfg.data_dir).await?;
+        let register = register::spawn(upstream, metrics.clone(), shutdown.clone());
+
+        let q = queue.clone();
+        ops.add_check("queue", move || {
+            let q = q.clone();
+            async move { q.ping().await.map_err(|e| e.to_string()) }
+        });
+        let r = revocation.clone();
+        ops.add_check("revocation", move || {
+            let r = r.clone();
+            async move { r.check_fresh() }
+        });
+
+        let state = AppState { cfg: cfg.clone(), queue, sealer, metrics, revocation: revocation.clone(), register };
+        let listener = tokio::net::TcpListener::bind(&cfg.proxy.listen)
+            .await
+            .map_err(|source| ProxyError::Bind { addr: cfg.proxy.listen.clone(), source })?;
+        let addr = listener.local_addr().map_err(|source| ProxyError::Bind { addr: cfg.proxy.listen.clone(), source })?;
+        let tls: Arc<ArcSwap<_>> = revocation.tls_config();
+        let router = routes::router(state);
+        let task = tokio::spawn(msgrelay_tls::serve_tls(listener, tls, router, shutdown));
+        tracing::info!(%addr, domains = ?cfg.proxy.domains, "proxy listening");
+        Ok(Self { addr, task })
+    }
+
+    /// Waits until the proxy has stopped (after `shutdown`).
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// How long the proxy waits for the queue before answering 503.
+pub(crate) const QUEUE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -1,0 +1,154 @@
+//! The proxy's HTTP API: `POST /api/v1/messages`, `GET /api/v1/health`.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use msgrelay_core::wire::{RegistryEntry, RegisterItem};
+use msgrelay_core::{now_ms, ClientId, MessageId};
+use msgrelay_crypto::PlainPayload;
+use msgrelay_ops::Problem;
+use msgrelay_queue::{EnqueueOutcome, Idempotency, NewMessage};
+use msgrelay_tls::PeerInfo;
+
+use crate::{validate, AppState, QUEUE_TIMEOUT};
+
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/messages", post(submit))
+        .route("/api/v1/health", get(health))
+        .with_state(state)
+}
+
+/// Identifies the caller from its certificate, per request (so revocation also applies to open
+/// connections and resumed sessions), and checks the SNI domain.
+fn authorize(state: &AppState, peer: &PeerInfo) -> Result<(RegistryEntry, ClientId), Problem> {
+    if let Err(why) = state.revocation.check_fresh() {
+        tracing::error!(reason = %why, "refusing request: revocation data is stale");
+        state.metrics.reject("crl_stale");
+        return Err(Problem::unavailable("revocation data is stale; the operator has been alerted", 30));
+    }
+    let forbidden = |reason: &str, detail: &str| {
+        state.metrics.reject(reason);
+        Problem::new(StatusCode::FORBIDDEN, reason, detail.to_owned())
+    };
+    let fp = peer.fingerprint.as_deref().ok_or_else(|| forbidden("no_certificate", "a client certificate is required"))?;
+    let entry = state.revocation.lookup(fp).ok_or_else(|| forbidden("unknown_client", "this certificate is not registered for any client"))?;
+    match entry.status.as_str() {
+        "active" => {}
+        "revoked" => return Err(forbidden("revoked", "this certificate has been revoked")),
+        "expired" => return Err(forbidden("expired", "this certificate has expired")),
+        _ => return Err(forbidden("disabled", "this client is disabled")),
+    }
+    let default_domain = state.cfg.proxy.domains.first().map(String::as_str).unwrap_or("localhost");
+    let asked = peer.sni.as_deref().unwrap_or(default_domain);
+    if !asked.eq_ignore_ascii_case(&entry.domain) {
+        return Err(forbidden("wrong_domain", "this client is not registered for this domain"));
+    }
+    let client_id = entry.client_id.clone();
+    Ok((entry, client_id))
+}
+
+async fn health(State(state): State<AppState>, Extension(peer): Extension<PeerInfo>) -> Response {
+    match authorize(&state, &peer) {
+        Ok((_, client_id)) => Json(serde_json::json!({"status": "ok", "client_id": client_id})).into_response(),
+        Err(p) => p.into_response(),
+    }
+}
+
+async fn submit(State(state): State<AppState>, Extension(peer): Extension<PeerInfo>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    match accept(&state, &peer, &headers, body).await {
+        Ok((id, status)) => {
+            state.metrics.ingest_latency.observe(started.elapsed().as_secs_f64());
+            (status, Json(serde_json::json!({"id": id, "status": "queued"}))).into_response()
+        }
+        Err(p) => p.into_response(),
+    }
+}
+
+async fn accept(state: &AppState, peer: &PeerInfo, headers: &HeaderMap, body: Body) -> Result<(MessageId, StatusCode), Problem> {
+    let (_, client_id) = authorize(state, peer)?;
+    let reject = |reason: &str, p: Problem| {
+        state.metrics.reject(reason);
+        p
+    };
+
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if mime != "application/json" && !mime.ends_with("+json") {
+        return Err(reject(
+            "unsupported_media_type",
+            Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "send Content-Type: application/json"),
+        ));
+    }
+    let limit = state.cfg.proxy.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        reject(
+            "too_large",
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", format!("request body exceeds {limit} bytes")),
+        )
+    })?;
+    let submission = validate::parse(&bytes, &state.cfg.validation).map_err(|p| {
+        let reason = p.field.clone().unwrap_or_else(|| "malformed".into());
+        reject(&reason, p)
+    })?;
+    if let Some(claimed) = &submission.claimed_client_id {
+        if claimed != client_id.as_str() {
+            return Err(reject(
+                "client_mismatch",
+                Problem::new(StatusCode::FORBIDDEN, "client-mismatch", "metadata.client_id does not match the client certificate"),
+            ));
+        }
+    }
+    let idem = match headers.get("idempotency-key") {
+        Some(raw) => Some(validate::idempotency_key(raw).map_err(|p| reject("Idempotency-Key", p))?),
+        None => None,
+    };
+
+    let id = MessageId::new();
+    let accepted_at_ms = now_ms();
+    let payload = PlainPayload {
+        id,
+        client_id: client_id.clone(),
+        sender_number: submission.sender.as_str().to_owned(),
+        message_body: submission.body.as_str().to_owned(),
+        accepted_at_ms,
+    };
+    let sealed = state.sealer.seal(&payload).map_err(|e| {
+        tracing::error!(error = %e, "sealing failed");
+        Problem::internal()
+    })?;
+    let msg = NewMessage { id, client_id: client_id.clone(), payload: sealed, accepted_at_ms };
+    let idem = idem.map(|key| (client_id.clone(), Idempotency { key, request_hash: submission.request_hash() }));
+
+    let outcome = tokio::time::timeout(QUEUE_TIMEOUT, state.queue.enqueue(msg, idem)).await;
+    match outcome {
+        Ok(Ok(EnqueueOutcome::Enqueued)) => {
+            state.metrics.accepted.inc();
+            tracing::info!(message_id = %id, client_id = %client_id, "queued");
+            state.register.send(RegisterItem { id, client_id, accepted_at_ms });
+            Ok((id, StatusCode::ACCEPTED))
+        }
+        Ok(Ok(EnqueueOutcome::Duplicate { id: first })) => {
+            tracing::info!(message_id = %first, client_id = %client_id, "idempotent replay");
+            Ok((first, StatusCode::ACCEPTED))
+        }
+        Ok(Ok(EnqueueOutcome::Conflict { .. })) => Err(reject(
+            "idempotency_conflict",
+            Problem::invalid_field("Idempotency-Key", "was already used with a different payload"),
+        )),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "enqueue failed");
+            Err(reject("queue_unavailable", Problem::unavailable("the queue is unavailable; retry with the same Idempotency-Key", 2)))
+        }
+        Err(_) => {
+            tracing::error!("enqueue timed out");
+            Err(reject("queue_unavailable", Problem::unavailable("the queue did not answer in time; retry with the same Idempotency-Key", 2)))
+        }
+    }
+}

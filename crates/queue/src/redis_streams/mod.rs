@@ -1,0 +1,392 @@
+//! Redis Streams queue (redis-rs `ConnectionManager`, reconnects by itself; every call times out after 2 s).
+//!
+//! Keys under `<prefix>`:
+//! - `:stream` — one entry per undelivered message (`id`, `client`, `payload`, `acc`); consumer group `:workers`.
+//! - `:idem:<client>:<key>` — `message_id|request_hash`, `EX 86400`, set by the same Lua script as the XADD.
+//! - `:attempts` — hash message id → attempts, incremented atomically with each lease.
+//! - `:delayed` — sorted set of stream entry ids awaiting a retry, score = due time (ms, Redis clock).
+//! - `:failed` — hash message id → JSON {entry, client, attempts, error, at}; the entry stays in the stream.
+//!
+//! Lease (`lease.lua`, atomic): re-XADD due `:delayed` entries, `XAUTOCLAIM` entries idle longer than the
+//! lease (crashed workers), then `XREADGROUP >`. A token is (entry id, consumer, delivery count from
+//! XPENDING); ack / release check all three, so a stale worker's token matches nothing once another
+//! consumer (or a later lease) has claimed the entry. Workers must use the same lease duration, since
+//! reclaiming is by idle time. Retry (`release.lua`): XACK and put the entry id in `:delayed`;
+//! due entries are copied to a fresh entry at the next lease. Entries are XDELed only once delivered
+//! or copied; the stream is never trimmed.
+//! Group commit: the connection is multiplexed, so concurrent enqueues are written to the socket as one
+//! pipeline without waiting for each other's replies.
+
+use crate::{
+    millis, parse_client, parse_id, EnqueueOutcome, FailedEntry, Idempotency, LeaseToken, Leased, NewMessage,
+    QueueError, QueueStats, TokenRepr, IDEMPOTENCY_TTL,
+};
+use msgrelay_core::{ClientId, MessageId};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisResult, Script};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Upper bound for any single Redis call, so callers never hang on a dead server.
+const OP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Ids re-queued per script call by `retry_failed(None)`.
+const RETRY_CHUNK: usize = 500;
+
+struct Scripts {
+    enqueue: Script,
+    lease: Script,
+    ack: Script,
+    release: Script,
+    retry_failed: Script,
+    stats: Script,
+}
+
+struct Keys {
+    prefix: String,
+    stream: String,
+    group: String,
+    delayed: String,
+    failed: String,
+    attempts: String,
+}
+
+/// The Redis Streams queue; clones share one multiplexed connection.
+#[derive(Clone)]
+pub struct RedisQueue {
+    con: ConnectionManager,
+    keys: Arc<Keys>,
+    scripts: Arc<Scripts>,
+    notify: Arc<Notify>,
+}
+
+#[derive(Deserialize)]
+struct FailedRecord {
+    client: String,
+    attempts: u32,
+    error: String,
+    at: String,
+}
+
+async fn timed<T>(fut: impl Future<Output = RedisResult<T>>) -> Result<T, QueueError> {
+    match tokio::time::timeout(OP_TIMEOUT, fut).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(QueueError::Unavailable("redis: no answer within 2 s".into())),
+    }
+}
+
+impl RedisQueue {
+    /// Connects, refuses a server without AOF or with an evicting policy (unless `allow_non_durable`),
+    /// and creates the consumer group.
+    pub async fn connect(url: &str, prefix: &str, allow_non_durable: bool) -> Result<Self, QueueError> {
+        let client = redis::Client::open(url).map_err(|e| QueueError::Config(format!("queue.redis_url: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(OP_TIMEOUT))
+            .set_response_timeout(Some(OP_TIMEOUT))
+            .set_number_of_retries(2);
+        let mut con = timed(ConnectionManager::new_with_config(client, config)).await?;
+        check_durability(&mut con, allow_non_durable).await?;
+
+        let keys = Keys {
+            prefix: prefix.to_owned(),
+            stream: format!("{prefix}:stream"),
+            group: format!("{prefix}:workers"),
+            delayed: format!("{prefix}:delayed"),
+            failed: format!("{prefix}:failed"),
+            attempts: format!("{prefix}:attempts"),
+        };
+        let mut create = redis::cmd("XGROUP");
+        create.arg("CREATE").arg(&keys.stream).arg(&keys.group).arg("0").arg("MKSTREAM");
+        match tokio::time::timeout(OP_TIMEOUT, create.query_async::<()>(&mut con)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if e.code() == Some("BUSYGROUP") => {}
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return Err(QueueError::Unavailable("redis: no answer within 2 s".into())),
+        }
+        let scripts = Scripts {
+            enqueue: Script::new(include_str!("enqueue.lua")),
+            lease: Script::new(include_str!("lease.lua")),
+            ack: Script::new(include_str!("ack.lua")),
+            release: Script::new(include_str!("release.lua")),
+            retry_failed: Script::new(include_str!("retry_failed.lua")),
+            stats: Script::new(include_str!("stats.lua")),
+        };
+        Ok(Self { con, keys: Arc::new(keys), scripts: Arc::new(scripts), notify: Arc::new(Notify::new()) })
+    }
+
+    pub(crate) fn notifier(&self) -> Arc<Notify> {
+        self.notify.clone()
+    }
+
+    /// See [`crate::Queue::enqueue`].
+    pub async fn enqueue(
+        &self,
+        msg: NewMessage,
+        idem: Option<(ClientId, Idempotency)>,
+    ) -> Result<EnqueueOutcome, QueueError> {
+        let mut inv = self.scripts.enqueue.prepare_invoke();
+        inv.key(&self.keys.stream);
+        if let Some((client, i)) = &idem {
+            inv.key(format!("{}:idem:{}:{}", self.keys.prefix, client.as_str(), i.key));
+        }
+        inv.arg(&self.keys.group)
+            .arg(msg.id.0.to_string())
+            .arg(msg.client_id.as_str())
+            .arg(&msg.payload)
+            .arg(msg.accepted_at_ms)
+            .arg(idem.as_ref().map(|(_, i)| i.request_hash.as_str()).unwrap_or(""))
+            .arg(IDEMPOTENCY_TTL.as_secs());
+        let mut con = self.con.clone();
+        let (kind, id): (String, String) = timed(inv.invoke_async(&mut con)).await?;
+        let outcome = match kind.as_str() {
+            "ok" => EnqueueOutcome::Enqueued,
+            "dup" => EnqueueOutcome::Duplicate { id: parse_id(&id)? },
+            "conflict" => EnqueueOutcome::Conflict { id: parse_id(&id)? },
+            _ => return Err(QueueError::Corrupt("unexpected enqueue script reply".into())),
+        };
+        if outcome == EnqueueOutcome::Enqueued {
+            self.notify.notify_waiters();
+        }
+        Ok(outcome)
+    }
+
+    /// See [`crate::Queue::lease`].
+    pub async fn lease(&self, consumer: &str, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut inv = self.scripts.lease.prepare_invoke();
+        inv.key(&self.keys.stream)
+            .key(&self.keys.delayed)
+            .key(&self.keys.attempts)
+            .arg(&self.keys.group)
+            .arg(consumer)
+            .arg(max)
+            .arg(millis(lease).max(1));
+        let mut con = self.con.clone();
+        let rows: Vec<(String, Vec<Vec<u8>>, i64, i64)> = timed(inv.invoke_async(&mut con)).await?;
+        rows.into_iter()
+            .map(|(entry, fields, attempts, deliveries)| {
+                let mut f: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+                let mut it = fields.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    f.insert(k, v);
+                }
+                let text = |name: &str| -> Result<String, QueueError> {
+                    f.get(name.as_bytes())
+                        .and_then(|v| std::str::from_utf8(v).ok().map(str::to_owned))
+                        .ok_or_else(|| QueueError::Corrupt(format!("stream entry lacks '{name}'")))
+                };
+                let id = text("id")?;
+                let accepted_at_ms = text("acc")?
+                    .parse()
+                    .map_err(|_| QueueError::Corrupt("stream entry 'acc' is not a number".into()))?;
+                Ok(Leased {
+                    id: parse_id(&id)?,
+                    client_id: parse_client(&text("client")?)?,
+                    payload: f.remove(b"payload".as_slice()).unwrap_or_default(),
+                    accepted_at_ms,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    token: LeaseToken(TokenRepr::Redis {
+                        entry,
+                        consumer: consumer.to_owned(),
+                        deliveries,
+                        msg_id: id,
+                    }),
+                })
+            })
+            .collect()
+    }
+
+    fn token_args<'a>(&self, inv: &mut redis::ScriptInvocation<'a>, tokens: &[LeaseToken]) -> usize {
+        let mut n = 0;
+        for t in tokens {
+            if let TokenRepr::Redis { entry, consumer, deliveries, msg_id } = &t.0 {
+                inv.arg(entry).arg(consumer).arg(*deliveries).arg(msg_id);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// See [`crate::Queue::ack`].
+    pub async fn ack(&self, tokens: &[LeaseToken]) -> Result<u64, QueueError> {
+        let mut inv = self.scripts.ack.prepare_invoke();
+        inv.key(&self.keys.stream).key(&self.keys.attempts).arg(&self.keys.group);
+        if self.token_args(&mut inv, tokens) == 0 {
+            return Ok(0);
+        }
+        let mut con = self.con.clone();
+        timed(inv.invoke_async(&mut con)).await
+    }
+
+    async fn release(
+        &self,
+        tokens: &[LeaseToken],
+        mode: &str,
+        retry_ms: i64,
+        max: u32,
+        error: &str,
+    ) -> Result<(), QueueError> {
+        let mut inv = self.scripts.release.prepare_invoke();
+        inv.key(&self.keys.stream)
+            .key(&self.keys.delayed)
+            .key(&self.keys.failed)
+            .key(&self.keys.attempts)
+            .arg(&self.keys.group)
+            .arg(mode)
+            .arg(retry_ms)
+            .arg(max)
+            .arg(error);
+        if self.token_args(&mut inv, tokens) == 0 {
+            return Ok(());
+        }
+        let mut con = self.con.clone();
+        let _released: u64 = timed(inv.invoke_async(&mut con)).await?;
+        Ok(())
+    }
+
+    /// See [`crate::Queue::retry_later`].
+    pub async fn retry_later(
+        &self,
+        tokens: &[LeaseToken],
+        retry_after: Duration,
+        max_attempts: u32,
+        error: &str,
+    ) -> Result<(), QueueError> {
+        self.release(tokens, "retry", millis(retry_after), max_attempts, error).await
+    }
+
+    /// See [`crate::Queue::dead_letter`].
+    pub async fn dead_letter(&self, tokens: &[LeaseToken], reason: &str) -> Result<(), QueueError> {
+        self.release(tokens, "dead", 0, 0, reason).await
+    }
+
+    /// See [`crate::Queue::stats`].
+    pub async fn stats(&self) -> Result<QueueStats, QueueError> {
+        let mut inv = self.scripts.stats.prepare_invoke();
+        inv.key(&self.keys.stream).key(&self.keys.delayed).key(&self.keys.failed).arg(&self.keys.group);
+        let mut con = self.con.clone();
+        let (ready, in_flight, delayed, failed): (u64, u64, u64, u64) = timed(inv.invoke_async(&mut con)).await?;
+        Ok(QueueStats { ready, in_flight, delayed, failed })
+    }
+
+    /// Scans the failed hash: up to `limit` (id, record) pairs, or all when `limit` is `None`.
+    async fn scan_failed(&self, limit: Option<usize>) -> Result<Vec<(String, String)>, QueueError> {
+        let mut con = self.con.clone();
+        let mut out = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, pairs): (u64, Vec<(String, String)>) = timed(
+                redis::cmd("HSCAN")
+                    .arg(&self.keys.failed)
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(RETRY_CHUNK)
+                    .query_async(&mut con),
+            )
+            .await?;
+            out.extend(pairs);
+            cursor = next;
+            if cursor == 0 || limit.is_some_and(|l| out.len() >= l) {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// See [`crate::Queue::list_failed`]. Takes the first `limit` found by HSCAN, sorted by failure time.
+    pub async fn list_failed(&self, limit: usize) -> Result<Vec<FailedEntry>, QueueError> {
+        let mut out = self
+            .scan_failed(Some(limit))
+            .await?
+            .into_iter()
+            .map(|(id, rec)| {
+                let r: FailedRecord = serde_json::from_str(&rec)
+                    .map_err(|_| QueueError::Corrupt("failed-entry record is not valid JSON".into()))?;
+                Ok(FailedEntry {
+                    id: parse_id(&id)?,
+                    client_id: parse_client(&r.client)?,
+                    attempts: r.attempts,
+                    last_error: r.error,
+                    failed_at_ms: r.at.parse().unwrap_or(0),
+                })
+            })
+            .collect::<Result<Vec<_>, QueueError>>()?;
+        out.sort_by_key(|e| e.failed_at_ms);
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn requeue(&self, ids: &[String]) -> Result<u64, QueueError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut inv = self.scripts.retry_failed.prepare_invoke();
+        inv.key(&self.keys.stream).key(&self.keys.failed).arg(ids);
+        let mut con = self.con.clone();
+        timed(inv.invoke_async(&mut con)).await
+    }
+
+    /// See [`crate::Queue::retry_failed`].
+    pub async fn retry_failed(&self, ids: Option<&[MessageId]>) -> Result<u64, QueueError> {
+        let ids: Vec<String> = match ids {
+            Some(ids) => ids.iter().map(|i| i.0.to_string()).collect(),
+            None => self.scan_failed(None).await?.into_iter().map(|(id, _)| id).collect(),
+        };
+        let mut n = 0;
+        for chunk in ids.chunks(RETRY_CHUNK) {
+            n += self.requeue(chunk).await?;
+        }
+        if n > 0 {
+            self.notify.notify_waiters();
+        }
+        Ok(n)
+    }
+
+    /// See [`crate::Queue::ping`].
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        let mut con = self.con.clone();
+        let _: String = timed(redis::cmd("PING").query_async(&mut con)).await?;
+        Ok(())
+    }
+
+    /// Idempotency keys expire by themselves (`EX 86400`): nothing to purge.
+    pub async fn purge_expired_idempotency(&self) -> Result<u64, QueueError> {
+        Ok(0)
+    }
+}
+
+async fn config_get(con: &mut ConnectionManager, name: &str) -> Result<String, QueueError> {
+    let map: HashMap<String, String> = timed(redis::cmd("CONFIG").arg("GET").arg(name).query_async(con)).await?;
+    Ok(map.get(name).cloned().unwrap_or_default())
+}
+
+/// Refuses a server that could lose accepted messages: no AOF, or an eviction policy that may evict them.
+async fn check_durability(con: &mut ConnectionManager, allow_non_durable: bool) -> Result<(), QueueError> {
+    let appendonly = config_get(con, "appendonly").await?;
+    let policy = config_get(con, "maxmemory-policy").await?;
+    let mut problems = Vec::new();
+    if appendonly != "yes" {
+        problems.push(format!(
+            "the Redis server has appendonly={appendonly}: set `appendonly yes` in redis.conf or queue.allow_non_durable_redis = true"
+        ));
+    }
+    if policy != "noeviction" && !policy.starts_with("volatile-") {
+        problems.push(format!(
+            "the Redis server has maxmemory-policy={policy}: set `maxmemory-policy noeviction` in redis.conf or queue.allow_non_durable_redis = true"
+        ));
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let problem = problems.join("; ");
+    if allow_non_durable {
+        tracing::warn!(problem = %problem, "queue.allow_non_durable_redis is set: accepted messages can be lost");
+        Ok(())
+    } else {
+        Err(QueueError::NotDurable(problem))
+    }
+}

@@ -1,0 +1,364 @@
+//! One contract suite, run against both backends: `sqlite::*` (temp dir) and `redis::*` (the local server at
+//! `MSGRELAY_TEST_REDIS_URL`, default redis://127.0.0.1:6379, unique key prefix per test, keys deleted after).
+//! Set `MSGRELAY_SKIP_REDIS_TESTS=1` where no Redis server is available.
+
+use futures::future::join_all;
+use msgrelay_core::config::{QueueBackend, QueueConfig};
+use msgrelay_core::{now_ms, ClientId, MessageId};
+use msgrelay_queue::{EnqueueOutcome, Idempotency, LeaseToken, NewMessage, Queue, QueueError, QueueStats};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+const LEASE: Duration = Duration::from_secs(1);
+const DEADLINE: Duration = Duration::from_secs(10);
+
+struct Env {
+    cfg: QueueConfig,
+    dir: tempfile::TempDir,
+}
+
+fn redis_url() -> String {
+    std::env::var("MSGRELAY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+impl Env {
+    fn sqlite() -> Option<Env> {
+        let cfg = QueueConfig { backend: QueueBackend::Sqlite, ..QueueConfig::default() };
+        Some(Env { cfg, dir: tempfile::tempdir().unwrap() })
+    }
+
+    fn redis() -> Option<Env> {
+        if std::env::var("MSGRELAY_SKIP_REDIS_TESTS").is_ok_and(|v| v == "1") {
+            eprintln!("skipped: MSGRELAY_SKIP_REDIS_TESTS=1");
+            return None;
+        }
+        let cfg = QueueConfig {
+            backend: QueueBackend::Redis,
+            redis_url: redis_url(),
+            key_prefix: format!("msgrelay-test-{}", uuid::Uuid::new_v4().simple()),
+            allow_non_durable_redis: true,
+            ..QueueConfig::default()
+        };
+        Some(Env { cfg, dir: tempfile::tempdir().unwrap() })
+    }
+
+    async fn open(&self) -> Queue {
+        Queue::connect(&self.cfg, self.dir.path()).await.expect("connect")
+    }
+
+    async fn cleanup(&self) {
+        if self.cfg.backend != QueueBackend::Redis {
+            return;
+        }
+        let client = ::redis::Client::open(self.cfg.redis_url.as_str()).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> =
+            ::redis::cmd("KEYS").arg(format!("{}:*", self.cfg.key_prefix)).query_async(&mut con).await.unwrap();
+        if !keys.is_empty() {
+            let _: () = ::redis::cmd("DEL").arg(keys).query_async(&mut con).await.unwrap();
+        }
+    }
+}
+
+fn client() -> ClientId {
+    ClientId::parse("demo").unwrap()
+}
+
+fn message(n: u32) -> NewMessage {
+    NewMessage {
+        id: MessageId::new(),
+        client_id: client(),
+        payload: n.to_be_bytes().to_vec(),
+        accepted_at_ms: now_ms(),
+    }
+}
+
+fn idem(key: &str, hash: &str) -> Option<(ClientId, Idempotency)> {
+    Some((client(), Idempotency { key: key.into(), request_hash: hash.into() }))
+}
+
+fn tokens(leased: &[msgrelay_queue::Leased]) -> Vec<LeaseToken> {
+    leased.iter().map(|l| l.token.clone()).collect()
+}
+
+/// Leases on `consumer` until something comes back or the deadline passes.
+async fn lease_eventually(q: &Queue, consumer: &str, max: usize) -> Vec<msgrelay_queue::Leased> {
+    let start = Instant::now();
+    loop {
+        let got = q.lease(consumer, max, LEASE).await.unwrap();
+        if !got.is_empty() || start.elapsed() > DEADLINE {
+            return got;
+        }
+        q.wait_for_work(Duration::from_millis(50)).await;
+    }
+}
+
+fn stats(ready: u64, in_flight: u64, delayed: u64, failed: u64) -> QueueStats {
+    QueueStats { ready, in_flight, delayed, failed }
+}
+
+async fn enqueue_lease_ack(env: &Env) {
+    let q = env.open().await;
+    let msgs: Vec<_> = (0..3).map(message).collect();
+    for m in &msgs {
+        assert_eq!(q.enqueue(m.clone(), None).await.unwrap(), EnqueueOutcome::Enqueued);
+    }
+    assert_eq!(q.stats().await.unwrap(), stats(3, 0, 0, 0));
+    let leased = q.lease("w1", 10, LEASE).await.unwrap();
+    assert_eq!(leased.len(), 3);
+    for (l, m) in leased.iter().zip(&msgs) {
+        assert_eq!(
+            (l.id, &l.client_id, &l.payload, l.accepted_at_ms, l.attempts),
+            (m.id, &m.client_id, &m.payload, m.accepted_at_ms, 1)
+        );
+    }
+    assert_eq!(q.stats().await.unwrap(), stats(0, 3, 0, 0));
+    assert!(q.lease("w2", 10, LEASE).await.unwrap().is_empty());
+    assert_eq!(q.ack(&tokens(&leased)).await.unwrap(), 3);
+    assert_eq!(q.stats().await.unwrap(), stats(0, 0, 0, 0));
+    assert!(q.lease("w1", 10, LEASE).await.unwrap().is_empty());
+}
+
+async fn idempotent_duplicate(env: &Env) {
+    let q = env.open().await;
+    let first = message(1);
+    assert_eq!(q.enqueue(first.clone(), idem("k1", "h1")).await.unwrap(), EnqueueOutcome::Enqueued);
+    let again = q.enqueue(message(1), idem("k1", "h1")).await.unwrap();
+    assert_eq!(again, EnqueueOutcome::Duplicate { id: first.id });
+    // Another client may use the same key.
+    let other = NewMessage { client_id: ClientId::parse("other").unwrap(), ..message(2) };
+    let other_idem = Some((other.client_id.clone(), Idempotency { key: "k1".into(), request_hash: "h1".into() }));
+    assert_eq!(q.enqueue(other, other_idem).await.unwrap(), EnqueueOutcome::Enqueued);
+    assert_eq!(q.stats().await.unwrap().ready, 2);
+    let leased = q.lease("w", 10, LEASE).await.unwrap();
+    assert_eq!(leased.iter().filter(|l| l.id == first.id).count(), 1);
+    assert_eq!(leased.len(), 2);
+}
+
+async fn idempotency_conflict(env: &Env) {
+    let q = env.open().await;
+    let first = message(1);
+    q.enqueue(first.clone(), idem("k", "h1")).await.unwrap();
+    assert_eq!(q.enqueue(message(2), idem("k", "h2")).await.unwrap(), EnqueueOutcome::Conflict { id: first.id });
+    assert_eq!(q.stats().await.unwrap(), stats(1, 0, 0, 0));
+}
+
+async fn concurrent_consumers_get_disjoint_sets(env: &Env) {
+    let q = env.open().await;
+    // Concurrent enqueues exercise the group commit.
+    let msgs: Vec<_> = (0..1000).map(message).collect();
+    let all: HashSet<MessageId> = msgs.iter().map(|m| m.id).collect();
+    let results = join_all(msgs.into_iter().map(|m| {
+        let q = q.clone();
+        async move { q.enqueue(m, None).await }
+    }))
+    .await;
+    assert!(results.iter().all(|r| matches!(r, Ok(EnqueueOutcome::Enqueued))));
+
+    let worker = |name: &'static str| {
+        let env_cfg = env.cfg.clone();
+        let dir = env.dir.path().to_owned();
+        tokio::spawn(async move {
+            // Separate connections, as separate worker processes would have.
+            let q = Queue::connect(&env_cfg, &dir).await.unwrap();
+            let mut got = Vec::new();
+            let start = Instant::now();
+            while start.elapsed() < DEADLINE {
+                let batch = q.lease(name, 37, Duration::from_secs(30)).await.unwrap();
+                if batch.is_empty() {
+                    break;
+                }
+                got.extend(batch.iter().map(|l| l.id));
+                assert_eq!(q.ack(&tokens(&batch)).await.unwrap(), batch.len() as u64);
+            }
+            got
+        })
+    };
+    let (a, b) = (worker("a"), worker("b"));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    let sa: HashSet<_> = a.iter().copied().collect();
+    let sb: HashSet<_> = b.iter().copied().collect();
+    assert_eq!(sa.len(), a.len(), "consumer a got a message twice");
+    assert_eq!(sb.len(), b.len(), "consumer b got a message twice");
+    assert!(sa.is_disjoint(&sb), "both consumers held the same message");
+    assert_eq!(sa.union(&sb).copied().collect::<HashSet<_>>(), all);
+    assert_eq!(q.stats().await.unwrap(), stats(0, 0, 0, 0));
+}
+
+async fn expired_lease_returns_and_stale_token_is_refused(env: &Env) {
+    let q = env.open().await;
+    let m = message(7);
+    q.enqueue(m.clone(), None).await.unwrap();
+    let first = q.lease("crashed", 1, LEASE).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(q.lease("rescuer", 1, LEASE).await.unwrap().is_empty(), "leased twice");
+    let second = lease_eventually(&q, "rescuer", 1).await;
+    assert_eq!(second.len(), 1);
+    assert_eq!((second[0].id, second[0].attempts), (m.id, 2));
+    // The crashed worker comes back: its token no longer matches anything.
+    assert_eq!(q.ack(&tokens(&first)).await.unwrap(), 0);
+    q.retry_later(&tokens(&first), Duration::ZERO, 0, "stale").await.unwrap();
+    q.dead_letter(&tokens(&first), "stale").await.unwrap();
+    assert_eq!(q.stats().await.unwrap(), stats(0, 1, 0, 0));
+    assert_eq!(q.ack(&tokens(&second)).await.unwrap(), 1);
+    assert_eq!(q.ack(&tokens(&second)).await.unwrap(), 0);
+}
+
+async fn retry_later_waits_for_retry_after(env: &Env) {
+    let q = env.open().await;
+    let m = message(1);
+    q.enqueue(m.clone(), None).await.unwrap();
+    let leased = q.lease("w", 1, Duration::from_secs(30)).await.unwrap();
+    let released = Instant::now();
+    q.retry_later(&tokens(&leased), Duration::from_secs(1), 0, "main server down").await.unwrap();
+    assert!(q.lease("w", 1, LEASE).await.unwrap().is_empty(), "due before retry_after");
+    assert_eq!(q.stats().await.unwrap(), stats(0, 0, 1, 0));
+    let again = lease_eventually(&q, "w2", 1).await;
+    assert!(released.elapsed() >= Duration::from_millis(900), "due after {:?}", released.elapsed());
+    assert_eq!((again[0].id, again[0].attempts, &again[0].payload), (m.id, 2, &m.payload));
+}
+
+async fn max_attempts_fail_and_admin_retry(env: &Env) {
+    let q = env.open().await;
+    let m = message(1);
+    q.enqueue(m.clone(), None).await.unwrap();
+    let l1 = q.lease("w", 1, LEASE).await.unwrap();
+    q.retry_later(&tokens(&l1), Duration::ZERO, 2, "timeout").await.unwrap();
+    let l2 = lease_eventually(&q, "w", 1).await;
+    assert_eq!(l2[0].attempts, 2);
+    q.retry_later(&tokens(&l2), Duration::ZERO, 2, "timeout again").await.unwrap();
+    assert_eq!(q.stats().await.unwrap(), stats(0, 0, 0, 1));
+    assert!(q.lease("w", 1, LEASE).await.unwrap().is_empty(), "a failed message was leased");
+    let failed = q.list_failed(10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!((failed[0].id, &failed[0].client_id, failed[0].attempts), (m.id, &m.client_id, 2));
+    assert_eq!(failed[0].last_error, "timeout again");
+    assert!(failed[0].failed_at_ms > 0);
+
+    // Dead letter from a permanent refusal, then the admin re-queues everything.
+    let d = message(2);
+    q.enqueue(d.clone(), None).await.unwrap();
+    let ld = q.lease("w", 1, LEASE).await.unwrap();
+    q.dead_letter(&tokens(&ld), "rejected: unknown client").await.unwrap();
+    assert_eq!(q.stats().await.unwrap().failed, 2);
+
+    assert_eq!(q.retry_failed(Some(&[m.id, MessageId::new()])).await.unwrap(), 1);
+    let l3 = lease_eventually(&q, "w", 1).await;
+    assert_eq!((l3[0].id, l3[0].attempts), (m.id, 3));
+    assert_eq!(q.retry_failed(None).await.unwrap(), 1);
+    assert_eq!(q.retry_failed(None).await.unwrap(), 0);
+    let l4 = lease_eventually(&q, "w", 1).await;
+    assert_eq!((l4[0].id, l4[0].attempts, &l4[0].payload), (d.id, 2, &d.payload));
+    assert!(q.list_failed(10).await.unwrap().is_empty());
+}
+
+async fn survives_reopen(env: &Env) {
+    let q = env.open().await;
+    let msgs: Vec<_> = (0..5).map(message).collect();
+    q.enqueue(msgs[0].clone(), idem("key", "hash")).await.unwrap();
+    for m in &msgs[1..] {
+        q.enqueue(m.clone(), None).await.unwrap();
+    }
+    drop(q);
+    let q = env.open().await;
+    assert_eq!(q.stats().await.unwrap(), stats(5, 0, 0, 0));
+    assert_eq!(q.enqueue(message(9), idem("key", "hash")).await.unwrap(), EnqueueOutcome::Duplicate { id: msgs[0].id });
+    let leased = q.lease("w", 10, LEASE).await.unwrap();
+    let ids: Vec<_> = leased.iter().map(|l| l.id).collect();
+    assert_eq!(ids, msgs.iter().map(|m| m.id).collect::<Vec<_>>());
+    q.ping().await.unwrap();
+    q.purge_expired_idempotency().await.unwrap();
+}
+
+async fn wait_for_work_wakes_on_enqueue(env: &Env) {
+    let q = env.open().await;
+    let waiter = {
+        let q = q.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            q.wait_for_work(Duration::from_secs(30)).await;
+            start.elapsed()
+        })
+    };
+    // Enqueue until the waiter has woken (it may not be waiting yet when the first one lands).
+    let start = Instant::now();
+    while !waiter.is_finished() && start.elapsed() < DEADLINE {
+        q.enqueue(message(1), None).await.unwrap();
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(waiter.await.unwrap() < DEADLINE);
+}
+
+macro_rules! contract {
+    ($backend:ident: $($test:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let Some(env) = super::Env::$backend() else { return };
+                    super::$test(&env).await;
+                    env.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! contract_suite {
+    ($($backend:ident),*) => {
+        $(
+            contract!($backend:
+                enqueue_lease_ack,
+                idempotent_duplicate,
+                idempotency_conflict,
+                concurrent_consumers_get_disjoint_sets,
+                expired_lease_returns_and_stale_token_is_refused,
+                retry_later_waits_for_retry_after,
+                max_attempts_fail_and_admin_retry,
+                survives_reopen,
+                wait_for_work_wakes_on_enqueue,
+            );
+        )*
+    };
+}
+
+contract_suite!(sqlite, redis);
+
+/// A server without AOF is refused unless the operator explicitly allows it; the error names the setting.
+#[tokio::test]
+async fn redis_refuses_non_durable_server() {
+    let Some(mut env) = Env::redis() else { return };
+    let client = ::redis::Client::open(env.cfg.redis_url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let aof: Vec<String> = ::redis::cmd("CONFIG").arg("GET").arg("appendonly").query_async(&mut con).await.unwrap();
+    if aof.get(1).map(String::as_str) == Some("yes") {
+        eprintln!("skipped: this Redis server has appendonly=yes");
+        return;
+    }
+    env.cfg.allow_non_durable_redis = false;
+    match Queue::connect(&env.cfg, env.dir.path()).await {
+        Err(QueueError::NotDurable(msg)) => {
+            assert!(msg.contains("appendonly"), "{msg}");
+            assert!(msg.contains("allow_non_durable_redis"), "{msg}");
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a non-AOF Redis server was accepted"),
+    }
+    env.cleanup().await;
+}
+
+/// An unreachable Redis answers `Unavailable` quickly instead of hanging.
+#[tokio::test]
+async fn redis_unreachable_is_unavailable() {
+    let cfg = QueueConfig {
+        backend: QueueBackend::Redis,
+        redis_url: "redis://127.0.0.1:1".into(),
+        allow_non_durable_redis: true,
+        ..QueueConfig::default()
+    };
+    let start = Instant::now();
+    let r = Queue::connect(&cfg, std::path::Path::new(".")).await;
+    assert!(matches!(r, Err(QueueError::Unavailable(_))), "{:?}", r.err());
+    assert!(start.elapsed() < Duration::from_secs(5));
+}

@@ -1,0 +1,148 @@
+//! The internal API (mutual TLS, internal-CA service certificates only; the TLS verifier trusts
+//! nothing else). Each route also checks the caller's role by certificate CN.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use msgrelay_core::now_ms;
+use msgrelay_core::wire::{
+    DeliverOutcome, DeliverRequest, DeliverResponse, DeliverResult, RegisterRequest, RegistryEntry, RegistryResponse, SealingKeyResponse,
+};
+use msgrelay_ops::Problem;
+use msgrelay_store::{DeliveredMessage, RegisteredMessage};
+use msgrelay_tls::PeerInfo;
+
+use crate::AppState;
+
+const PROXY: &str = "msgrelay-proxy";
+const WORKER: &str = "msgrelay-worker";
+
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/internal/messages/register", post(register))
+        .route("/internal/messages/deliver", post(deliver))
+        .route("/internal/clients", get(clients))
+        .route("/internal/crl", get(crl))
+        .route("/internal/sealing-key", get(sealing_key))
+        .route("/internal/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        // A full batch of maximum-size messages, base64-encoded, is a few MB.
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
+        .with_state(state)
+}
+
+fn require(peer: &PeerInfo, roles: &[&str]) -> Result<(), Problem> {
+    match peer.common_name.as_deref() {
+        Some(cn) if roles.contains(&cn) => Ok(()),
+        _ => Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", format!("this endpoint is for {}", roles.join(" or ")))),
+    }
+}
+
+fn store_problem(e: msgrelay_store::StoreError) -> Problem {
+    tracing::error!(error = %e, "database error on the internal API");
+    Problem::unavailable("database unavailable", 5)
+}
+
+async fn register(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>, Json(req): Json<RegisterRequest>) -> Response {
+    if let Err(p) = require(&peer, &[PROXY]) {
+        return p.into_response();
+    }
+    let now = now_ms();
+    let rows: Vec<_> = req
+        .messages
+        .into_iter()
+        .map(|m| RegisteredMessage { id: m.id, client_id: m.client_id, created_at_ms: m.accepted_at_ms, queued_at_ms: now })
+        .collect();
+    match s.store.register_messages(&rows).await {
+        Ok(n) => Json(serde_json::json!({"registered": n})).into_response(),
+        Err(e) => store_problem(e).into_response(),
+    }
+}
+
+/// Opens each sealed payload, encrypts it for rest and upserts the whole batch in one
+/// transaction. A payload that cannot be opened or attributed is answered `rejected` (the
+/// worker dead-letters it); nothing of it is stored.
+async fn deliver(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>, Json(req): Json<DeliverRequest>) -> Response {
+    if let Err(p) = require(&peer, &[WORKER]) {
+        return p.into_response();
+    }
+    let now = now_ms();
+    let mut results = Vec::with_capacity(req.messages.len());
+    let mut rows = Vec::with_capacity(req.messages.len());
+    for item in req.messages {
+        let opened = B64
+            .decode(&item.sealed)
+            .map_err(|_| "sealed payload is not base64".to_owned())
+            .and_then(|sealed| s.keys.opener.open(&item.id, &item.client_id, &sealed).map_err(|e| e.to_string()))
+            .and_then(|plain| {
+                s.keys.at_rest.encrypt_message(&plain.id, &plain.sender_number, &plain.message_body).map_err(|e| e.to_string())
+            });
+        match opened {
+            Ok(enc) => {
+                rows.push(DeliveredMessage {
+                    id: item.id,
+                    client_id: item.client_id,
+                    encrypted_body: enc.encrypted_body,
+                    encrypted_sender: enc.encrypted_sender,
+                    sender_hash: enc.sender_hash,
+                    key_id: enc.key_id,
+                    created_at_ms: item.accepted_at_ms,
+                    queued_at_ms: item.accepted_at_ms,
+                    delivered_at_ms: now,
+                    attempt_count: item.attempt_count,
+                });
+                results.push(DeliverResult { id: item.id, outcome: DeliverOutcome::Stored, reason: None });
+            }
+            Err(reason) => {
+                tracing::error!(message_id = %item.id, client_id = %item.client_id, reason = %reason, "refusing a payload that is not authentic");
+                results.push(DeliverResult { id: item.id, outcome: DeliverOutcome::Rejected, reason: Some(reason) });
+            }
+        }
+    }
+    if let Err(e) = s.store.deliver_messages(&rows).await {
+        return store_problem(e).into_response();
+    }
+    for r in &rows {
+        tracing::info!(message_id = %r.id, client_id = %r.client_id, attempt = r.attempt_count, "delivered");
+    }
+    Json(DeliverResponse { results }).into_response()
+}
+
+async fn clients(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>) -> Response {
+    if let Err(p) = require(&peer, &[PROXY]) {
+        return p.into_response();
+    }
+    match s.store.registry().await {
+        Ok(rows) => Json(RegistryResponse {
+            clients: rows
+                .into_iter()
+                .map(|r| RegistryEntry { fingerprint: r.fingerprint, client_id: r.client_id, domain: r.domain, status: r.status })
+                .collect(),
+        })
+        .into_response(),
+        Err(e) => store_problem(e).into_response(),
+    }
+}
+
+async fn crl(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>) -> Response {
+    if let Err(p) = require(&peer, &[PROXY, WORKER]) {
+        return p.into_response();
+    }
+    match s.pki.read("client-ca.crl") {
+        Ok(pem) => ([(axum::http::header::CONTENT_TYPE, "application/pkix-crl+pem")], pem).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the CRL");
+            Problem::unavailable("CRL unavailable", 5).into_response()
+        }
+    }
+}
+
+async fn sealing_key(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>) -> Response {
+    if let Err(p) = require(&peer, &[PROXY]) {
+        return p.into_response();
+    }
+    Json(SealingKeyResponse { key_id: s.keys.sealing.key_id(), public_key: s.keys.sealing.public_key_b64() }).into_response()
+}

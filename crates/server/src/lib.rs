@@ -1,0 +1,159 @@
+//! The main server role: the internal API that proxies and workers call over mutual TLS
+//! (`internal`), and the portal's JSON API over HTTPS (`portal_api`, authenticated by `auth`).
+//! Entry point: [`Server::start`]; `msgrelay server` and `msgrelay up` both call it.
+
+mod auth;
+mod internal;
+mod portal_api;
+mod state;
+mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use msgrelay_core::Config;
+use msgrelay_crypto::{AtRestKeys, Opener, SealingKeyPair};
+use msgrelay_ops::{Metrics, OpsState};
+use msgrelay_queue::Queue;
+use msgrelay_store::Store;
+use msgrelay_tls::Pki;
+use tokio_util::sync::CancellationToken;
+
+pub use state::AppState;
+
+/// Why the main server could not start. Each message says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("PKI: {0}")]
+    Pki(#[from] msgrelay_tls::PkiError),
+    #[error("database: {0}")]
+    Store(#[from] msgrelay_store::StoreError),
+    #[error("queue: {0}")]
+    Queue(#[from] msgrelay_queue::QueueError),
+    #[error("keys: {0}")]
+    Crypto(#[from] msgrelay_crypto::CryptoError),
+    #[error("cannot bind {key} {addr}: {source}")]
+    Bind { key: &'static str, addr: String, source: std::io::Error },
+}
+
+/// A running main server (internal API + portal).
+pub struct Server {
+    pub internal_addr: SocketAddr,
+    pub portal_addr: SocketAddr,
+    pub state: AppState,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Opens the store, keys and queue, binds `server.listen` (mutual TLS, internal CA only) and
+    /// `portal.listen` (HTTPS), and serves until `shutdown`.
+    pub async fn start(cfg: Arc<Config>, metrics: Arc<Metrics>, ops: &mut OpsState, shutdown: CancellationToken) -> Result<Self, ServerError> {
+        let pki = Pki::new(cfg.path("pki"));
+        let store = Store::connect(&cfg.database_url(), cfg.database.max_connections).await?;
+        let queue = Queue::connect(&cfg.queue, &cfg.data_dir).await?;
+        let sealing = SealingKeyPair::load(&cfg.path("keys/sealing.key"))?;
+        let proxy_pub = std::fs::read_to_string(cfg.path("keys/proxy-sealing.pub")).map_err(|e| msgrelay_crypto::CryptoError::KeyFile {
+            path: cfg.path("keys/proxy-sealing.pub").display().to_string(),
+            reason: format!("{e} (copy the proxy's keys/proxy-sealing.pub here, or run `msgrelay init`)"),
+        })?;
+        let opener = Opener::new(std::slice::from_ref(&sealing), &[proxy_pub.trim().to_owned()])?;
+        let at_rest = AtRestKeys::load(&cfg.path("keys/at-rest.json"))?;
+
+        let state = AppState {
+            cfg: cfg.clone(),
+            store: store.clone(),
+            queue: queue.clone(),
+            metrics,
+            keys: Arc::new(state::Keys { sealing, opener, at_rest }),
+            pki: Arc::new(pki.clone()),
+            login_throttle: Arc::default(),
+        };
+        let s = store.clone();
+        ops.add_check("database", move || {
+            let s = s.clone();
+            async move { s.ping().await.map_err(|e| e.to_string()) }
+        });
+
+        let internal_tls = {
+            let (chain, key) = pki.load_identity("server")?;
+            let roots = pki.read("internal-ca.crt")?;
+            msgrelay_tls::mtls_server_config(&[("server".to_owned(), chain, key)], &roots, Vec::new())?
+        };
+        let portal_tls = {
+            let (chain, key) = pki.load_identity("portal")?;
+            msgrelay_tls::tls_server_config(chain, key)?
+        };
+        let bind = |key: &'static str, addr: String| async move {
+            let l = tokio::net::TcpListener::bind(&addr).await.map_err(|source| ServerError::Bind { key, addr: addr.clone(), source })?;
+            let a = l.local_addr().map_err(|source| ServerError::Bind { key, addr, source })?;
+            Ok::<_, ServerError>((l, a))
+        };
+        let (internal_listener, internal_addr) = bind("server.listen", cfg.server.listen.clone()).await?;
+        let (portal_listener, portal_addr) = bind("portal.listen", cfg.portal.listen.clone()).await?;
+
+        let tasks = vec![
+            tokio::spawn(msgrelay_tls::serve_tls(
+                internal_listener,
+                Arc::new(ArcSwap::new(internal_tls)),
+                internal::router(state.clone()),
+                shutdown.clone(),
+            )),
+            tokio::spawn(msgrelay_tls::serve_tls(
+                portal_listener,
+                Arc::new(ArcSwap::new(portal_tls)),
+                portal_api::router(state.clone()),
+                shutdown.clone(),
+            )),
+            tokio::spawn(sync_failed(state.clone(), shutdown.clone())),
+        ];
+        tracing::info!(%internal_addr, %portal_addr, "main server listening");
+        Ok(Self { internal_addr, portal_addr, state, tasks })
+    }
+
+    /// Waits until every listener has stopped.
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Mirrors dead letters of the queue into the store (`failed`), so the portal shows them.
+async fn sync_failed(state: AppState, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! { _ = shutdown.cancelled() => break, _ = tick.tick() => {} }
+        let failed = match state.queue.list_failed(1000).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot list failed messages");
+                continue;
+            }
+        };
+        if failed.is_empty() {
+            continue;
+        }
+        let ids: Vec<_> = failed.iter().map(|f| f.id).collect();
+        let rows: Vec<_> = failed
+            .iter()
+            .map(|f| msgrelay_store::RegisteredMessage {
+                id: f.id,
+                client_id: f.client_id.clone(),
+                created_at_ms: f.failed_at_ms,
+                queued_at_ms: f.failed_at_ms,
+            })
+            .collect();
+        // A dead letter may never have been registered: create the row first, then mark it.
+        if let Err(e) = state.store.register_messages(&rows).await {
+            tracing::debug!(error = %e, "cannot record failed messages");
+            continue;
+        }
+        match state.store.mark_failed(&ids).await {
+            Ok(n) if n > 0 => tracing::warn!(count = n, "messages marked failed (see the admin maintenance page)"),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot mark failed messages"),
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! The portal's JSON API under `/api/v1` (HTTPS): login/logout and the message views.
+//! Every route authenticates through the `Caller` extractor; ownership is enforced in the query.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::NaiveDate;
+use msgrelay_core::{now_ms, ClientId, MessageId, MessageStatus};
+use msgrelay_ops::metrics::Reason;
+use msgrelay_ops::Problem;
+use msgrelay_store::{MessageFilter, StoreError};
+use serde::Deserialize;
+
+use crate::auth::{Caller, Via, SESSION_COOKIE};
+use crate::views::{MessageDetail, MessageSummary};
+use crate::AppState;
+
+/// Failed logins allowed per username within the window before further attempts are refused.
+const MAX_FAILURES: u32 = 5;
+const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/me", get(me))
+        .route("/api/v1/messages", get(list_messages))
+        .route("/api/v1/messages/{id}", get(get_message))
+        .route("/api/v1/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// Headers every portal response carries.
+async fn security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    ));
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn store_problem(e: StoreError) -> Problem {
+    match e {
+        StoreError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, "not-found", "not found"),
+        StoreError::Invalid { field, reason } => Problem::invalid_field(field, reason),
+        StoreError::Conflict(what) => Problem::new(StatusCode::CONFLICT, "conflict", what),
+        other => {
+            tracing::error!(error = %other, "portal database error");
+            Problem::unavailable("the database is unavailable; try again shortly", 5)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+fn throttled(state: &AppState, username: &str) -> bool {
+    let map = state.login_throttle.lock().unwrap_or_else(|p| p.into_inner());
+    map.get(username).is_some_and(|(n, since)| *n >= MAX_FAILURES && now_ms() - since < FAILURE_WINDOW_MS)
+}
+
+fn record_failure(state: &AppState, username: &str) {
+    let mut map = state.login_throttle.lock().unwrap_or_else(|p| p.into_inner());
+    let now = now_ms();
+    let entry = map.entry(username.to_owned()).or_insert((0, now));
+    if now - entry.1 >= FAILURE_WINDOW_MS {
+        *entry = (0, now);
+    }
+    entry.0 += 1;
+}
+
+/// Session cookie: never readable by scripts, never sent cross-site or over plain HTTP.
+pub(crate) fn session_cookie(token: &str, max_age_secs: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("{SESSION_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}"))
+        .expect("token is base64url")
+}
+
+async fn login(State(s): State<AppState>, Json(req): Json<LoginRequest>) -> Response {
+    let username = req.username.trim().to_owned();
+    if throttled(&s, &username) {
+        tracing::warn!(username = %username, "login refused: too many failures");
+        s.metrics.logins.get_or_create(&Reason { reason: "throttled".into() }).inc();
+        let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "throttled", "too many failed logins; try again in 15 minutes");
+        p.retry_after_secs = Some(900);
+        return p.into_response();
+    }
+    match s.store.verify_login(&username, &req.password).await {
+        Ok(user) => {
+            s.login_throttle.lock().unwrap_or_else(|p| p.into_inner()).remove(&username);
+            let ttl = Duration::from_secs(s.cfg.portal.session_ttl_secs);
+            let session = match s.store.create_session(user.id, ttl).await {
+                Ok(sess) => sess,
+                Err(e) => return store_problem(e).into_response(),
+            };
+            tracing::info!(username = %user.username, role = user.role.as_str(), "login");
+            s.metrics.logins.get_or_create(&Reason { reason: "success".into() }).inc();
+            let body = Json(serde_json::json!({
+                "csrf_token": session.csrf_token,
+                "user": {"username": user.username, "role": user.role.as_str()},
+            }));
+            ([(header::SET_COOKIE, session_cookie(&session.token, ttl.as_secs()))], body).into_response()
+        }
+        Err(StoreError::BadCredentials) => {
+            record_failure(&s, &username);
+            tracing::warn!(username = %username, "login failed");
+            s.metrics.logins.get_or_create(&Reason { reason: "failure".into() }).inc();
+            Problem::new(StatusCode::UNAUTHORIZED, "bad-credentials", "wrong username or password, or the account is disabled").into_response()
+        }
+        Err(e) => store_problem(e).into_response(),
+    }
+}
+
+async fn logout(State(s): State<AppState>, caller: Caller) -> Response {
+    if let Via::Session { token, .. } = &caller.via {
+        if let Err(e) = s.store.delete_session(token).await {
+            return store_problem(e).into_response();
+        }
+    }
+    tracing::info!(username = %caller.user.username, "logout");
+    ([(header::SET_COOKIE, session_cookie("", 0))], StatusCode::NO_CONTENT).into_response()
+}
+
+async fn me(caller: Caller) -> Response {
+    let csrf = match &caller.via {
+        Via::Session { csrf, .. } => Some(csrf.clone()),
+        Via::Bearer => None,
+    };
+    Json(serde_json::json!({"username": caller.user.username, "role": caller.user.role.as_str(), "csrf_token": csrf})).into_response()
+}
+
+/// Query parameters of the message list, as strings so every error can name its parameter.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ListQuery {
+    pub status: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub sender: Option<String>,
+    pub client_id: Option<String>,
+    pub page: Option<String>,
+    pub per_page: Option<String>,
+}
+
+fn parse_time(field: &str, s: &str, end_of_day: bool) -> Result<i64, Problem> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| Problem::invalid_field(field, "must be a date (YYYY-MM-DD) or an RFC 3339 date-time"))?;
+    let t = if end_of_day { date.and_hms_milli_opt(23, 59, 59, 999) } else { date.and_hms_opt(0, 0, 0) };
+    Ok(t.expect("valid time").and_utc().timestamp_millis())
+}
+
+fn parse_num(field: &str, s: Option<&str>, default: u32, range: std::ops::RangeInclusive<u32>) -> Result<u32, Problem> {
+    match s.filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| Problem::invalid_field(field, format!("must be an integer from {} to {}", range.start(), range.end()))),
+    }
+}
+
+impl ListQuery {
+    /// Turns the query into a store filter for `caller` (ownership is part of the filter).
+    pub(crate) fn to_filter(&self, s: &AppState, caller: &Caller) -> Result<MessageFilter, Problem> {
+        let nonempty = |o: &Option<String>| o.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        Ok(MessageFilter {
+            visible_to: caller.visible_to(),
+            status: nonempty(&self.status).map(|v| MessageStatus::parse(&v).map_err(|e| Problem::invalid_field("status", e.reason))).transpose()?,
+            from_ms: nonempty(&self.from).map(|v| parse_time("from", &v, false)).transpose()?,
+            to_ms: nonempty(&self.to).map(|v| parse_time("to", &v, true)).transpose()?,
+            sender_hash: nonempty(&self.sender).map(|v| s.keys.at_rest.sender_hash(&v)),
+            client_id: nonempty(&self.client_id).map(|v| ClientId::parse(&v).map_err(|e| Problem::invalid_field("client_id", e.reason))).transpose()?,
+            page: parse_num("page", self.page.as_deref(), 1, 1..=1_000_000)?,
+            per_page: parse_num("per_page", self.per_page.as_deref(), 50, 1..=200)?,
+        })
+    }
+}
+
+async fn list_messages(State(s): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> Response {
+    let filter = match q.to_filter(&s, &caller) {
+        Ok(f) => f,
+        Err(p) => return p.into_response(),
+    };
+    match s.store.list_messages(&filter).await {
+        Ok(page) => Json(serde_json::json!({
+            "items": page.items.iter().map(MessageSummary::from).collect::<Vec<_>>(),
+            "total": page.total,
+            "page": page.page,
+            "per_page": page.per_page,
+        }))
+        .into_response(),
+        Err(e) => store_problem(e).into_response(),
+    }
+}
+
+/// Another user's message and a missing one look the same: 404.
+async fn get_message(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {
+    let not_found = || Problem::new(StatusCode::NOT_FOUND, "not-found", "no such message").into_response();
+    let Ok(id) = MessageId::parse(&id) else { return not_found() };
+    match s.store.get_message(&id, caller.visible_to()).await {
+        Ok(Some(row)) => match MessageDetail::decrypt(&row, &s.keys) {
+            Ok(detail) => {
+                tracing::info!(message_id = %id, username = %caller.user.username, "message viewed");
+                Json(detail).into_response()
+            }
+            Err(e) => {
+                tracing::error!(message_id = %id, error = %e, "stored message cannot be decrypted (missing or wrong at-rest key?)");
+                Problem::internal().into_response()
+            }
+        },
+        Ok(None) => not_found(),
+        Err(e) => store_problem(e).into_response(),
+    }
+}
+

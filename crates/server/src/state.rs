@@ -1,0 +1,32 @@
+//! The server's shared state, cheap to clone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use msgrelay_core::Config;
+use msgrelay_crypto::{AtRestKeys, Opener, SealingKeyPair};
+use msgrelay_ops::Metrics;
+use msgrelay_queue::Queue;
+use msgrelay_store::Store;
+use msgrelay_tls::Pki;
+
+/// Key material of the main server (never leaves this process).
+pub struct Keys {
+    pub sealing: SealingKeyPair,
+    pub opener: Opener,
+    pub at_rest: AtRestKeys,
+}
+
+/// Failed logins per username: (failures, window start ms).
+pub type LoginThrottle = Mutex<HashMap<String, (u32, i64)>>;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: Arc<Config>,
+    pub store: Store,
+    pub queue: Queue,
+    pub metrics: Arc<Metrics>,
+    pub keys: Arc<Keys>,
+    pub pki: Arc<Pki>,
+    pub login_throttle: Arc<LoginThrottle>,
+}

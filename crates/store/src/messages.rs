@@ -1,0 +1,241 @@
+//! Message writes: register (queued), deliver (upsert to delivered), fail, retry, purge.
+
+use crate::dialect::{placeholders, value_rows};
+use crate::{retry_deadlocks, Store, StoreError, CHUNK};
+use msgrelay_core::{now_ms, ClientId, MessageId, MessageStatus};
+use sqlx::{Any, Transaction};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A message the proxy has queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredMessage {
+    pub id: MessageId,
+    pub client_id: ClientId,
+    pub created_at_ms: i64,
+    pub queued_at_ms: i64,
+}
+
+/// A message a worker has handed over, already encrypted for storage. `Debug` hides the ciphertexts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeliveredMessage {
+    pub id: MessageId,
+    pub client_id: ClientId,
+    pub encrypted_body: Vec<u8>,
+    pub encrypted_sender: Vec<u8>,
+    /// Keyed HMAC-SHA256 of the sender number, hex.
+    pub sender_hash: String,
+    pub key_id: String,
+    pub created_at_ms: i64,
+    pub queued_at_ms: i64,
+    pub delivered_at_ms: i64,
+    pub attempt_count: u32,
+}
+
+impl fmt::Debug for DeliveredMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliveredMessage")
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field(
+                "encrypted_body",
+                &format_args!("*** ({} bytes)", self.encrypted_body.len()),
+            )
+            .field("encrypted_sender", &format_args!("***"))
+            .field("key_id", &self.key_id)
+            .field("delivered_at_ms", &self.delivered_at_ms)
+            .field("attempt_count", &self.attempt_count)
+            .finish_non_exhaustive()
+    }
+}
+
+const INSERT_QUEUED: &str =
+    "messages (id, client_id, status, created_at, queued_at, attempt_count, updated_at)";
+const INSERT_DELIVERED: &str = "INSERT INTO messages (id, client_id, encrypted_body, encrypted_sender, \
+     sender_number_hashed, key_id, status, created_at, queued_at, delivered_at, attempt_count, updated_at) VALUES ";
+
+impl Store {
+    /// Inserts messages as `queued` unless they exist; never changes an existing row, so a late
+    /// register cannot move a delivered message back. One transaction. Returns rows inserted.
+    pub async fn register_messages(&self, items: &[RegisteredMessage]) -> Result<u64, StoreError> {
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let mut sorted: Vec<&RegisteredMessage> = items.iter().collect();
+        sorted.sort_by_key(|m| m.id); // one lock order for all writers
+        retry_deadlocks(|| self.register_once(&sorted)).await
+    }
+
+    async fn register_once(&self, sorted: &[&RegisteredMessage]) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut inserted = 0;
+        for chunk in sorted.chunks(CHUNK) {
+            let rows = chunk
+                .iter()
+                .map(|m| (m.id, &m.client_id, m.created_at_ms, m.queued_at_ms));
+            inserted += self.insert_queued(&mut tx, false, rows).await?;
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Upserts messages to `delivered` with their ciphertexts, in one transaction and multi-row
+    /// statements of at most 100 rows. A row already delivered keeps its ciphertexts and
+    /// delivery time; attempt_count becomes the larger of old and new. Returns rows newly delivered.
+    pub async fn deliver_messages(&self, items: &[DeliveredMessage]) -> Result<u64, StoreError> {
+        // De-duplicate by id (keeping the first, with the largest attempt count) and sort for lock order.
+        let mut unique: BTreeMap<MessageId, (&DeliveredMessage, u32)> = BTreeMap::new();
+        for m in items {
+            let e = unique.entry(m.id).or_insert((m, m.attempt_count));
+            e.1 = e.1.max(m.attempt_count);
+        }
+        let unique: Vec<(&DeliveredMessage, u32)> = unique.into_values().collect();
+        if unique.is_empty() {
+            return Ok(0);
+        }
+        retry_deadlocks(|| self.deliver_once(&unique)).await
+    }
+
+    async fn deliver_once(&self, unique: &[(&DeliveredMessage, u32)]) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let mut newly = 0u64;
+        for chunk in unique.chunks(CHUNK) {
+            // 1. Make every row exist and write-lock it until commit, so that 2. counts exactly
+            //    (MySQL reads at READ COMMITTED; SQLite holds the database write lock).
+            let rows = chunk
+                .iter()
+                .map(|(m, _)| (m.id, &m.client_id, m.created_at_ms, m.queued_at_ms));
+            self.insert_queued(&mut tx, true, rows).await?;
+            let sql = format!(
+                "SELECT COUNT(*) FROM messages WHERE id IN ({}) AND status = 'delivered'",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<Any, i64>(&sql);
+            for (m, _) in chunk {
+                q = q.bind(m.id.to_string());
+            }
+            let already = q.fetch_one(&mut *tx).await?;
+            newly += (chunk.len() as u64).saturating_sub(already.max(0) as u64);
+            // 3. The upsert proper.
+            let sql = format!(
+                "{INSERT_DELIVERED}{}{}",
+                value_rows(chunk.len(), 12),
+                self.dialect.deliver_conflict_clause()
+            );
+            let mut q = sqlx::query(&sql);
+            for (m, attempts) in chunk {
+                q = q
+                    .bind(m.id.to_string())
+                    .bind(m.client_id.as_str())
+                    .bind(m.encrypted_body.as_slice())
+                    .bind(m.encrypted_sender.as_slice())
+                    .bind(m.sender_hash.as_str())
+                    .bind(m.key_id.as_str())
+                    .bind(MessageStatus::Delivered.as_str())
+                    .bind(m.created_at_ms)
+                    .bind(m.queued_at_ms)
+                    .bind(m.delivered_at_ms)
+                    .bind(i64::from(*attempts))
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(newly)
+    }
+
+    /// Moves `queued` messages to `failed` (others are left alone). Returns rows changed.
+    pub async fn mark_failed(&self, ids: &[MessageId]) -> Result<u64, StoreError> {
+        self.move_status(ids, MessageStatus::Queued, MessageStatus::Failed)
+            .await
+    }
+
+    /// Moves `failed` messages back to `queued` (admin retry). Returns rows changed.
+    pub async fn requeue_failed(&self, ids: &[MessageId]) -> Result<u64, StoreError> {
+        self.move_status(ids, MessageStatus::Failed, MessageStatus::Queued)
+            .await
+    }
+
+    /// Deletes delivered messages delivered before `before_ms` (retention). Returns rows deleted.
+    pub async fn purge_delivered_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM messages WHERE status = 'delivered' AND delivered_at < ?")
+                .bind(before_ms)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn move_status(
+        &self,
+        ids: &[MessageId],
+        from: MessageStatus,
+        to: MessageStatus,
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut sorted = ids.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        retry_deadlocks(|| self.move_status_once(&sorted, from, to)).await
+    }
+
+    async fn move_status_once(
+        &self,
+        sorted: &[MessageId],
+        from: MessageStatus,
+        to: MessageStatus,
+    ) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let mut changed = 0;
+        for chunk in sorted.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE messages SET status = ?, updated_at = ? WHERE status = ? AND id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(&sql)
+                .bind(to.as_str())
+                .bind(now)
+                .bind(from.as_str());
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            changed += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Inserts `(id, client, created, queued)` rows as queued unless present; returns rows
+    /// inserted, or with `lock` write-locks existing rows as well (count then meaningless).
+    async fn insert_queued<'a>(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        lock: bool,
+        rows: impl ExactSizeIterator<Item = (MessageId, &'a ClientId, i64, i64)>,
+    ) -> Result<u64, StoreError> {
+        let n = rows.len();
+        let values = value_rows(n, 7);
+        let sql = if lock {
+            self.dialect.insert_or_lock(INSERT_QUEUED, &values)
+        } else {
+            self.dialect.insert_if_absent(INSERT_QUEUED, &values)
+        };
+        let now = now_ms();
+        let mut q = sqlx::query(&sql);
+        for (id, client, created, queued) in rows {
+            q = q
+                .bind(id.to_string())
+                .bind(client.as_str())
+                .bind(MessageStatus::Queued.as_str())
+                .bind(created)
+                .bind(queued)
+                .bind(0i64)
+                .bind(now);
+        }
+        Ok(q.execute(&mut **tx).await?.rows_affected())
+    }
+}

@@ -1,0 +1,209 @@
+//! The worker role: `worker.concurrency` tasks each lease a batch of due messages, hand it to the
+//! main server (`/internal/messages/deliver`, mutual TLS) and acknowledge only what the server
+//! confirmed stored. Failures leave messages for a fixed-interval retry; a crashed worker's leases
+//! expire and another worker takes them. Delivery is idempotent on the message id, so the
+//! at-least-once hand-over stores every message exactly once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use msgrelay_core::wire::{DeliverItem, DeliverOutcome, DeliverRequest, DeliverResponse};
+use msgrelay_core::{now_ms, Config};
+use msgrelay_ops::{Metrics, OpsState};
+use msgrelay_queue::{LeaseToken, Leased, Queue};
+use msgrelay_tls::Pki;
+use tokio_util::sync::CancellationToken;
+
+/// Why the worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("PKI: {0}")]
+    Pki(#[from] msgrelay_tls::PkiError),
+    #[error("queue: {0}")]
+    Queue(#[from] msgrelay_queue::QueueError),
+}
+
+/// Running delivery tasks.
+pub struct Worker {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Clone)]
+struct Deliverer {
+    queue: Queue,
+    client: reqwest::Client,
+    url: String,
+    metrics: Arc<Metrics>,
+    lease: Duration,
+    retry: Duration,
+    max_attempts: u32,
+    batch: usize,
+}
+
+impl Worker {
+    /// Connects to the queue and starts the delivery tasks; stops them (after the batch in hand) on `shutdown`.
+    pub async fn start(cfg: Arc<Config>, metrics: Arc<Metrics>, ops: &mut OpsState, shutdown: CancellationToken) -> Result<Self, WorkerError> {
+        let w = &cfg.worker;
+        let pki = Pki::new(cfg.path("pki"));
+        let client = msgrelay_tls::service_client(&pki, "worker", Duration::from_secs(w.delivery_timeout_secs))?;
+        let queue = Queue::connect(&cfg.queue, &cfg.data_dir).await?;
+        let d = Deliverer {
+            queue: queue.clone(),
+            client,
+            url: format!("{}/internal/messages/deliver", w.main_server_url.trim_end_matches('/')),
+            metrics: metrics.clone(),
+            lease: Duration::from_secs(w.lease_secs),
+            retry: Duration::from_secs(w.retry_interval_secs),
+            max_attempts: w.max_attempts,
+            batch: w.batch_size,
+        };
+        let q = queue.clone();
+        ops.add_check("queue", move || {
+            let q = q.clone();
+            async move { q.ping().await.map_err(|e| e.to_string()) }
+        });
+        let (q, m) = (queue.clone(), metrics.clone());
+        ops.add_sampler(move || {
+            let (q, m) = (q.clone(), m.clone());
+            async move {
+                if let Ok(s) = q.stats().await {
+                    m.set_queue_depth(s.ready, s.in_flight, s.delayed, s.failed);
+                }
+            }
+        });
+        let host = hostname();
+        let pid = std::process::id();
+        let tasks = (0..w.concurrency)
+            .map(|i| {
+                let d = d.clone();
+                let consumer = format!("{host}-{pid}-{i}");
+                tokio::spawn(d.run(consumer, shutdown.clone()))
+            })
+            .collect();
+        tracing::info!(concurrency = w.concurrency, batch = w.batch_size, "worker started");
+        Ok(Self { tasks })
+    }
+
+    /// Waits until every task has stopped.
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .or_else(|_| std::env::var("COMPUTERNAME"))
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "worker".to_owned())
+}
+
+impl Deliverer {
+    async fn run(self, consumer: String, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let leased = match self.queue.lease(&consumer, self.batch, self.lease).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot lease from the queue; retrying");
+                    tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+                    continue;
+                }
+            };
+            if leased.is_empty() {
+                tokio::select! { _ = shutdown.cancelled() => break, _ = self.queue.wait_for_work(Duration::from_millis(500)) => {} }
+                continue;
+            }
+            self.deliver(leased).await;
+        }
+    }
+
+    async fn deliver(&self, leased: Vec<Leased>) {
+        self.metrics.delivery_attempts.inc_by(leased.len() as u64);
+        let req = DeliverRequest {
+            messages: leased
+                .iter()
+                .map(|l| DeliverItem {
+                    id: l.id,
+                    client_id: l.client_id.clone(),
+                    accepted_at_ms: l.accepted_at_ms,
+                    attempt_count: l.attempts,
+                    sealed: B64.encode(&l.payload),
+                })
+                .collect(),
+        };
+        let response = match self.post(&req).await {
+            Ok(r) => r,
+            Err((reason, detail)) => {
+                tracing::warn!(count = leased.len(), reason, error = %detail, "delivery failed; will retry");
+                self.retry_all(&leased, reason).await;
+                return;
+            }
+        };
+        let by_id: HashMap<_, _> = leased.iter().map(|l| (l.id, l)).collect();
+        let (mut stored, mut rejected, mut missing): (Vec<LeaseToken>, Vec<&Leased>, Vec<Leased>) = (Vec::new(), Vec::new(), Vec::new());
+        let mut answered = std::collections::HashSet::new();
+        let now = now_ms();
+        for r in &response.results {
+            let Some(l) = by_id.get(&r.id) else { continue };
+            answered.insert(r.id);
+            match r.outcome {
+                DeliverOutcome::Stored => {
+                    stored.push(l.token.clone());
+                    self.metrics.end_to_end_latency.observe((now - l.accepted_at_ms).max(0) as f64 / 1000.0);
+                }
+                DeliverOutcome::Rejected => {
+                    tracing::error!(message_id = %l.id, reason = r.reason.as_deref().unwrap_or(""), "main server rejected the message; moved to failed");
+                    rejected.push(l);
+                }
+            }
+        }
+        missing.extend(leased.iter().filter(|l| !answered.contains(&l.id)).cloned());
+        match self.queue.ack(&stored).await {
+            Ok(n) => {
+                self.metrics.delivered.inc_by(n);
+                tracing::info!(count = n, "delivered");
+            }
+            Err(e) => tracing::warn!(error = %e, "ack failed; the lease will expire and the (idempotent) delivery repeat"),
+        }
+        for l in rejected {
+            self.metrics.dead_lettered.inc();
+            let reason = "rejected by the main server (cannot be opened or attributed)";
+            if let Err(e) = self.queue.dead_letter(std::slice::from_ref(&l.token), reason).await {
+                tracing::warn!(error = %e, "dead-letter failed");
+            }
+        }
+        if !missing.is_empty() {
+            self.retry_all(&missing, "incomplete_response").await;
+        }
+    }
+
+    async fn post(&self, req: &DeliverRequest) -> Result<DeliverResponse, (&'static str, String)> {
+        let resp = self.client.post(&self.url).json(req).send().await.map_err(|e| {
+            let reason = if e.is_timeout() { "timeout" } else { "unreachable" };
+            (reason, e.to_string())
+        })?;
+        if !resp.status().is_success() {
+            return Err(("server_error", format!("main server answered {}", resp.status())));
+        }
+        resp.json::<DeliverResponse>().await.map_err(|e| ("bad_response", e.to_string()))
+    }
+
+    async fn retry_all(&self, leased: &[Leased], reason: &'static str) {
+        self.metrics.delivery_failed(reason);
+        let exhausted = leased.iter().filter(|l| self.max_attempts > 0 && l.attempts >= self.max_attempts).count();
+        if exhausted > 0 {
+            self.metrics.dead_lettered.inc_by(exhausted as u64);
+            tracing::error!(count = exhausted, max_attempts = self.max_attempts, "messages exceeded worker.max_attempts; moved to failed");
+        }
+        let tokens: Vec<LeaseToken> = leased.iter().map(|l| l.token.clone()).collect();
+        if let Err(e) = self.queue.retry_later(&tokens, self.retry, self.max_attempts, reason).await {
+            tracing::warn!(error = %e, "cannot schedule the retry; the lease will expire and bring the messages back");
+        }
+    }
+}
