@@ -18,6 +18,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -43,6 +45,9 @@ for _ in $(seq 1 60); do
 done
 export MSGRELAY_TEST_REDIS_URL="${MSGRELAY_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"
 export MSGRELAY_TEST_MYSQL_URL="${MSGRELAY_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}"
+# In CI nothing may be skipped silently: the MariaDB suites and the browser test are required.
+export MSGRELAY_TEST_MYSQL_REQUIRED=1
+export MSGRELAY_REQUIRE_BROWSER=1
 
 # --- build once, then test ----------------------------------------------------------------------
 log "building (target dir: $CARGO_TARGET_DIR)"

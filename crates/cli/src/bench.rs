@@ -46,6 +46,9 @@ pub struct BenchArgs {
 }
 
 async fn delivered(client: &reqwest::Client, urls: &[String]) -> Option<u64> {
+    if urls.is_empty() {
+        return None; // nothing to wait for: without --metrics-url, report ingest only
+    }
     let mut total = 0.0;
     for url in urls {
         let text = client.get(url).send().await.ok()?.text().await.ok()?;

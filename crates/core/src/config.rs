@@ -220,10 +220,7 @@ impl Config {
     /// Layers defaults, the optional TOML `file` and `MSGRELAY_*` variables; `data_dir` (a command-line
     /// flag) wins over all of them. The result is validated.
     pub fn load(file: Option<&Path>, data_dir: Option<&Path>) -> Result<Self, ConfigError> {
-        // Only `MSGRELAY_DATA_DIR` and `MSGRELAY_<SECTION>__<KEY>` are configuration; other MSGRELAY_*
-        // variables (the clients' MSGRELAY_URL, test settings) must not trip the unknown-key check.
-        let env = Env::prefixed("MSGRELAY_").filter(|k| k.as_str().contains("__") || k.as_str() == "data_dir").split("__");
-        Self::load_with_env(file, data_dir, env)
+        Self::load_with_env(file, data_dir, env_provider("MSGRELAY_"))
     }
 
     fn load_with_env(file: Option<&Path>, data_dir: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
@@ -355,6 +352,13 @@ fn valid_dns_name(s: &str) -> bool {
         })
 }
 
+/// Only `<prefix>DATA_DIR` and `<prefix><SECTION>__<KEY>` are configuration; other MSGRELAY_*
+/// variables (the clients' MSGRELAY_URL, test settings) must not trip the unknown-key check.
+/// The filter sees the key as written (`DATA_DIR`), so the comparison ignores case.
+fn env_provider(prefix: &str) -> Env {
+    Env::prefixed(prefix).filter(|k| k.as_str().contains("__") || k.as_str().eq_ignore_ascii_case("data_dir")).split("__")
+}
+
 /// Turns figment's error into one naming the dotted key (`worker.concurrency`).
 fn figment_error(e: figment::Error) -> ConfigError {
     let key = match (&e.kind, e.path.is_empty()) {
@@ -381,6 +385,16 @@ mod tests {
         let r = Config::load_with_env(Some(&file), None, Env::prefixed("MSGRELAY_TEST_NONE_"));
         std::fs::remove_dir_all(&dir).ok();
         r
+    }
+
+    #[test]
+    fn data_dir_comes_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MSGRELAY_DATA_DIR", "/srv/relay");
+            let cfg = Config::load(None, None).unwrap();
+            assert_eq!(cfg.data_dir, PathBuf::from("/srv/relay"));
+            Ok(())
+        });
     }
 
     #[test]

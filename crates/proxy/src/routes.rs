@@ -99,10 +99,9 @@ async fn accept(state: &AppState, peer: &PeerInfo, headers: &HeaderMap, body: Bo
     })?;
     if let Some(claimed) = &submission.claimed_client_id {
         if claimed != client_id.as_str() {
-            return Err(reject(
-                "client_mismatch",
-                Problem::new(StatusCode::FORBIDDEN, "client-mismatch", "metadata.client_id does not match the client certificate"),
-            ));
+            let mut p = Problem::new(StatusCode::FORBIDDEN, "client-mismatch", "metadata.client_id does not match the client certificate");
+            p.field = Some("metadata.client_id".into());
+            return Err(reject("client_mismatch", p));
         }
     }
     let idem = match headers.get("idempotency-key") {

@@ -4,6 +4,7 @@
 
 mod auth;
 mod internal;
+mod portal;
 mod portal_api;
 mod state;
 mod views;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use msgrelay_core::wire::REJECTED_DEAD_LETTER;
 use msgrelay_core::Config;
 use msgrelay_crypto::{AtRestKeys, Opener, SealingKeyPair};
 use msgrelay_ops::{Metrics, OpsState};
@@ -76,6 +78,10 @@ impl Server {
             async move { s.ping().await.map_err(|e| e.to_string()) }
         });
 
+        // Re-sign a due CRL before the proxies first ask for it, then keep it fresh (`refresh_crl`).
+        let certs = msgrelay_admin::CertAdmin::new(pki.clone(), store.clone());
+        refresh_crl_once(&certs).await;
+
         let internal_tls = {
             let (chain, key) = pki.load_identity("server")?;
             let roots = pki.read("internal-ca.crt")?;
@@ -103,10 +109,11 @@ impl Server {
             tokio::spawn(msgrelay_tls::serve_tls(
                 portal_listener,
                 Arc::new(ArcSwap::new(portal_tls)),
-                portal_api::router(state.clone()),
+                portal::router(state.clone()),
                 shutdown.clone(),
             )),
             tokio::spawn(sync_failed(state.clone(), shutdown.clone())),
+            tokio::spawn(refresh_crl(certs, shutdown.clone())),
         ];
         tracing::info!(%internal_addr, %portal_addr, "main server listening");
         Ok(Self { internal_addr, portal_addr, state, tasks })
@@ -120,13 +127,35 @@ impl Server {
     }
 }
 
+/// How often the main server checks whether the client CRL must be re-signed (it is re-signed once
+/// half of its validity has passed, so a missed check or two never lets it expire).
+const CRL_REFRESH: Duration = Duration::from_secs(600);
+
+async fn refresh_crl_once(certs: &msgrelay_admin::CertAdmin) {
+    match certs.refresh_crl_if_due().await {
+        Ok(Some(info)) => tracing::info!(next_update = %info.next_update, revoked = info.revoked, "client CRL re-signed"),
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "cannot re-sign the client CRL; proxies fail closed once it expires"),
+    }
+}
+
+/// Keeps the client CA's CRL from expiring while the server runs.
+async fn refresh_crl(certs: msgrelay_admin::CertAdmin, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + CRL_REFRESH, CRL_REFRESH);
+    loop {
+        tokio::select! { _ = shutdown.cancelled() => break, _ = tick.tick() => {} }
+        refresh_crl_once(&certs).await;
+    }
+}
+
 /// Mirrors dead letters of the queue into the store (`failed`), so the portal shows them.
 async fn sync_failed(state: AppState, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! { _ = shutdown.cancelled() => break, _ = tick.tick() => {} }
         let failed = match state.queue.list_failed(1000).await {
-            Ok(f) => f,
+            // Refused payloads are not messages of the client they name: never give them a row.
+            Ok(f) => f.into_iter().filter(|f| f.last_error != REJECTED_DEAD_LETTER).collect::<Vec<_>>(),
             Err(e) => {
                 tracing::debug!(error = %e, "cannot list failed messages");
                 continue;

@@ -36,7 +36,7 @@ pub(crate) fn router(state: AppState) -> Router {
 }
 
 /// Headers every portal response carries.
-async fn security_headers(mut resp: Response) -> Response {
+pub(crate) async fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -49,7 +49,7 @@ async fn security_headers(mut resp: Response) -> Response {
     resp
 }
 
-fn store_problem(e: StoreError) -> Problem {
+pub(crate) fn store_problem(e: StoreError) -> Problem {
     match e {
         StoreError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, "not-found", "not found"),
         StoreError::Invalid { field, reason } => Problem::invalid_field(field, reason),
@@ -61,18 +61,18 @@ fn store_problem(e: StoreError) -> Problem {
     }
 }
 
-#[derive(Deserialize)]
-struct LoginRequest {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct LoginRequest {
     username: String,
     password: String,
 }
 
-fn throttled(state: &AppState, username: &str) -> bool {
+pub(crate) fn throttled(state: &AppState, username: &str) -> bool {
     let map = state.login_throttle.lock().unwrap_or_else(|p| p.into_inner());
     map.get(username).is_some_and(|(n, since)| *n >= MAX_FAILURES && now_ms() - since < FAILURE_WINDOW_MS)
 }
 
-fn record_failure(state: &AppState, username: &str) {
+pub(crate) fn record_failure(state: &AppState, username: &str) {
     let mut map = state.login_throttle.lock().unwrap_or_else(|p| p.into_inner());
     let now = now_ms();
     let entry = map.entry(username.to_owned()).or_insert((0, now));
@@ -88,7 +88,12 @@ pub(crate) fn session_cookie(token: &str, max_age_secs: u64) -> HeaderValue {
         .expect("token is base64url")
 }
 
-async fn login(State(s): State<AppState>, Json(req): Json<LoginRequest>) -> Response {
+/// Logs in; sets the session cookie (`Secure; HttpOnly; SameSite=Strict`) and returns the CSRF token.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, security(),
+    responses((status = 200, description = "`{\"csrf_token\", \"user\": {\"username\", \"role\"}}` and the session cookie"),
+        (status = 401, body = crate::portal::openapi::ProblemDoc, description = "wrong username or password, or the account is disabled"),
+        (status = 429, body = crate::portal::openapi::ProblemDoc, description = "too many failed logins for this username")))]
+pub(crate) async fn login(State(s): State<AppState>, Json(req): Json<LoginRequest>) -> Response {
     let username = req.username.trim().to_owned();
     if throttled(&s, &username) {
         tracing::warn!(username = %username, "login refused: too many failures");
@@ -123,7 +128,9 @@ async fn login(State(s): State<AppState>, Json(req): Json<LoginRequest>) -> Resp
     }
 }
 
-async fn logout(State(s): State<AppState>, caller: Caller) -> Response {
+/// Ends the session (a copy of the cookie is dead afterwards).
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204), (status = 401, body = crate::portal::openapi::ProblemDoc), (status = 403, body = crate::portal::openapi::ProblemDoc, description = "missing or wrong X-CSRF-Token")))]
+pub(crate) async fn logout(State(s): State<AppState>, caller: Caller) -> Response {
     if let Via::Session { token, .. } = &caller.via {
         if let Err(e) = s.store.delete_session(token).await {
             return store_problem(e).into_response();
@@ -133,7 +140,9 @@ async fn logout(State(s): State<AppState>, caller: Caller) -> Response {
     ([(header::SET_COOKIE, session_cookie("", 0))], StatusCode::NO_CONTENT).into_response()
 }
 
-async fn me(caller: Caller) -> Response {
+/// The caller, and the session's CSRF token (`null` with a Bearer token).
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, description = "`{\"username\", \"role\", \"csrf_token\"}`"), (status = 401, body = crate::portal::openapi::ProblemDoc)))]
+pub(crate) async fn me(caller: Caller) -> Response {
     let csrf = match &caller.via {
         Via::Session { csrf, .. } => Some(csrf.clone()),
         Via::Bearer => None,
@@ -142,7 +151,8 @@ async fn me(caller: Caller) -> Response {
 }
 
 /// Query parameters of the message list, as strings so every error can name its parameter.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     pub status: Option<String>,
     pub from: Option<String>,
@@ -191,7 +201,11 @@ impl ListQuery {
     }
 }
 
-async fn list_messages(State(s): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> Response {
+/// Messages, newest first: a user's own clients only, everything for an administrator.
+/// `from`/`to`: `YYYY-MM-DD` or RFC 3339; `sender`: exact number (matched by keyed hash).
+#[utoipa::path(get, path = "/api/v1/messages", tag = "messages", params(ListQuery),
+    responses((status = 200, body = crate::views::MessagePageDoc), (status = 401, body = crate::portal::openapi::ProblemDoc), (status = 422, body = crate::portal::openapi::ProblemDoc)))]
+pub(crate) async fn list_messages(State(s): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> Response {
     let filter = match q.to_filter(&s, &caller) {
         Ok(f) => f,
         Err(p) => return p.into_response(),
@@ -208,8 +222,10 @@ async fn list_messages(State(s): State<AppState>, caller: Caller, Query(q): Quer
     }
 }
 
-/// Another user's message and a missing one look the same: 404.
-async fn get_message(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {
+/// One message with its decrypted sender and body. Another user's message and a missing one look the same: 404.
+#[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", params(("id" = String, Path, description = "message id (UUID)")),
+    responses((status = 200, body = crate::views::MessageDetail), (status = 401, body = crate::portal::openapi::ProblemDoc), (status = 404, body = crate::portal::openapi::ProblemDoc)))]
+pub(crate) async fn get_message(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {
     let not_found = || Problem::new(StatusCode::NOT_FOUND, "not-found", "no such message").into_response();
     let Ok(id) = MessageId::parse(&id) else { return not_found() };
     match s.store.get_message(&id, caller.visible_to()).await {

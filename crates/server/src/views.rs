@@ -12,7 +12,7 @@ fn rfc3339(ms: i64) -> String {
 }
 
 /// A message in a list (no content).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageSummary {
     pub id: String,
     pub client_id: String,
@@ -38,7 +38,7 @@ impl From<&MessageRow> for MessageSummary {
 }
 
 /// One message with its decrypted content (`null` until delivered).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageDetail {
     #[serde(flatten)]
     pub summary: MessageSummary,
@@ -61,4 +61,14 @@ impl MessageDetail {
             message_body: open("encrypted_body", &row.encrypted_body)?,
         })
     }
+}
+
+/// A page of the message list (for the API documentation; the handler builds the same shape).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = MessagePage)]
+pub struct MessagePageDoc {
+    pub items: Vec<MessageSummary>,
+    pub total: u64,
+    pub page: u32,
+    pub per_page: u32,
 }

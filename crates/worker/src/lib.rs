@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use msgrelay_core::wire::{DeliverItem, DeliverOutcome, DeliverRequest, DeliverResponse};
+use msgrelay_core::wire::{DeliverItem, DeliverOutcome, DeliverRequest, DeliverResponse, REJECTED_DEAD_LETTER};
 use msgrelay_core::{now_ms, Config};
 use msgrelay_ops::{Metrics, OpsState};
 use msgrelay_queue::{LeaseToken, Leased, Queue};
@@ -173,8 +173,7 @@ impl Deliverer {
         }
         for l in rejected {
             self.metrics.dead_lettered.inc();
-            let reason = "rejected by the main server (cannot be opened or attributed)";
-            if let Err(e) = self.queue.dead_letter(std::slice::from_ref(&l.token), reason).await {
+            if let Err(e) = self.queue.dead_letter(std::slice::from_ref(&l.token), REJECTED_DEAD_LETTER).await {
                 tracing::warn!(error = %e, "dead-letter failed");
             }
         }

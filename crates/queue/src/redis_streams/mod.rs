@@ -1,4 +1,4 @@
-//! Redis Streams queue (redis-rs `ConnectionManager`, reconnects by itself; every call times out after 2 s).
+//! Redis Streams queue (redis-rs `ConnectionManager`, reconnects by itself; every call times out after 1.5 s).
 //!
 //! Keys under `<prefix>`:
 //! - `:stream` — one entry per undelivered message (`id`, `client`, `payload`, `acc`); consumer group `:workers`.
@@ -31,8 +31,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Upper bound for any single Redis call, so callers never hang on a dead server.
-const OP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Upper bound for any single Redis call, so callers never hang on a dead or frozen server. Below
+/// 2 s so that the proxy's 503 (after TLS, parsing and sealing) reaches the client within 2 s.
+const OP_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Ids re-queued per script call by `retry_failed(None)`.
 const RETRY_CHUNK: usize = 500;
 
@@ -74,7 +75,7 @@ struct FailedRecord {
 async fn timed<T>(fut: impl Future<Output = RedisResult<T>>) -> Result<T, QueueError> {
     match tokio::time::timeout(OP_TIMEOUT, fut).await {
         Ok(r) => Ok(r?),
-        Err(_) => Err(QueueError::Unavailable("redis: no answer within 2 s".into())),
+        Err(_) => Err(QueueError::Unavailable(format!("redis: no answer within {} ms", OP_TIMEOUT.as_millis()))),
     }
 }
 
@@ -104,7 +105,7 @@ impl RedisQueue {
             Ok(Ok(())) => {}
             Ok(Err(e)) if e.code() == Some("BUSYGROUP") => {}
             Ok(Err(e)) => return Err(e.into()),
-            Err(_) => return Err(QueueError::Unavailable("redis: no answer within 2 s".into())),
+            Err(_) => return Err(QueueError::Unavailable(format!("redis: no answer within {} ms", OP_TIMEOUT.as_millis()))),
         }
         let scripts = Scripts {
             enqueue: Script::new(include_str!("enqueue.lua")),
@@ -374,7 +375,9 @@ async fn check_durability(con: &mut ConnectionManager, allow_non_durable: bool) 
             "the Redis server has appendonly={appendonly}: set `appendonly yes` in redis.conf or queue.allow_non_durable_redis = true"
         ));
     }
-    if policy != "noeviction" && !policy.starts_with("volatile-") {
+    // Only noeviction: volatile-* policies evict keys with a TTL, and the idempotency records have
+    // one, so a client's retry after an eviction would be enqueued as a second message.
+    if policy != "noeviction" {
         problems.push(format!(
             "the Redis server has maxmemory-policy={policy}: set `maxmemory-policy noeviction` in redis.conf or queue.allow_non_durable_redis = true"
         ));

@@ -1,0 +1,12 @@
+//! The relay end to end: every test spawns the real `msgrelay` binary on port 0 with its own temp
+//! data directory (see `support::TestRelay`) and talks to it over mutual TLS like a client would.
+
+mod config;
+mod delivery;
+mod handshake;
+mod happy_path;
+mod idempotency;
+mod privacy;
+mod restart;
+mod support;
+mod validation;
