@@ -4,6 +4,7 @@
 
 mod clients;
 mod dialect;
+mod maintenance;
 mod error;
 mod message_list;
 mod messages;
@@ -15,6 +16,7 @@ mod users;
 pub use clients::{Client, ClientCertificate, NewCertificate, RegistryRow};
 pub use dialect::Dialect;
 pub use error::StoreError;
+pub use maintenance::TableStat;
 pub use message_list::{MessageFilter, MessagePage, MessageRow};
 pub use messages::{DeliveredMessage, RegisteredMessage};
 pub use sessions::NewSession;

@@ -6,14 +6,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use msgrelay_admin::{AdminError, CertAdmin, KeyAlgorithm};
 use msgrelay_core::{now_ms, ClientId, MessageId, Role};
 use msgrelay_ops::Problem;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::db::{PortalDb, TableStat};
+use msgrelay_store::TableStat;
 use crate::auth::Admin;
 use crate::portal_api::store_problem;
 use crate::AppState;
@@ -347,9 +347,22 @@ pub struct QueueJson {
     pub failed: u64,
 }
 
+// The OpenAPI shape of `msgrelay_store::TableStat` (the store does not depend on utoipa).
+/// Rows and bytes (data + indexes, when the database reports it) of one table.
+#[derive(ToSchema)]
+#[schema(as = TableStat)]
+#[allow(dead_code)]
+pub struct TableStatDoc {
+    pub table: String,
+    pub rows: i64,
+    /// `null` where the database cannot tell.
+    pub bytes: Option<i64>,
+}
+
 /// Database and queue statistics.
 #[derive(Serialize, ToSchema)]
 pub struct StatsJson {
+    #[schema(value_type = Vec<TableStatDoc>)]
     pub tables: Vec<TableStat>,
     /// Messages per status (`queued`, `delivered`, `failed`).
     pub messages_by_status: std::collections::BTreeMap<String, u64>,
@@ -358,8 +371,8 @@ pub struct StatsJson {
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/maintenance/stats", tag = "admin", responses((status = 200, body = StatsJson), (status = 403, body = super::openapi::ProblemDoc)))]
-pub async fn stats(State(s): State<AppState>, Extension(db): Extension<PortalDb>, _: Admin) -> ApiResult {
-    let tables = db.table_stats().await.map_err(store_problem)?;
+pub async fn stats(State(s): State<AppState>, _: Admin) -> ApiResult {
+    let tables = s.store.table_stats().await.map_err(store_problem)?;
     let messages_by_status = s.store.count_messages_by_status().await.map_err(store_problem)?.into_iter().map(|(st, n)| (st.as_str().to_owned(), n)).collect();
     let queue = s.queue.stats().await.ok().map(|q| QueueJson { ready: q.ready, in_flight: q.in_flight, delayed: q.delayed, failed: q.failed });
     Ok(Json(StatsJson { tables, messages_by_status, queue }).into_response())

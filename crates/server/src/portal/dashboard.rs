@@ -4,11 +4,9 @@
 use askama::Template;
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
-use axum::Extension;
 use msgrelay_core::now_ms;
 use msgrelay_queue::QueueStats;
 
-use super::db::PortalDb;
 use super::error::PageError;
 use super::layout::{Layout, When};
 use super::session::PageAdmin;
@@ -131,7 +129,7 @@ struct DashboardPage {
     last24: i64,
 }
 
-pub async fn page(State(s): State<AppState>, Extension(db): Extension<PortalDb>, PageAdmin(u): PageAdmin) -> Result<Response, PageError> {
+pub async fn page(State(s): State<AppState>, PageAdmin(u): PageAdmin) -> Result<Response, PageError> {
     let by_status = s.store.count_messages_by_status().await?.into_iter().map(|(st, n)| (st.as_str(), n)).collect();
     let queue = match s.queue.stats().await {
         Ok(q) => Some(q),
@@ -141,7 +139,7 @@ pub async fn page(State(s): State<AppState>, Extension(db): Extension<PortalDb>,
         }
     };
     let now = now_ms();
-    let rows = db.hourly_counts((now.div_euclid(HOUR_MS) - (HOURS as i64 - 1)) * HOUR_MS).await?;
+    let rows = s.store.hourly_counts((now.div_euclid(HOUR_MS) - (HOURS as i64 - 1)) * HOUR_MS).await?;
     let buckets = buckets(&rows, now);
     let chart = chart(&buckets);
     let last24 = buckets.iter().map(HourBucket::total).sum();

@@ -5,12 +5,11 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::Extension;
 use msgrelay_core::{now_ms, MessageId};
 use msgrelay_queue::QueueStats;
 use serde::Deserialize;
 
-use super::db::{PortalDb, TableStat};
+use msgrelay_store::TableStat;
 use super::error::PageError;
 use super::layout::{done_notice, Layout, When};
 use super::session::{AdminForm, PageAdmin, PageUser};
@@ -41,8 +40,8 @@ struct MaintenancePage {
     confirm: Option<(u32, i64)>,
 }
 
-async fn render(s: &AppState, db: &PortalDb, u: &PageUser, notice: Option<&'static str>, error: Option<(StatusCode, String)>, confirm: Option<(u32, i64)>) -> Result<Response, PageError> {
-    let tables = db.table_stats().await?;
+async fn render(s: &AppState, u: &PageUser, notice: Option<&'static str>, error: Option<(StatusCode, String)>, confirm: Option<(u32, i64)>) -> Result<Response, PageError> {
+    let tables = s.store.table_stats().await?;
     let (queue, failed) = match (s.queue.stats().await, s.queue.list_failed(200).await) {
         (Ok(q), Ok(f)) => (Some(q), f),
         (q, f) => {
@@ -59,8 +58,8 @@ async fn render(s: &AppState, db: &PortalDb, u: &PageUser, notice: Option<&'stat
     Ok((status, Html(page.render()?)).into_response())
 }
 
-pub async fn page(State(s): State<AppState>, Extension(db): Extension<PortalDb>, PageAdmin(u): PageAdmin, Query(q): Query<Done>) -> Result<Response, PageError> {
-    render(&s, &db, &u, done_notice(q.done.as_deref()), None, None).await
+pub async fn page(State(s): State<AppState>, PageAdmin(u): PageAdmin, Query(q): Query<Done>) -> Result<Response, PageError> {
+    render(&s, &u, done_notice(q.done.as_deref()), None, None).await
 }
 
 #[derive(Deserialize)]
@@ -80,7 +79,7 @@ pub async fn retry_failed(s: &AppState, ids: Option<Vec<MessageId>>) -> Result<(
     Ok((requeued, rows))
 }
 
-pub async fn retry(State(s): State<AppState>, Extension(db): Extension<PortalDb>, AdminForm(u, f): AdminForm<RetryForm>) -> Result<Response, PageError> {
+pub async fn retry(State(s): State<AppState>, AdminForm(u, f): AdminForm<RetryForm>) -> Result<Response, PageError> {
     let r = async {
         let ids = match f.id.as_deref().map(str::trim).filter(|i| !i.is_empty()) {
             Some(i) => Some(vec![MessageId::parse(i).map_err(|_| PageError::page(StatusCode::UNPROCESSABLE_ENTITY, "Invalid input", "id: not a message id"))?]),
@@ -91,7 +90,7 @@ pub async fn retry(State(s): State<AppState>, Extension(db): Extension<PortalDb>
         Ok(())
     }
     .await;
-    outcome(r, "retried", "/admin/maintenance", |st, e| render(&s, &db, &u, None, Some((st, e)), None)).await
+    outcome(r, "retried", "/admin/maintenance", |st, e| render(&s, &u, None, Some((st, e)), None)).await
 }
 
 #[derive(Deserialize)]
@@ -105,16 +104,16 @@ pub fn parse_days(d: &str) -> Result<u32, PageError> {
     d.trim().parse::<u32>().ok().filter(|d| (1..=36_500).contains(d)).ok_or_else(|| PageError::page(StatusCode::UNPROCESSABLE_ENTITY, "Invalid input", "days: must be a whole number of days, at least 1"))
 }
 
-pub async fn purge(State(s): State<AppState>, Extension(db): Extension<PortalDb>, AdminForm(u, f): AdminForm<PurgeForm>) -> Result<Response, PageError> {
+pub async fn purge(State(s): State<AppState>, AdminForm(u, f): AdminForm<PurgeForm>) -> Result<Response, PageError> {
     let days = match parse_days(&f.days) {
         Ok(d) => d,
-        Err(PageError::Page { status, detail, .. }) => return render(&s, &db, &u, None, Some((status, detail)), None).await,
+        Err(PageError::Page { status, detail, .. }) => return render(&s, &u, None, Some((status, detail)), None).await,
         Err(e) => return Err(e),
     };
     let before = now_ms() - i64::from(days) * DAY_MS;
     if f.confirm.as_deref() != Some("yes") {
-        let n = db.count_delivered_before(before).await?;
-        return render(&s, &db, &u, None, None, Some((days, n))).await;
+        let n = s.store.count_delivered_before(before).await?;
+        return render(&s, &u, None, None, Some((days, n))).await;
     }
     let r = async {
         let n = s.store.purge_delivered_before(before).await?;
@@ -122,10 +121,10 @@ pub async fn purge(State(s): State<AppState>, Extension(db): Extension<PortalDb>
         Ok(())
     }
     .await;
-    outcome(r, "purged", "/admin/maintenance", |st, e| render(&s, &db, &u, None, Some((st, e)), None)).await
+    outcome(r, "purged", "/admin/maintenance", |st, e| render(&s, &u, None, Some((st, e)), None)).await
 }
 
-pub async fn analyze(State(s): State<AppState>, Extension(db): Extension<PortalDb>, AdminForm(u, NoFields {}): AdminForm<NoFields>) -> Result<Response, PageError> {
-    let r = db.analyze().await.map_err(PageError::from);
-    outcome(r, "analyzed", "/admin/maintenance", |st, e| render(&s, &db, &u, None, Some((st, e)), None)).await
+pub async fn analyze(State(s): State<AppState>, AdminForm(u, NoFields {}): AdminForm<NoFields>) -> Result<Response, PageError> {
+    let r = s.store.analyze().await.map_err(PageError::from);
+    outcome(r, "analyzed", "/admin/maintenance", |st, e| render(&s, &u, None, Some((st, e)), None)).await
 }

@@ -6,7 +6,6 @@ mod admin_api;
 mod assets;
 mod clients;
 mod dashboard;
-mod db;
 mod error;
 mod layout;
 mod login;
@@ -21,14 +20,13 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::Router;
 use msgrelay_ops::Problem;
 
 use crate::AppState;
 
 /// Every route of the portal listener (pages, assets, docs, JSON API), with security headers.
 pub(crate) fn router(state: AppState) -> Router {
-    let db = db::PortalDb::new(&state.cfg.database_url(), state.store.dialect()).expect("database URL was accepted by the store");
     let pages = Router::new()
         .route("/", get(login::home))
         .route("/login", get(login::form).post(login::submit))
@@ -55,7 +53,6 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/admin/maintenance/purge", post(maintenance::purge))
         .route("/admin/maintenance/analyze", post(maintenance::analyze))
         .merge(admin_api::router())
-        .layer(Extension(db))
         .with_state(state.clone());
     Router::new()
         .merge(pages)

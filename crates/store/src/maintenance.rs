@@ -1,19 +1,17 @@
-//! Read-only aggregates and upkeep for the admin pages that the store's API does not offer:
-//! row counts and sizes per table, messages per hour and status, `ANALYZE`. A small pool of its
-//! own (one connection, opened on first use) over the same database URL.
-//! TODO(store): these belong in `msgrelay-store` as `Store::table_stats`/`hourly_counts`/`analyze`.
+//! Aggregates and upkeep for the admin console: row counts and sizes per table, messages per
+//! hour and status, the purge preview, and `ANALYZE`.
 
 use std::collections::BTreeMap;
 
-use msgrelay_store::{Dialect, StoreError};
-use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{Executor, Row};
+
+use crate::{Dialect, Store, StoreError};
 
 /// The tables an administrator can see counts of (fixed names, never user input).
 const TABLES: [&str; 6] = ["users", "clients", "client_certificates", "messages", "sessions", "api_tokens"];
 
 /// Rows and bytes (data + indexes, when the database reports it) of one table.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct TableStat {
     pub table: String,
     pub rows: i64,
@@ -21,35 +19,7 @@ pub struct TableStat {
     pub bytes: Option<i64>,
 }
 
-/// Handle on the maintenance connection.
-#[derive(Clone)]
-pub struct PortalDb {
-    pool: AnyPool,
-    dialect: Dialect,
-}
-
-impl PortalDb {
-    /// Does not connect yet (the store has already checked that the database answers).
-    pub fn new(url: &str, dialect: Dialect) -> Result<Self, StoreError> {
-        let url = match url.strip_prefix("mariadb:") {
-            Some(rest) => format!("mysql:{rest}"),
-            None => url.to_owned(),
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(std::time::Duration::from_secs(60))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_lazy(&url)?;
-        Ok(Self { pool, dialect })
-    }
-
+impl Store {
     /// Row count and size of every table.
     pub async fn table_stats(&self) -> Result<Vec<TableStat>, StoreError> {
         let sizes = self.table_sizes().await.unwrap_or_else(|e| {
@@ -65,7 +35,7 @@ impl PortalDb {
     }
 
     async fn table_sizes(&self) -> Result<BTreeMap<String, i64>, sqlx::Error> {
-        let rows = match self.dialect {
+        let rows = match self.dialect() {
             // dbstat lists tables and their indexes; indexes are attributed to their table below.
             Dialect::Sqlite => {
                 sqlx::query(
@@ -89,7 +59,7 @@ impl PortalDb {
 
     /// Messages created since `since_ms`, counted per (hour index since the epoch, status).
     pub async fn hourly_counts(&self, since_ms: i64) -> Result<Vec<(i64, String, i64)>, StoreError> {
-        let hour = match self.dialect {
+        let hour = match self.dialect() {
             Dialect::Sqlite => "created_at / 3600000",
             Dialect::Mysql => "created_at DIV 3600000",
         };
@@ -109,7 +79,7 @@ impl PortalDb {
 
     /// Refreshes the query planner's statistics.
     pub async fn analyze(&self) -> Result<(), StoreError> {
-        match self.dialect {
+        match self.dialect() {
             Dialect::Sqlite => {
                 self.pool.execute("ANALYZE").await?;
                 self.pool.execute("PRAGMA optimize").await?;
