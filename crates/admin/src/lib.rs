@@ -1,5 +1,6 @@
 //! Operator tasks on a data directory: the first-run bootstrap (`init`), the client certificate
-//! lifecycle (issue, renew, revoke, CRL, list) and the `msgrelay certs` / `msgrelay admin` front ends.
+//! lifecycle (issue, renew, revoke, CRL, list), operations (`ops`: doctor, backup, restore, keys
+//! rotate) and the `msgrelay certs` / `msgrelay admin` front ends.
 //! Builds on `msgrelay-tls` (PKI files) and `msgrelay-store` (users, clients, certificate registry).
 
 mod bootstrap;
@@ -7,6 +8,7 @@ mod bundle;
 mod certs;
 pub mod cli;
 mod error;
+pub mod ops;
 mod secret;
 
 pub use bootstrap::{init, InitOptions, InitReport, CREDENTIALS_FILE};

@@ -63,6 +63,32 @@ enum Command {
     Db(DbCommand),
     /// Load generator over mutual TLS.
     Bench(bench::BenchArgs),
+    /// Checks the installation: keys, certificates, CRL, database, queue, ports (exit 1 on a FAIL).
+    Doctor,
+    /// Online backup of the data dir (SQLite via VACUUM INTO, keys, PKI, bundles) with a manifest.
+    Backup {
+        /// New or empty directory for the backup (created owner-only).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Restores a backup into the data dir after checking every file's SHA-256 (relay stopped).
+    Restore {
+        /// Directory written by `msgrelay backup`.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// Overwrite files in a non-empty data dir.
+        #[arg(long)]
+        force: bool,
+    },
+    /// At-rest encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Adds a new at-rest key and makes it current (older messages stay readable).
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -129,6 +155,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store.migrate().await?;
             println!("migrations applied");
         }
+        Command::Doctor => {
+            if !msgrelay_admin::ops::run_doctor(&cfg, &mut std::io::stdout()).await? {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Backup { out } => msgrelay_admin::ops::run_backup(&cfg, &out, &mut std::io::stdout()).await?,
+        Command::Restore { from, force } => msgrelay_admin::ops::run_restore(&cfg, &from, force, &mut std::io::stdout())?,
+        Command::Keys(KeysCommand::Rotate) => msgrelay_admin::ops::run_keys_rotate(&cfg, &mut std::io::stdout())?,
         Command::Send(_) | Command::Bench(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)

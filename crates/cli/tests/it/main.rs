@@ -6,6 +6,7 @@ mod delivery;
 mod handshake;
 mod happy_path;
 mod idempotency;
+mod ops;
 mod privacy;
 mod restart;
 mod support;

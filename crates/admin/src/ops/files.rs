@@ -1,0 +1,112 @@
+//! File helpers shared by backup, restore and doctor: hashing, owner-only modes, directory walks.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::AdminError;
+
+/// SHA-256 of a file's contents, lowercase hex.
+pub(crate) fn sha256_file(path: &Path) -> Result<String, AdminError> {
+    let mut file = std::fs::File::open(path).map_err(AdminError::io("reading", path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(AdminError::io("reading", path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Creates `dir` and its missing parents, the last one owner-only (0700 on Unix).
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), AdminError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(AdminError::io("creating directory", dir))
+}
+
+/// Makes a file owner-only (0600 on Unix; on Windows the data directory's ACL protects it).
+pub(crate) fn make_owner_only(path: &Path) -> Result<(), AdminError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(AdminError::io("restricting", path))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Whether group and others have no access (always true off Unix, where ACLs apply).
+pub(crate) fn is_owner_only(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o077 == 0)
+            .unwrap_or(false)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        true
+    }
+}
+
+/// Copies `from` to `to` (parents created owner-only); secrets end up 0600 whatever the source mode.
+pub(crate) fn copy_file(from: &Path, to: &Path, secret: bool) -> Result<u64, AdminError> {
+    if let Some(dir) = to.parent() {
+        create_private_dir(dir)?;
+    }
+    let bytes = std::fs::copy(from, to).map_err(AdminError::io("copying", from))?;
+    if secret {
+        make_owner_only(to)?;
+    }
+    Ok(bytes)
+}
+
+/// Every regular file under `dir`, recursively, sorted; empty when `dir` does not exist.
+pub(crate) fn files_under(dir: &Path) -> Result<Vec<PathBuf>, AdminError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(AdminError::io("listing", &d)(e)),
+        };
+        for entry in entries {
+            let path = entry.map_err(AdminError::io("listing", &d))?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.is_file() {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether a file holds secret material: keys, PKCS#12 bundles and their passwords, credentials.
+pub(crate) fn is_secret(rel: &str) -> bool {
+    rel.starts_with("keys/")
+        || rel.ends_with(".key")
+        || rel.ends_with(".p12")
+        || rel.ends_with(".pass")
+        || rel == crate::CREDENTIALS_FILE
+}
