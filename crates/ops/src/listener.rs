@@ -17,6 +17,8 @@ use crate::Metrics;
 type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// An async readiness check: Ok, or a reason safe to show on /ready.
 pub type ReadyCheck = Arc<dyn Fn() -> BoxFut<Result<(), String>> + Send + Sync>;
+/// An async warning for /ready: `Some(text)` is reported but does not make the process unready.
+pub type ReadyWarning = Arc<dyn Fn() -> BoxFut<Option<String>> + Send + Sync>;
 /// An async hook run before each scrape (e.g. sampling queue depth into gauges).
 pub type Sampler = Arc<dyn Fn() -> BoxFut<()> + Send + Sync>;
 
@@ -25,12 +27,13 @@ pub type Sampler = Arc<dyn Fn() -> BoxFut<()> + Send + Sync>;
 pub struct OpsState {
     pub metrics: Arc<Metrics>,
     checks: Vec<(String, ReadyCheck)>,
+    warnings: Vec<(String, ReadyWarning)>,
     samplers: Vec<Sampler>,
 }
 
 impl OpsState {
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics, checks: Vec::new(), samplers: Vec::new() }
+        Self { metrics, checks: Vec::new(), warnings: Vec::new(), samplers: Vec::new() }
     }
 
     /// Adds a named readiness check (e.g. "queue", "database", "crl").
@@ -40,6 +43,16 @@ impl OpsState {
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
         self.checks.push((name.to_owned(), Arc::new(move || Box::pin(f()))));
+    }
+
+    /// Adds a named warning (e.g. "crl": "crl expires in 5h"), listed under `warnings` on /ready
+    /// while it returns `Some`; unlike a check it never makes /ready fail.
+    pub fn add_warning<F, Fut>(&mut self, name: &str, f: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<String>> + Send + 'static,
+    {
+        self.warnings.push((name.to_owned(), Arc::new(move || Box::pin(f()))));
     }
 
     /// Adds a hook run before every /metrics scrape.
@@ -78,8 +91,14 @@ async fn ready(State(s): State<OpsState>) -> Response {
         };
         report.insert(name.clone(), value.into());
     }
+    let mut warnings = serde_json::Map::new();
+    for (name, warning) in &s.warnings {
+        if let Ok(Some(text)) = tokio::time::timeout(std::time::Duration::from_secs(2), warning()).await {
+            warnings.insert(name.clone(), text.into());
+        }
+    }
     let status = if all_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(serde_json::json!({"ready": all_ok, "checks": report}))).into_response()
+    (status, Json(serde_json::json!({"ready": all_ok, "checks": report, "warnings": warnings}))).into_response()
 }
 
 async fn metrics(State(s): State<OpsState>) -> Response {

@@ -33,6 +33,10 @@ pub struct Metrics {
     pub ingest_latency: Histogram,
     pub end_to_end_latency: Histogram,
     pub logins: Family<Reason, Counter>,
+    /// Usable client certificates expiring within 30 days (main server, sampled per scrape).
+    pub certificates_expiring_30d: Gauge,
+    /// Seconds until the proxy's CRL reaches its next-update time (negative once past it).
+    pub crl_seconds_until_next_update: Gauge,
 }
 
 impl Default for Metrics {
@@ -58,6 +62,8 @@ impl Metrics {
             // 5 ms .. ~45 min: end-to-end includes retries
             end_to_end_latency: Histogram::new(exponential_buckets(0.005, 2.5, 16)),
             logins: Family::default(),
+            certificates_expiring_30d: Gauge::default(),
+            crl_seconds_until_next_update: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("messages_accepted", "Messages accepted by the proxy (202, durable)", m.accepted.clone());
@@ -75,6 +81,16 @@ impl Metrics {
             m.end_to_end_latency.clone(),
         );
         registry.register("portal_logins", "Portal login attempts, by outcome", m.logins.clone());
+        registry.register(
+            "certificates_expiring_30d",
+            "Client certificates neither revoked nor expired that expire within 30 days",
+            m.certificates_expiring_30d.clone(),
+        );
+        registry.register(
+            "crl_seconds_until_next_update",
+            "Seconds until the proxy's client CRL reaches its next update (negative once past it)",
+            m.crl_seconds_until_next_update.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -114,7 +130,11 @@ mod tests {
         m.reject("sender_number");
         m.set_queue_depth(3, 1, 0, 2);
         m.end_to_end_latency.observe(0.2);
+        m.certificates_expiring_30d.set(2);
+        m.crl_seconds_until_next_update.set(-30);
         let text = m.encode();
+        assert!(text.contains("msgrelay_certificates_expiring_30d 2"), "{text}");
+        assert!(text.contains("msgrelay_crl_seconds_until_next_update -30"), "{text}");
         assert!(text.contains("msgrelay_messages_accepted_total 1"), "{text}");
         assert!(text.contains("msgrelay_messages_rejected_total{reason=\"sender_number\"} 1"));
         assert!(text.contains("msgrelay_queue_depth{state=\"failed\"} 2"));

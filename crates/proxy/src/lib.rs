@@ -82,6 +82,23 @@ impl Proxy {
             async move { r.check_fresh() }
         });
 
+        let (r, m) = (revocation.clone(), metrics.clone());
+        ops.add_sampler(move || {
+            if let Some(left) = r.crl_seconds_left() {
+                m.crl_seconds_until_next_update.set(left);
+            }
+            async {}
+        });
+        let r = revocation.clone();
+        ops.add_warning("crl", move || {
+            // Warn a day ahead, while /ready is still true; the "revocation" check fails after the grace.
+            let warning = r.crl_seconds_left().filter(|left| *left < CRL_WARN_SECS).map(|left| match left {
+                0.. => format!("crl expires in {}h; is the main server re-signing it?", left / 3600),
+                _ => format!("crl passed its next update {} min ago; clients are refused once proxy.crl_grace_secs pass", -left / 60),
+            });
+            async move { warning }
+        });
+
         let state = AppState { cfg: cfg.clone(), queue, sealer, metrics, revocation: revocation.clone(), register };
         let listener = tokio::net::TcpListener::bind(&cfg.proxy.listen)
             .await
@@ -99,6 +116,9 @@ impl Proxy {
         let _ = self.task.await;
     }
 }
+
+/// A CRL with less than this left is reported on /ready (the main server re-signs at half of 7 days).
+const CRL_WARN_SECS: i64 = 24 * 3600;
 
 /// How long the proxy waits for the queue before answering 503.
 pub(crate) const QUEUE_TIMEOUT: Duration = Duration::from_secs(2);

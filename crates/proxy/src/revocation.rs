@@ -25,6 +25,7 @@ type ServerCerts = Vec<(String, Vec<CertificateDer<'static>>, PrivateKeyDer<'sta
 
 struct CrlState {
     pem: Vec<u8>,
+    this_update: DateTime<Utc>,
     next_update: DateTime<Utc>,
 }
 
@@ -125,6 +126,11 @@ impl Revocation {
         }
     }
 
+    /// Seconds until the loaded CRL's next update (negative once past it); None without a CRL.
+    pub fn crl_seconds_left(&self) -> Option<i64> {
+        self.crl.load().as_ref().as_ref().map(|c| (c.next_update - Utc::now()).num_seconds())
+    }
+
     async fn refresh(&self) {
         match self.upstream.registry().await {
             Ok(reg) => {
@@ -163,15 +169,17 @@ impl Revocation {
                 return false;
             }
         };
+        // Newer means signed later, not valid longer: `init` signs a 30-day CRL while revocations
+        // are signed for 7 days, so comparing next-update times would ignore every revocation.
         if let Some(current) = self.crl.load().as_ref() {
-            if current.next_update > loaded.next_update {
+            if current.this_update > loaded.this_update {
                 return false;
             }
         }
         match msgrelay_tls::mtls_server_config(&self.server_certs, &self.client_ca_pem, vec![loaded.der]) {
             Ok(config) => {
                 self.tls.store(config);
-                self.crl.store(Arc::new(Some(CrlState { pem, next_update: loaded.next_update })));
+                self.crl.store(Arc::new(Some(CrlState { pem, this_update: loaded.this_update, next_update: loaded.next_update })));
                 tracing::info!(next_update = %loaded.next_update, revoked = loaded.revoked_serials.len(), "CRL applied");
                 true
             }

@@ -78,6 +78,24 @@ impl Server {
             async move { s.ping().await.map_err(|e| e.to_string()) }
         });
 
+        let (s, m) = (store.clone(), state.metrics.clone());
+        ops.add_sampler(move || {
+            let (s, m) = (s.clone(), m.clone());
+            async move {
+                if let Some(n) = certificates_expiring(&s).await {
+                    m.certificates_expiring_30d.set(n as i64);
+                }
+            }
+        });
+        let s = store.clone();
+        ops.add_warning("certificates", move || {
+            let s = s.clone();
+            async move {
+                let n = certificates_expiring(&s).await.filter(|n| *n > 0)?;
+                Some(format!("{n} certificate(s) expire within 30 days (`msgrelay certs list --expiring-within 30d`)"))
+            }
+        });
+
         // Re-sign a due CRL before the proxies first ask for it, then keep it fresh (`refresh_crl`).
         let certs = msgrelay_admin::CertAdmin::new(pki.clone(), store.clone());
         refresh_crl_once(&certs).await;
@@ -123,6 +141,20 @@ impl Server {
     pub async fn join(self) {
         for t in self.tasks {
             let _ = t.await;
+        }
+    }
+}
+
+/// Client certificates neither revoked nor expired whose expiry is within 30 days; None if the
+/// store cannot be read (the database readiness check reports that).
+async fn certificates_expiring(store: &Store) -> Option<usize> {
+    let now = msgrelay_core::now_ms();
+    let horizon = now + 30 * 24 * 3600 * 1000;
+    match store.list_certificates(None).await {
+        Ok(certs) => Some(certs.iter().filter(|c| c.revoked_at_ms.is_none() && (now..=horizon).contains(&c.not_after_ms)).count()),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list certificates for the expiry gauge");
+            None
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct RevokedCert {
 pub struct LoadedCrl {
     /// DER form, ready for `mtls_server_config`.
     pub der: CertificateRevocationListDer<'static>,
+    /// When it was signed: of two valid CRLs, the later-signed one is current.
+    pub this_update: DateTime<Utc>,
     /// When the issuer promised a newer CRL.
     pub next_update: DateTime<Utc>,
     /// Revoked serials, lowercase hex without separators.
@@ -195,6 +197,7 @@ pub fn load_crl(crl_pem: &[u8], ca_pem: &[u8], grace: Duration) -> Result<Loaded
     if Utc::now() >= deadline {
         return Err(PkiError::Expired { next_update });
     }
+    let this_update = from_unix(crl.last_update().timestamp());
     let revoked_serials = crl
         .iter_revoked_certificates()
         .map(|r| hex::encode(r.raw_serial()))
@@ -202,6 +205,7 @@ pub fn load_crl(crl_pem: &[u8], ca_pem: &[u8], grace: Duration) -> Result<Loaded
     drop(crl);
     Ok(LoadedCrl {
         der,
+        this_update,
         next_update,
         revoked_serials,
     })
