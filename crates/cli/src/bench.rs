@@ -82,6 +82,8 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let issued = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    // Why requests failed (HTTP status or transport error kind), for the summary.
+    let error_kinds = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
     let body = "x".repeat(a.body_chars.max(1));
     let interval = a.rate.map(|r| Duration::from_secs_f64(a.concurrency as f64 / r.max(0.001)));
     let started = Instant::now();
@@ -90,6 +92,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     for t in 0..a.concurrency {
         let (client, url, body, issued, accepted, errors, bar) =
             (client.clone(), url.clone(), body.clone(), issued.clone(), accepted.clone(), errors.clone(), bar.clone());
+        let error_kinds = error_kinds.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut tick = interval.map(|i| {
@@ -112,8 +115,15 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                         latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
                         accepted.fetch_add(1, Ordering::Relaxed);
                     }
-                    _ => {
+                    other => {
                         errors.fetch_add(1, Ordering::Relaxed);
+                        let kind = match other {
+                            Ok(r) => format!("HTTP {}", r.status().as_u16()),
+                            Err(e) if e.is_timeout() => "timeout".to_owned(),
+                            Err(e) if e.is_connect() => "connect".to_owned(),
+                            Err(_) => "transport".to_owned(),
+                        };
+                        *error_kinds.lock().unwrap_or_else(|p| p.into_inner()).entry(kind).or_default() += 1;
                     }
                 }
                 if deadline.is_none() {
@@ -146,6 +156,11 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     latencies.sort_by(|a, b| a.total_cmp(b));
     let ok = accepted.load(Ordering::Relaxed);
     println!("sent:      {ok} accepted, {} errors in {send_secs:.2} s", errors.load(Ordering::Relaxed));
+    let kinds = error_kinds.lock().unwrap_or_else(|p| p.into_inner());
+    if !kinds.is_empty() {
+        let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        println!("errors:    {}", list.join(", "));
+    }
     println!("accepted:  {:.0} msgs/s", ok as f64 / send_secs);
     println!(
         "latency:   p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
