@@ -99,6 +99,9 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
+    /// Stable name of this worker process; its tasks consume as `<name>-<n>`, so a restarted worker
+    /// takes back its own unfinished leases at once. Empty: `<hostname>-<ops port>`.
+    pub name: String,
     pub main_server_url: String,
     pub concurrency: usize,
     pub lease_secs: u64,
@@ -193,6 +196,7 @@ impl Default for DatabaseConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
+            name: String::new(),
             main_server_url: "https://localhost:9443".into(),
             concurrency: 4,
             lease_secs: 60,
@@ -316,6 +320,9 @@ impl Config {
             return Err(ConfigError::new("database.max_connections", "must be at least 1"));
         }
         let w = &self.worker;
+        if w.name.len() > 64 || !w.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            return Err(ConfigError::new("worker.name", "must be at most 64 letters, digits, '-', '_' or '.'"));
+        }
         if !(1..=1024).contains(&w.concurrency) {
             return Err(ConfigError::new("worker.concurrency", "must be between 1 and 1024"));
         }

@@ -362,3 +362,31 @@ async fn redis_unreachable_is_unavailable() {
     assert!(matches!(r, Err(QueueError::Unavailable(_))), "{:?}", r.err());
     assert!(start.elapsed() < Duration::from_secs(5));
 }
+
+/// A restarted worker with a stable consumer name takes back the entries it still held at once,
+/// instead of waiting for their lease to expire; other consumers cannot take them meanwhile.
+#[tokio::test]
+async fn redis_restarted_consumer_takes_back_its_own_pending_first() {
+    let Some(env) = Env::redis() else { return };
+    let long = Duration::from_secs(600);
+    let before = env.open().await;
+    for n in 0..5 {
+        before.enqueue(message(n), None).await.unwrap();
+    }
+    let held = before.lease("host-a-0", 10, long).await.unwrap();
+    assert_eq!(held.len(), 5);
+    drop(before); // the worker process dies with its leases
+
+    let other = env.open().await;
+    assert!(other.lease("host-b-0", 10, long).await.unwrap().is_empty(), "another consumer took live leases");
+    let restarted = env.open().await;
+    let back = restarted.lease("host-a-0", 10, long).await.unwrap();
+    assert_eq!(back.len(), 5, "own pending entries were not taken back");
+    assert!(back.iter().all(|l| l.attempts == 2));
+    // The dead process's tokens no longer match; the restarted worker's do.
+    assert_eq!(restarted.ack(&tokens(&held)).await.unwrap(), 0);
+    assert_eq!(restarted.ack(&tokens(&back)).await.unwrap(), 5);
+    // Later leases by the same consumer read only new entries.
+    assert!(restarted.lease("host-a-0", 10, long).await.unwrap().is_empty());
+    env.cleanup().await;
+}

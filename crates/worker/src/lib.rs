@@ -74,12 +74,11 @@ impl Worker {
                 }
             }
         });
-        let host = hostname();
-        let pid = std::process::id();
+        let name = consumer_base(&cfg);
         let tasks = (0..w.concurrency)
             .map(|i| {
                 let d = d.clone();
-                let consumer = format!("{host}-{pid}-{i}");
+                let consumer = format!("{name}-{i}");
                 tokio::spawn(d.run(consumer, shutdown.clone()))
             })
             .collect();
@@ -93,6 +92,17 @@ impl Worker {
             let _ = t.await;
         }
     }
+}
+
+/// The stable part of this process's consumer names: `worker.name`, else `<hostname>-<ops port>`
+/// (unique per host, because each process binds its own ops port); with an ephemeral ops port
+/// (tests) the process id stands in for it.
+fn consumer_base(cfg: &Config) -> String {
+    if !cfg.worker.name.is_empty() {
+        return cfg.worker.name.clone();
+    }
+    let port = cfg.ops.listen.rsplit(':').next().filter(|p| *p != "0").map(str::to_owned);
+    format!("{}-{}", hostname(), port.unwrap_or_else(|| format!("pid{}", std::process::id())))
 }
 
 fn hostname() -> String {

@@ -13,7 +13,12 @@ use crate::{parse_duration, CertAdmin, IssuedBundle, KeyAlgorithm};
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum CertsCommand {
     /// Create the client CA, the internal CA and the service certificates that are missing.
-    InitCa,
+    InitCa {
+        /// Make the client CA an issuing CA under a new root CA whose key is written to this
+        /// directory (to be moved to offline storage); only before the client CA exists.
+        #[arg(long, value_name = "DIR")]
+        offline_root: Option<PathBuf>,
+    },
     /// Issue a certificate for an existing client and write its bundle (client.crt, client.key, ca.crt, client.p12).
     IssueClient {
         #[arg(long)]
@@ -106,17 +111,32 @@ fn client_id(s: &str) -> anyhow::Result<ClientId> {
 /// Runs a `certs` subcommand on the given streams.
 pub async fn run_certs_with(cmd: CertsCommand, cfg: &Config, mut io: Io<'_>) -> anyhow::Result<()> {
     let pki = Pki::new(cfg.path("pki"));
-    if let CertsCommand::InitCa = cmd {
-        let report = pki.init(&cfg.proxy.domains)?;
-        if report.created.is_empty() {
+    if let CertsCommand::InitCa { offline_root } = &cmd {
+        let mut created = match offline_root {
+            Some(dir) => pki.init_client_ca_under_offline_root(dir)?.created,
+            None => Vec::new(),
+        };
+        created.extend(pki.init(&cfg.proxy.domains)?.created);
+        if created.is_empty() {
             writeln!(
                 io.output,
                 "PKI in {} is complete; nothing created",
                 pki.dir().display()
             )?;
         }
-        for p in report.created {
+        for p in created {
             writeln!(io.output, "created {}", p.display())?;
+        }
+        if let Some(dir) = offline_root {
+            let key = dir.join(format!("{}.key", msgrelay_tls::pki::CLIENT_ROOT_CA));
+            writeln!(
+                io.output,
+                "the root CA key is {}; move {} to offline storage now \
+                 (client certificates and the CRL are signed by the issuing CA {})",
+                key.display(),
+                dir.display(),
+                pki.path("client-ca.crt").display()
+            )?;
         }
         return Ok(());
     }
@@ -143,7 +163,7 @@ async fn run_with_store(
     io: &mut Io<'_>,
 ) -> anyhow::Result<()> {
     match cmd {
-        CertsCommand::InitCa | CertsCommand::IssueServer { .. } => {
+        CertsCommand::InitCa { .. } | CertsCommand::IssueServer { .. } => {
             unreachable!("handled without a store")
         }
         CertsCommand::IssueClient {

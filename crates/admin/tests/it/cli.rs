@@ -223,3 +223,135 @@ async fn operator_flow_through_the_command_line() {
         .unwrap();
     assert!(out.contains("proxy-relay.example.com.crt"), "{out}");
 }
+
+#[tokio::test]
+async fn init_ca_with_offline_root() {
+    use msgrelay_core::{ClientId, Role};
+    use std::time::Duration;
+
+    let t = TestDir::new();
+    let cfg = &t.cfg;
+    let offline = tempfile::tempdir().unwrap();
+    let root_dir = offline.path().join("root");
+    let out = run(
+        cfg,
+        &format!("certs init-ca --offline-root {}", root_dir.display()),
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.contains("move") && out.contains("offline storage"),
+        "{out}"
+    );
+    let root_key = root_dir.join("client-root-ca.key");
+    let root_crt = root_dir.join("client-root-ca.crt");
+    assert!(root_key.exists() && root_crt.exists());
+    assert!(!root_key.starts_with(&cfg.data_dir));
+    assert!(
+        cfg.path("pki/client-root-ca.crt").exists() && cfg.path("pki/internal-ca.key").exists()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root_dir), 0o700);
+        assert_eq!(mode(&root_key), 0o600);
+        assert_eq!(mode(&cfg.path("pki/client-ca.key")), 0o600);
+    }
+    // No root key anywhere in the data directory.
+    let leaked: Vec<_> = walk(&cfg.data_dir)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "client-root-ca.key"))
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:?}");
+
+    // `msgrelay init` afterwards keeps the issuing CA.
+    let issuing = std::fs::read(cfg.path("pki/client-ca.crt")).unwrap();
+    t.init(false).await;
+    assert_eq!(
+        std::fs::read(cfg.path("pki/client-ca.crt")).unwrap(),
+        issuing
+    );
+
+    let certs = t.certs().await;
+    certs
+        .store()
+        .create_user("alice", "alice-password-long", Role::User)
+        .await
+        .unwrap();
+    let acme = ClientId::parse("acme").unwrap();
+    certs
+        .store()
+        .create_client(&acme, "alice", "localhost")
+        .await
+        .unwrap();
+    let bundle_dir = t.dir.path().join("bundle");
+    certs
+        .issue_client(
+            &acme,
+            "localhost",
+            30,
+            &bundle_dir,
+            msgrelay_admin::KeyAlgorithm::EcdsaP256,
+            None,
+        )
+        .await
+        .unwrap();
+    let info = certs
+        .revoke_client(&acme, Some("keyCompromise"))
+        .await
+        .unwrap();
+    assert_eq!(info.revoked, 1);
+    let crl = std::fs::read(cfg.path("pki/client-ca.crl")).unwrap();
+    let loaded = msgrelay_tls::load_crl(&crl, &issuing, Duration::ZERO).unwrap();
+    assert_eq!(loaded.revoked_serials.len(), 1);
+    certs.store().close().await;
+
+    if crate::support::have_openssl() {
+        let o = std::process::Command::new("openssl")
+            .arg("verify")
+            .arg("-CAfile")
+            .arg(&root_crt)
+            .arg("-untrusted")
+            .arg(cfg.path("pki/client-ca.crt"))
+            .arg(bundle_dir.join("client.crt"))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "openssl verify: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    // A second run refuses and touches nothing.
+    let other = offline.path().join("root2");
+    let e = run(
+        cfg,
+        &format!("certs init-ca --offline-root {}", other.display()),
+        "",
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("client CA already exists"), "{e}");
+    assert!(!other.exists());
+    assert_eq!(
+        std::fs::read(cfg.path("pki/client-ca.crt")).unwrap(),
+        issuing
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -310,3 +310,23 @@ async fn metrics_and_ready_report_expiring_certificates_and_a_crl_close_to_expir
     let ready: Value = resp.json().await.unwrap();
     assert!(ready["warnings"]["crl"].as_str().is_some_and(|w| w.starts_with("crl expires in 4h")), "{ready}");
 }
+
+#[tokio::test]
+async fn client_ca_under_an_offline_root_issues_and_revokes_online() {
+    let mut relay = TestRelay::empty();
+    let root = relay.data_dir().parent().expect("temp dir").join("offline-root");
+    let stdout = cli_ok(&relay, &["certs", "init-ca", "--offline-root", root.to_str().unwrap()]).await;
+    assert!(stdout.contains("offline storage"), "{stdout}");
+    let out = run(relay.cli(&["init", "--demo"])).await;
+    assert!(out.status.success(), "msgrelay init failed: {}", String::from_utf8_lossy(&out.stderr));
+    // The root key may now go away entirely: nothing below needs it.
+    std::fs::remove_file(root.join("client-root-ca.key")).expect("root key");
+    relay.start_up(&[FAST_REFRESH]).await;
+    relay.send_ok("demo client signed by the issuing CA").await;
+
+    let b = new_client(&relay, "offline", "localhost", 30, "offline-1").await;
+    wait_accepted(&relay, &b, "a certificate from the issuing CA to be accepted").await;
+    cli_ok(&relay, &["certs", "revoke", "--client-id", "offline"]).await;
+    wait_handshake_refused(&relay, &b, "the revoked certificate's handshake to fail").await;
+    relay.send_ok("the demo client is unaffected").await;
+}

@@ -1,10 +1,12 @@
 -- Lease up to ARGV[3] messages to consumer ARGV[2]: promote due retries, reclaim abandoned leases
 -- (idle > lease), then read new entries; count an attempt on each. Atomic, so no two consumers
 -- get the same entry and the attempt count cannot be lost.
--- KEYS: stream, delayed, attempts. ARGV: group, consumer, max, lease_ms.
+-- KEYS: stream, delayed, attempts. ARGV: group, consumer, max, lease_ms, own_first.
+-- own_first = '1' on a consumer's first lease in a process: a restarted worker (stable consumer
+-- name) first takes back the entries it still holds, instead of waiting for the lease to expire.
 -- Returns {{entry_id, {field, value, ...}, attempts, deliveries}, ...}.
 local stream, delayed, attempts = KEYS[1], KEYS[2], KEYS[3]
-local group, consumer, max, lease_ms = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local group, consumer, max, lease_ms, own_first = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
@@ -35,6 +37,16 @@ local function take(entry)
   local deliveries = 1
   if p[1] then deliveries = p[1][4] end
   out[#out + 1] = {entry[1], f, tries, deliveries}
+end
+
+if own_first == '1' then
+  -- ID 0 reads this consumer's own pending entries (history), not new ones.
+  local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', max, 'STREAMS', stream, '0')
+  if r and r[1] then
+    for _, e in ipairs(r[1][2]) do
+      if type(e) == 'table' and e[2] then take(e) end
+    end
+  end
 end
 
 local cursor = '0-0'

@@ -7,8 +7,9 @@
 //! - `:delayed` — sorted set of stream entry ids awaiting a retry, score = due time (ms, Redis clock).
 //! - `:failed` — hash message id → JSON {entry, client, attempts, error, at}; the entry stays in the stream.
 //!
-//! Lease (`lease.lua`, atomic): re-XADD due `:delayed` entries, `XAUTOCLAIM` entries idle longer than the
-//! lease (crashed workers), then `XREADGROUP >`. A token is (entry id, consumer, delivery count from
+//! Lease (`lease.lua`, atomic): re-XADD due `:delayed` entries; on a consumer's first lease in this process,
+//! take back its own pending entries (a restarted worker with a stable name); `XAUTOCLAIM` entries idle longer
+//! than the lease (crashed workers); then `XREADGROUP >`. A token is (entry id, consumer, delivery count from
 //! XPENDING); ack / release check all three, so a stale worker's token matches nothing once another
 //! consumer (or a later lease) has claimed the entry. Workers must use the same lease duration, since
 //! reclaiming is by idle time. Retry (`release.lua`): XACK and put the entry id in `:delayed`;
@@ -59,6 +60,8 @@ struct Keys {
 #[derive(Clone)]
 pub struct RedisQueue {
     con: ConnectionManager,
+    /// Consumers that already leased in this process (their first lease takes back their own pending entries).
+    seen_consumers: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     keys: Arc<Keys>,
     scripts: Arc<Scripts>,
     notify: Arc<Notify>,
@@ -115,7 +118,13 @@ impl RedisQueue {
             retry_failed: Script::new(include_str!("retry_failed.lua")),
             stats: Script::new(include_str!("stats.lua")),
         };
-        Ok(Self { con, keys: Arc::new(keys), scripts: Arc::new(scripts), notify: Arc::new(Notify::new()) })
+        Ok(Self {
+            con,
+            seen_consumers: Arc::default(),
+            keys: Arc::new(keys),
+            scripts: Arc::new(scripts),
+            notify: Arc::new(Notify::new()),
+        })
     }
 
     pub(crate) fn notifier(&self) -> Arc<Notify> {
@@ -159,6 +168,7 @@ impl RedisQueue {
         if max == 0 {
             return Ok(Vec::new());
         }
+        let own_first = self.seen_consumers.lock().unwrap_or_else(|p| p.into_inner()).insert(consumer.to_owned());
         let mut inv = self.scripts.lease.prepare_invoke();
         inv.key(&self.keys.stream)
             .key(&self.keys.delayed)
@@ -166,7 +176,8 @@ impl RedisQueue {
             .arg(&self.keys.group)
             .arg(consumer)
             .arg(max)
-            .arg(millis(lease).max(1));
+            .arg(millis(lease).max(1))
+            .arg(if own_first { "1" } else { "0" });
         let mut con = self.con.clone();
         let rows: Vec<(String, Vec<Vec<u8>>, i64, i64)> = timed(inv.invoke_async(&mut con)).await?;
         rows.into_iter()

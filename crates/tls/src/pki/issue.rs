@@ -82,19 +82,34 @@ fn name(cn: &str, ou: Option<&str>) -> DistinguishedName {
 
 /// Parameters of a self-signed CA that may sign certificates and CRLs, and nothing else.
 pub(crate) fn ca_params(cn: &str) -> Result<CertificateParams, PkiError> {
-    let (not_before, not_after) = window(CA_DAYS);
+    // Path length 0: these CAs sign leaves only, never another CA.
+    ca_params_with(
+        cn,
+        CA_DAYS,
+        0,
+        vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ],
+    )
+}
+
+/// Parameters of a CA valid `days` from now that may sign CAs down to `path_len` levels below it.
+pub(crate) fn ca_params_with(
+    cn: &str,
+    days: i64,
+    path_len: u8,
+    key_usages: Vec<KeyUsagePurpose>,
+) -> Result<CertificateParams, PkiError> {
+    let (not_before, not_after) = window(days);
     let mut p = CertificateParams::default();
     p.distinguished_name = name(cn, None);
     p.serial_number = Some(random_serial().0);
     p.not_before = to_offset(not_before)?;
     p.not_after = to_offset(not_after)?;
-    // Path length 0: these CAs sign leaves only, never another CA.
-    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+    p.key_usages = key_usages;
     Ok(p)
 }
 

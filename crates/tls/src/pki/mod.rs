@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rcgen::KeyPair;
+use rcgen::{Issuer, KeyPair, KeyUsagePurpose};
 
 pub use crl::{load_crl, LoadedCrl, RevokedCert};
 pub(crate) use pem::common_name;
@@ -27,6 +27,12 @@ pub const INTERNAL_CA: &str = "internal-ca";
 pub const CRL_FILE: &str = "client-ca.crl";
 /// The last CRL number issued.
 pub const CRL_NUMBER_FILE: &str = "crl-number";
+/// File stem of the offline root CA above the client CA (see [`Pki::init_client_ca_under_offline_root`]).
+pub const CLIENT_ROOT_CA: &str = "client-root-ca";
+/// Lifetime of an offline root CA.
+pub const ROOT_CA_DAYS: i64 = 20 * 365;
+/// Lifetime of an issuing client CA signed by an offline root.
+pub const ISSUING_CA_DAYS: i64 = 5 * 365;
 /// Validity of the empty CRL written by `init`; whoever revokes writes a new one anyway.
 pub const INITIAL_CRL_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default lifetime of a client certificate (the CA/Browser maximum that clients tolerate).
@@ -191,6 +197,82 @@ impl Pki {
                 report.created.push(number);
             }
         }
+        Ok(report)
+    }
+
+    /// Sets up the client CA as an *issuing* CA under a root CA whose key never enters the PKI
+    /// directory: `root_dir` (created owner-only) receives `client-root-ca.crt` and
+    /// `client-root-ca.key` (20 years), the PKI directory receives `client-ca.crt`/`.key`
+    /// (5 years, CA:TRUE pathlen 0, keyCertSign + cRLSign, signed by the root) and a public copy
+    /// of the root certificate, `client-root-ca.crt`.
+    ///
+    /// Everything else is unchanged: the proxy trusts `client-ca.crt`, and client certificates
+    /// and the CRL are signed online with `client-ca.key`, so the root key can go offline right
+    /// away. Refuses if the client CA already exists. Run [`Pki::init`] afterwards for the rest.
+    pub fn init_client_ca_under_offline_root(
+        &self,
+        root_dir: &Path,
+    ) -> Result<InitReport, PkiError> {
+        let ca_crt = self.path(&format!("{CLIENT_CA}.crt"));
+        let ca_key = self.path(&format!("{CLIENT_CA}.key"));
+        let root_crt = root_dir.join(format!("{CLIENT_ROOT_CA}.crt"));
+        let root_key = root_dir.join(format!("{CLIENT_ROOT_CA}.key"));
+        let root_copy = self.path(&format!("{CLIENT_ROOT_CA}.crt"));
+        if ca_key.exists() || ca_crt.exists() {
+            return Err(PkiError::Invalid {
+                what: "offline root setup",
+                detail: format!(
+                    "the client CA already exists ({}); an offline root can only be set up before the \
+                     client CA is created (before `msgrelay init` / `certs init-ca`). Keep using the \
+                     existing client CA, or start with a new data directory",
+                    if ca_key.exists() { &ca_key } else { &ca_crt }.display()
+                ),
+            });
+        }
+        // Check every target first, so a refusal leaves nothing half-created.
+        for p in [&root_crt, &root_key, &root_copy] {
+            if p.exists() {
+                return Err(PkiError::AlreadyExists { path: p.clone() });
+            }
+        }
+        fsutil::create_dir(root_dir)?;
+        fsutil::create_dir(&self.dir)?;
+        let mut report = InitReport::default();
+
+        let root_kp = new_key()?;
+        // Path length 1: the root signs the issuing CA, which signs leaves only.
+        let root_params = issue::ca_params_with(
+            "msgrelay client root CA",
+            ROOT_CA_DAYS,
+            1,
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign],
+        )?;
+        let root_cert = root_params
+            .self_signed(&root_kp)
+            .map_err(|e| PkiError::generate(format!("CA certificate {}", root_crt.display()), e))?;
+        fsutil::write_new(&root_key, root_kp.serialize_pem().as_bytes(), true)?;
+        report.created.push(root_key);
+        fsutil::write_new(&root_crt, root_cert.pem().as_bytes(), false)?;
+        report.created.push(root_crt);
+
+        let ca_kp = new_key()?;
+        let mut ca_params = issue::ca_params_with(
+            "msgrelay client CA",
+            ISSUING_CA_DAYS,
+            0,
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign],
+        )?;
+        ca_params.use_authority_key_identifier_extension = true;
+        let root_issuer = Issuer::from_params(&root_params, &root_kp);
+        let ca_cert = ca_params
+            .signed_by(&ca_kp, &root_issuer)
+            .map_err(|e| PkiError::generate(format!("CA certificate {}", ca_crt.display()), e))?;
+        fsutil::write_new(&ca_key, ca_kp.serialize_pem().as_bytes(), true)?;
+        report.created.push(ca_key);
+        fsutil::write_new(&ca_crt, ca_cert.pem().as_bytes(), false)?;
+        report.created.push(ca_crt);
+        fsutil::write_new(&root_copy, root_cert.pem().as_bytes(), false)?;
+        report.created.push(root_copy);
         Ok(report)
     }
 
