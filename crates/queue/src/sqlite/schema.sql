@@ -17,7 +17,10 @@ CREATE TABLE IF NOT EXISTS queue_messages (
     last_error     TEXT,
     failed_at_ms   INTEGER
 );
-CREATE INDEX IF NOT EXISTS queue_messages_due ON queue_messages (status, due_at_ms);
+-- lease_nonce is in the index so that `stats` (sampled on every /metrics scrape) is an index-only
+-- scan instead of reading every payload.
+DROP INDEX IF EXISTS queue_messages_due;
+CREATE INDEX IF NOT EXISTS queue_messages_due_nonce ON queue_messages (status, due_at_ms, lease_nonce);
 
 -- Client + idempotency key → message id, written in the enqueue's transaction; honoured 24 h.
 CREATE TABLE IF NOT EXISTS queue_idempotency (
