@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use msgrelay_core::Config;
 use msgrelay_ops::{Metrics, OpsHandle, OpsState};
+use msgrelay_queue::Queue;
 use msgrelay_proxy::Proxy;
 use msgrelay_server::Server;
 use msgrelay_worker::Worker;
@@ -46,13 +47,35 @@ async fn serve_until_signal(cfg: &Config, ops: OpsState, shutdown: CancellationT
     Ok(handle)
 }
 
+/// Connects the configured queue once per process and registers its readiness check and the
+/// queue-depth gauges; every role in the process shares it (one writer, one set of connections).
+async fn connect_queue(cfg: &Config, metrics: &Arc<Metrics>, ops: &mut OpsState) -> anyhow::Result<Queue> {
+    let queue = Queue::connect(&cfg.queue, &cfg.data_dir).await.map_err(|e| anyhow::anyhow!("queue: {e}"))?;
+    let q = queue.clone();
+    ops.add_check("queue", move || {
+        let q = q.clone();
+        async move { q.ping().await.map_err(|e| e.to_string()) }
+    });
+    let (q, m) = (queue.clone(), metrics.clone());
+    ops.add_sampler(move || {
+        let (q, m) = (q.clone(), m.clone());
+        async move {
+            if let Ok(s) = q.stats().await {
+                m.set_queue_depth(s.ready, s.in_flight, s.delayed, s.failed);
+            }
+        }
+    });
+    Ok(queue)
+}
+
 pub async fn proxy(cfg: Config) -> anyhow::Result<()> {
     let _guard = logging(&cfg);
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::new());
     let mut ops = OpsState::new(metrics.clone());
     let shutdown = CancellationToken::new();
-    let proxy = Proxy::start(cfg.clone(), metrics, &mut ops, shutdown.clone()).await?;
+    let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
+    let proxy = Proxy::start(cfg.clone(), queue, metrics, &mut ops, shutdown.clone()).await?;
     let ops = serve_until_signal(&cfg, ops, shutdown, format!("proxy=https://{}", proxy.addr)).await?;
     proxy.join().await;
     ops.join().await;
@@ -65,7 +88,8 @@ pub async fn worker(cfg: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let mut ops = OpsState::new(metrics.clone());
     let shutdown = CancellationToken::new();
-    let worker = Worker::start(cfg.clone(), metrics, &mut ops, shutdown.clone()).await?;
+    let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
+    let worker = Worker::start(cfg.clone(), queue, metrics, shutdown.clone()).await?;
     let ops = serve_until_signal(&cfg, ops, shutdown, "worker=running".into()).await?;
     worker.join().await;
     ops.join().await;
@@ -78,7 +102,8 @@ pub async fn server(cfg: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let mut ops = OpsState::new(metrics.clone());
     let shutdown = CancellationToken::new();
-    let server = Server::start(cfg.clone(), metrics, &mut ops, shutdown.clone()).await?;
+    let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
+    let server = Server::start(cfg.clone(), queue, metrics, &mut ops, shutdown.clone()).await?;
     let line = format!("server=https://{} portal=https://{}", server.internal_addr, server.portal_addr);
     let ops = serve_until_signal(&cfg, ops, shutdown, line).await?;
     server.join().await;
@@ -97,14 +122,15 @@ pub async fn up(mut cfg: Config) -> anyhow::Result<()> {
     let mut ops = OpsState::new(metrics.clone());
     let shutdown = CancellationToken::new();
 
-    let server = Server::start(Arc::new(cfg.clone()), metrics.clone(), &mut ops, shutdown.clone()).await?;
+    let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
+    let server = Server::start(Arc::new(cfg.clone()), queue.clone(), metrics.clone(), &mut ops, shutdown.clone()).await?;
     // The proxy and the workers reach the main server where it actually listens.
     let internal_url = format!("https://localhost:{}", server.internal_addr.port());
     cfg.proxy.main_server_url = internal_url.clone();
     cfg.worker.main_server_url = internal_url;
     let cfg = Arc::new(cfg);
-    let proxy = Proxy::start(cfg.clone(), metrics.clone(), &mut ops, shutdown.clone()).await?;
-    let worker = Worker::start(cfg.clone(), metrics, &mut ops, shutdown.clone()).await?;
+    let proxy = Proxy::start(cfg.clone(), queue.clone(), metrics.clone(), &mut ops, shutdown.clone()).await?;
+    let worker = Worker::start(cfg.clone(), queue, metrics, shutdown.clone()).await?;
 
     let data = cfg.data_dir.display().to_string();
     let domain = cfg.proxy.domains.first().cloned().unwrap_or_else(|| "localhost".into());

@@ -27,8 +27,6 @@ pub use revocation::Revocation;
 pub enum ProxyError {
     #[error("PKI: {0}")]
     Pki(#[from] msgrelay_tls::PkiError),
-    #[error("queue: {0}")]
-    Queue(#[from] msgrelay_queue::QueueError),
     #[error("keys: {0}")]
     Crypto(#[from] msgrelay_crypto::CryptoError),
     #[error("cannot bind proxy.listen {addr}: {source}")]
@@ -55,9 +53,16 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Connects to the queue and the main server, binds `proxy.listen` and serves until `shutdown`.
-    /// Registers its readiness checks (queue, revocation data) on `ops`.
-    pub async fn start(cfg: Arc<Config>, metrics: Arc<Metrics>, ops: &mut OpsState, shutdown: CancellationToken) -> Result<Self, ProxyError> {
+    /// Connects to the main server, binds `proxy.listen` and serves until `shutdown`, enqueuing
+    /// into `queue` (the caller connects it and registers its readiness check). Registers the
+    /// revocation-data check on `ops`.
+    pub async fn start(
+        cfg: Arc<Config>,
+        queue: Queue,
+        metrics: Arc<Metrics>,
+        ops: &mut OpsState,
+        shutdown: CancellationToken,
+    ) -> Result<Self, ProxyError> {
         let pki = Pki::new(cfg.path("pki"));
         let upstream = upstream::Upstream::new(&cfg, &pki)?;
 
@@ -68,14 +73,8 @@ impl Proxy {
         let sealer = Arc::new(Sealer::new(&proxy_key, &server_public)?);
 
         let revocation = Revocation::start(cfg.clone(), pki, upstream.clone(), shutdown.clone()).await?;
-        let queue = Queue::connect(&cfg.queue, &cfg.data_dir).await?;
         let register = register::spawn(upstream, metrics.clone(), shutdown.clone());
 
-        let q = queue.clone();
-        ops.add_check("queue", move || {
-            let q = q.clone();
-            async move { q.ping().await.map_err(|e| e.to_string()) }
-        });
         let r = revocation.clone();
         ops.add_check("revocation", move || {
             let r = r.clone();

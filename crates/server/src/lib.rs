@@ -32,8 +32,6 @@ pub enum ServerError {
     Pki(#[from] msgrelay_tls::PkiError),
     #[error("database: {0}")]
     Store(#[from] msgrelay_store::StoreError),
-    #[error("queue: {0}")]
-    Queue(#[from] msgrelay_queue::QueueError),
     #[error("keys: {0}")]
     Crypto(#[from] msgrelay_crypto::CryptoError),
     #[error("cannot bind {key} {addr}: {source}")]
@@ -49,12 +47,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the store, keys and queue, binds `server.listen` (mutual TLS, internal CA only) and
+    /// Opens the store and keys, binds `server.listen` (mutual TLS, internal CA only) and
     /// `portal.listen` (HTTPS), and serves until `shutdown`.
-    pub async fn start(cfg: Arc<Config>, metrics: Arc<Metrics>, ops: &mut OpsState, shutdown: CancellationToken) -> Result<Self, ServerError> {
+    pub async fn start(
+        cfg: Arc<Config>,
+        queue: Queue,
+        metrics: Arc<Metrics>,
+        ops: &mut OpsState,
+        shutdown: CancellationToken,
+    ) -> Result<Self, ServerError> {
         let pki = Pki::new(cfg.path("pki"));
         let store = Store::connect(&cfg.database_url(), cfg.database.max_connections).await?;
-        let queue = Queue::connect(&cfg.queue, &cfg.data_dir).await?;
         let sealing = SealingKeyPair::load(&cfg.path("keys/sealing.key"))?;
         let proxy_pub = std::fs::read_to_string(cfg.path("keys/proxy-sealing.pub")).map_err(|e| msgrelay_crypto::CryptoError::KeyFile {
             path: cfg.path("keys/proxy-sealing.pub").display().to_string(),

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use msgrelay_core::wire::{DeliverItem, DeliverOutcome, DeliverRequest, DeliverResponse, REJECTED_DEAD_LETTER};
 use msgrelay_core::{now_ms, Config};
-use msgrelay_ops::{Metrics, OpsState};
+use msgrelay_ops::Metrics;
 use msgrelay_queue::{LeaseToken, Leased, Queue};
 use msgrelay_tls::Pki;
 use tokio_util::sync::CancellationToken;
@@ -22,8 +22,6 @@ use tokio_util::sync::CancellationToken;
 pub enum WorkerError {
     #[error("PKI: {0}")]
     Pki(#[from] msgrelay_tls::PkiError),
-    #[error("queue: {0}")]
-    Queue(#[from] msgrelay_queue::QueueError),
 }
 
 /// Running delivery tasks.
@@ -44,12 +42,12 @@ struct Deliverer {
 }
 
 impl Worker {
-    /// Connects to the queue and starts the delivery tasks; stops them (after the batch in hand) on `shutdown`.
-    pub async fn start(cfg: Arc<Config>, metrics: Arc<Metrics>, ops: &mut OpsState, shutdown: CancellationToken) -> Result<Self, WorkerError> {
+    /// Starts the delivery tasks on `queue` (the caller connects it and registers its readiness
+    /// check and depth sampler); stops them (after the batch in hand) on `shutdown`.
+    pub async fn start(cfg: Arc<Config>, queue: Queue, metrics: Arc<Metrics>, shutdown: CancellationToken) -> Result<Self, WorkerError> {
         let w = &cfg.worker;
         let pki = Pki::new(cfg.path("pki"));
         let client = msgrelay_tls::service_client(&pki, "worker", Duration::from_secs(w.delivery_timeout_secs))?;
-        let queue = Queue::connect(&cfg.queue, &cfg.data_dir).await?;
         let d = Deliverer {
             queue: queue.clone(),
             client,
@@ -60,20 +58,6 @@ impl Worker {
             max_attempts: w.max_attempts,
             batch: w.batch_size,
         };
-        let q = queue.clone();
-        ops.add_check("queue", move || {
-            let q = q.clone();
-            async move { q.ping().await.map_err(|e| e.to_string()) }
-        });
-        let (q, m) = (queue.clone(), metrics.clone());
-        ops.add_sampler(move || {
-            let (q, m) = (q.clone(), m.clone());
-            async move {
-                if let Ok(s) = q.stats().await {
-                    m.set_queue_depth(s.ready, s.in_flight, s.delayed, s.failed);
-                }
-            }
-        });
         let name = consumer_base(&cfg);
         let tasks = (0..w.concurrency)
             .map(|i| {

@@ -78,7 +78,8 @@ pub async fn spawn_app() -> TestApp {
     let metrics = Arc::new(Metrics::new());
     let mut ops = OpsState::new(metrics.clone());
     let shutdown = CancellationToken::new();
-    let server = Server::start(Arc::new(cfg.clone()), metrics, &mut ops, shutdown.clone()).await.expect("server starts");
+    let queue = msgrelay_queue::Queue::connect(&cfg.queue, &cfg.data_dir).await.expect("queue");
+    let server = Server::start(Arc::new(cfg.clone()), queue, metrics, &mut ops, shutdown.clone()).await.expect("server starts");
     let store = server.state.store.clone();
     for (name, role) in [("alice", Role::User), ("bob", Role::User), ("carol", Role::User), ("boss", Role::Admin)] {
         store.create_user(name, PASSWORD, role).await.expect("user");
