@@ -4,11 +4,9 @@
 mod certs;
 mod config;
 mod delivery;
-mod handshake;
 mod happy_path;
 mod idempotency;
 mod ops;
 mod privacy;
 mod restart;
 mod support;
-mod validation;
