@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, CI): installs and starts what the tests need, builds once
-# (dev profile, dependencies optimised) and runs every test: Rust unit + integration tests
-# and the Python client's tests.
+# (dev profile, dependencies optimised) and runs every test: Rust unit + integration tests,
+# the Python client's tests and the Windows suite (msgrelay.exe under Wine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,9 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+# The Windows suite: mingw cross-compiler and Wine (64-bit) to run msgrelay.exe.
+command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || missing+=(gcc-mingw-w64-x86-64)
+command -v wine >/dev/null 2>&1 || missing+=(wine wine64)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -58,5 +61,11 @@ cargo test --workspace --no-fail-fast
 
 log "python client tests"
 python3 -m unittest discover -s clients/python -p 'test_*.py'
+
+log "windows suite (msgrelay.exe cross-compiled with mingw, run under Wine)"
+rustup target list --installed | grep -qx x86_64-pc-windows-gnu || rustup target add x86_64-pc-windows-gnu
+# Its own cache dir (one profile per target), next to the Linux one.
+MSGRELAY_TEST_WINDOWS_REQUIRED=1 MSGRELAY_WINDOWS_TARGET_DIR="${MSGRELAY_WINDOWS_TARGET_DIR:-$HOME/.cache/msgrelay/target-windows}" \
+  scripts/windows/suite.sh
 
 log "all tests passed"

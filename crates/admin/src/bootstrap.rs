@@ -48,6 +48,11 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> Result<InitReport, AdminE
         }
     }
     let mut created = Vec::new();
+    if !cfg.data_dir.exists() {
+        // Owner-only from the start (Windows: a protected DACL the keys below inherit; the
+        // folder it would otherwise inherit from may grant Users read access).
+        crate::ops::files::create_private_dir(&cfg.data_dir)?;
+    }
 
     let pki = Pki::new(cfg.path("pki"));
     for p in pki.init(&domains)?.created {
@@ -64,7 +69,7 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> Result<InitReport, AdminE
         created.push(at_rest.display().to_string());
     }
 
-    let store = Store::connect(&cfg.database_url(), cfg.database.max_connections).await?;
+    let store = Store::connect(&cfg.database(), cfg.database.max_connections).await?;
     // Each password is recorded right after its account is created, so no account is ever unreachable.
     let credentials_file = cfg.path(CREDENTIALS_FILE);
 

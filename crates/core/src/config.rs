@@ -96,6 +96,50 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
 }
 
+/// The store's location, derived from `database.url`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// An embedded SQLite file; the path goes to `SqliteConnectOptions::filename` as it is.
+    Sqlite(PathBuf),
+    /// A MySQL/MariaDB server URL (`mysql://` or `mariadb://`); may hold a password.
+    Server(String),
+}
+
+impl DatabaseLocation {
+    /// `sqlite://PATH` or `sqlite:PATH` (an optional `?...` suffix is ignored: the store always
+    /// opens read-write and creates the file) becomes a path, resolved against `base` when
+    /// relative; anything else is a server URL.
+    pub fn from_setting(url: &str, base: &Path) -> Self {
+        match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            Some(rest) => {
+                let path = Path::new(rest.split_once('?').map_or(rest, |(p, _)| p));
+                Self::Sqlite(if path_is_absolute(path) { path.to_path_buf() } else { base.join(path) })
+            }
+            None => Self::Server(url.to_owned()),
+        }
+    }
+}
+
+/// `Path::is_absolute`, plus Windows forms (`C:\`, `C:/`, `\\server\share`) recognised on every
+/// platform, so a configuration written for Windows means the same when checked elsewhere.
+fn path_is_absolute(p: &Path) -> bool {
+    let s = p.to_string_lossy();
+    let b = s.as_bytes();
+    p.is_absolute()
+        || s.starts_with("\\\\")
+        || (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/'))
+}
+
+impl std::fmt::Debug for DatabaseLocation {
+    // A server URL may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            Self::Server(_) => f.write_str("Server(***)"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
@@ -125,12 +169,14 @@ pub struct LogConfig {
     pub level: String,
     /// Directory for the daily-rotating log files (relative to `data_dir`); empty disables file logs.
     pub dir: PathBuf,
+    /// How many daily log files to keep (older ones are deleted at rotation); 0 keeps all.
+    pub keep_days: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            data_dir: PathBuf::from("data"),
+            data_dir: default_data_dir(),
             proxy: ProxyConfig::default(),
             server: ServerConfig::default(),
             portal: PortalConfig::default(),
@@ -142,6 +188,17 @@ impl Default for Config {
             log: LogConfig::default(),
         }
     }
+}
+
+/// `./data` (embedded defaults, next to where `msgrelay up` runs); on Windows, where services
+/// start in System32, `%ProgramData%\msgrelay`.
+fn default_data_dir() -> PathBuf {
+    if cfg!(windows) {
+        if let Some(program_data) = std::env::var_os("ProgramData").filter(|v| !v.is_empty()) {
+            return PathBuf::from(program_data).join("msgrelay");
+        }
+    }
+    PathBuf::from("data")
 }
 
 impl Default for ProxyConfig {
@@ -216,7 +273,7 @@ impl Default for ValidationConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into(), dir: PathBuf::from("logs") }
+        Self { level: "info".into(), dir: PathBuf::from("logs"), keep_days: 30 }
     }
 }
 
@@ -246,24 +303,18 @@ impl Config {
     /// A path from the configuration, resolved against `data_dir` when relative.
     pub fn path(&self, p: impl AsRef<Path>) -> PathBuf {
         let p = p.as_ref();
-        if p.is_absolute() {
+        if path_is_absolute(p) {
             p.to_path_buf()
         } else {
             self.data_dir.join(p)
         }
     }
 
-    /// The database URL with a relative SQLite path resolved against `data_dir`.
-    pub fn database_url(&self) -> String {
-        match self.database.url.strip_prefix("sqlite://") {
-            Some(rest) => {
-                let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-                let full = self.path(path);
-                let query = if query.is_empty() { "mode=rwc".to_owned() } else { query.to_owned() };
-                format!("sqlite://{}?{query}", full.display())
-            }
-            None => self.database.url.clone(),
-        }
+    /// Where the store lives. A SQLite location is a *path* (relative ones resolved against
+    /// `data_dir`), never a URL: a Windows path such as `C:\msgrelay\data\msgrelay.db` is not a
+    /// valid URL and must reach SQLite byte for byte.
+    pub fn database(&self) -> DatabaseLocation {
+        DatabaseLocation::from_setting(&self.database.url, &self.data_dir)
     }
 
     /// Checks every value that can be checked without I/O.
@@ -438,8 +489,31 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_url_is_resolved_against_data_dir() {
+    fn sqlite_path_is_resolved_against_data_dir() {
         let cfg = Config { data_dir: PathBuf::from("/srv/relay"), ..Config::default() };
-        assert_eq!(cfg.database_url(), "sqlite:///srv/relay/msgrelay.db?mode=rwc");
+        assert_eq!(cfg.database(), DatabaseLocation::Sqlite(PathBuf::from("/srv/relay/msgrelay.db")));
+    }
+
+    #[test]
+    fn windows_sqlite_paths_stay_paths() {
+        let base = Path::new(r"C:\ProgramData\msgrelay");
+        for (setting, want) in [
+            (r"sqlite://C:\msgrelay\data\msgrelay.db", r"C:\msgrelay\data\msgrelay.db"),
+            ("sqlite:C:/msgrelay/data/msgrelay.db", "C:/msgrelay/data/msgrelay.db"),
+            (r"sqlite://\\fileserver\share\relay db#1.db?mode=rwc", r"\\fileserver\share\relay db#1.db"),
+            ("sqlite:///srv/relay/msgrelay.db?mode=rwc", "/srv/relay/msgrelay.db"),
+        ] {
+            assert_eq!(DatabaseLocation::from_setting(setting, base), DatabaseLocation::Sqlite(PathBuf::from(want)), "{setting}");
+        }
+        // Relative: joined to the data directory with the platform's separator, never parsed as a host.
+        assert_eq!(
+            DatabaseLocation::from_setting("sqlite://msgrelay.db", base),
+            DatabaseLocation::Sqlite(base.join("msgrelay.db"))
+        );
+        assert_eq!(
+            DatabaseLocation::from_setting("mysql://u:secret@db:3306/m", base),
+            DatabaseLocation::Server("mysql://u:secret@db:3306/m".into())
+        );
+        assert!(!format!("{:?}", DatabaseLocation::Server("mysql://u:secret@db/m".into())).contains("secret"));
     }
 }

@@ -6,7 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod wire;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, DatabaseLocation};
 pub use domain::{ClientId, DomainError, MessageBody, MessageId, MessageStatus, Role, SenderNumber};
 
 /// Milliseconds since the Unix epoch, the one timestamp representation used in queues and stores.

@@ -3,12 +3,14 @@
 mod bench;
 mod roles;
 mod send;
+mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use msgrelay_core::Config;
+use tokio_util::sync::CancellationToken;
 
 /// msgrelay: a secure store-and-forward message relay.
 #[derive(Parser)]
@@ -83,6 +85,9 @@ enum Command {
     /// At-rest encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Windows services: install, uninstall, start, stop, status (Linux: systemd units in deploy/linux/).
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
 }
 
 #[derive(Subcommand)]
@@ -104,6 +109,21 @@ fn load_config(common: &Common) -> anyhow::Result<Config> {
 fn main() -> ExitCode {
     msgrelay_tls::install_crypto_provider();
     let cli = Cli::parse();
+    let cli = match cli.command {
+        Command::Service(cmd) => {
+            // Not inside a runtime: the service entry point blocks this thread in the service
+            // dispatcher and runs the role on a runtime of its own.
+            let location = service::Location { config: cli.common.config, data_dir: cli.common.data_dir };
+            return match service::run(cmd, location) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        command => Cli { common: cli.common, command },
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -128,7 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let mut cfg = load_config(&cli.common)?;
     match cli.command {
-        Command::Up => roles::up(cfg).await?,
+        Command::Up => roles::up(cfg, CancellationToken::new()).await?,
         Command::Init { domains, demo } => {
             for d in &domains {
                 if !cfg.proxy.domains.contains(d) {
@@ -145,13 +165,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             println!("credentials (passwords): {}", report.credentials_file.display());
         }
-        Command::Proxy => roles::proxy(cfg).await?,
-        Command::Worker => roles::worker(cfg).await?,
-        Command::Server => roles::server(cfg).await?,
+        Command::Proxy => roles::proxy(cfg, CancellationToken::new()).await?,
+        Command::Worker => roles::worker(cfg, CancellationToken::new()).await?,
+        Command::Server => roles::server(cfg, CancellationToken::new()).await?,
         Command::Certs(cmd) => msgrelay_admin::run_certs(cmd, &cfg).await?,
         Command::Admin(cmd) => msgrelay_admin::run_admin(cmd, &cfg).await?,
         Command::Db(DbCommand::Migrate) => {
-            let store = msgrelay_store::Store::connect(&cfg.database_url(), 1).await?;
+            let store = msgrelay_store::Store::connect(&cfg.database(), 1).await?;
             store.migrate().await?;
             println!("migrations applied");
         }
@@ -163,7 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup { out } => msgrelay_admin::ops::run_backup(&cfg, &out, &mut std::io::stdout()).await?,
         Command::Restore { from, force } => msgrelay_admin::ops::run_restore(&cfg, &from, force, &mut std::io::stdout())?,
         Command::Keys(KeysCommand::Rotate) => msgrelay_admin::ops::run_keys_rotate(&cfg, &mut std::io::stdout())?,
-        Command::Send(_) | Command::Bench(_) => unreachable!("handled above"),
+        Command::Send(_) | Command::Bench(_) | Command::Service(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,10 +10,15 @@ use msgrelay_server::Server;
 use msgrelay_worker::Worker;
 use tokio_util::sync::CancellationToken;
 
-/// Resolves on Ctrl-C, or SIGTERM on Unix (service managers).
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C, SIGTERM on Unix (systemd), or when `stop` is cancelled (the Windows
+/// service's Stop/Shutdown control): every way out goes through the same drain.
+async fn shutdown_signal(stop: &CancellationToken) {
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        // Without a console (a Windows service) there is no Ctrl-C to wait for: an error here
+        // must not read as "stop now".
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     };
     #[cfg(unix)]
     let term = async {
@@ -26,23 +31,34 @@ async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tokio::select! { _ = ctrl_c => {}, _ = term => {}, _ = stop.cancelled() => {} }
 }
 
 fn logging(cfg: &Config) -> Option<impl Drop> {
     let dir = (!cfg.log.dir.as_os_str().is_empty()).then(|| cfg.path(&cfg.log.dir));
-    msgrelay_ops::telemetry::init(&cfg.log.level, dir.as_deref())
+    msgrelay_ops::telemetry::init(&cfg.log.level, dir.as_deref(), cfg.log.keep_days)
+}
+
+/// Runs `role` until Ctrl-C, SIGTERM or `stop`.
+pub async fn run(role: crate::service::ServiceRole, cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
+    use crate::service::ServiceRole;
+    match role {
+        ServiceRole::Proxy => proxy(cfg, stop).await,
+        ServiceRole::Worker => worker(cfg, stop).await,
+        ServiceRole::Server => server(cfg, stop).await,
+        ServiceRole::Up => up(cfg, stop).await,
+    }
 }
 
 /// Starts the ops listener, waits for a signal, stops everything.
-async fn serve_until_signal(cfg: &Config, ops: OpsState, shutdown: CancellationToken, ready_line: String) -> anyhow::Result<OpsHandle> {
+async fn serve_until_signal(cfg: &Config, ops: OpsState, shutdown: CancellationToken, stop: &CancellationToken, ready_line: String) -> anyhow::Result<OpsHandle> {
     let handle = OpsHandle::start(&cfg.ops.listen, ops, shutdown.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind ops.listen {}: {e}", cfg.ops.listen))?;
     // A stable line for scripts and tests (addresses are real even with port 0).
     println!("msgrelay ready: {ready_line} ops=http://{}", handle.addr);
-    shutdown_signal().await;
-    tracing::info!("shutting down");
+    shutdown_signal(stop).await;
+    tracing::info!("shutting down: finishing in-flight work");
     shutdown.cancel();
     Ok(handle)
 }
@@ -68,7 +84,7 @@ async fn connect_queue(cfg: &Config, metrics: &Arc<Metrics>, ops: &mut OpsState)
     Ok(queue)
 }
 
-pub async fn proxy(cfg: Config) -> anyhow::Result<()> {
+pub async fn proxy(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let _guard = logging(&cfg);
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::new());
@@ -76,13 +92,14 @@ pub async fn proxy(cfg: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
     let proxy = Proxy::start(cfg.clone(), queue, metrics, &mut ops, shutdown.clone()).await?;
-    let ops = serve_until_signal(&cfg, ops, shutdown, format!("proxy=https://{}", proxy.addr)).await?;
+    let ops = serve_until_signal(&cfg, ops, shutdown, &stop, format!("proxy=https://{}", proxy.addr)).await?;
     proxy.join().await;
     ops.join().await;
+    tracing::info!(role = "proxy", "stopped gracefully: in-flight requests finished");
     Ok(())
 }
 
-pub async fn worker(cfg: Config) -> anyhow::Result<()> {
+pub async fn worker(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let _guard = logging(&cfg);
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::new());
@@ -90,13 +107,14 @@ pub async fn worker(cfg: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
     let worker = Worker::start(cfg.clone(), queue, metrics, shutdown.clone()).await?;
-    let ops = serve_until_signal(&cfg, ops, shutdown, "worker=running".into()).await?;
+    let ops = serve_until_signal(&cfg, ops, shutdown, &stop, "worker=running".into()).await?;
     worker.join().await;
     ops.join().await;
+    tracing::info!(role = "worker", "stopped gracefully: leased batches finished, no lease held");
     Ok(())
 }
 
-pub async fn server(cfg: Config) -> anyhow::Result<()> {
+pub async fn server(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let _guard = logging(&cfg);
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::new());
@@ -105,14 +123,15 @@ pub async fn server(cfg: Config) -> anyhow::Result<()> {
     let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
     let server = Server::start(cfg.clone(), queue, metrics, &mut ops, shutdown.clone()).await?;
     let line = format!("server=https://{} portal=https://{}", server.internal_addr, server.portal_addr);
-    let ops = serve_until_signal(&cfg, ops, shutdown, line).await?;
+    let ops = serve_until_signal(&cfg, ops, shutdown, &stop, line).await?;
     server.join().await;
     ops.join().await;
+    tracing::info!(role = "server", "stopped gracefully: in-flight requests finished");
     Ok(())
 }
 
 /// Everything in one process: bootstrap, main server, proxy and workers sharing one ops listener.
-pub async fn up(mut cfg: Config) -> anyhow::Result<()> {
+pub async fn up(mut cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let report = msgrelay_admin::init(&cfg, &msgrelay_admin::InitOptions { domains: Vec::new(), demo: true }).await?;
     let _guard = logging(&cfg);
     for line in &report.created {
@@ -132,32 +151,45 @@ pub async fn up(mut cfg: Config) -> anyhow::Result<()> {
     let proxy = Proxy::start(cfg.clone(), queue.clone(), metrics.clone(), &mut ops, shutdown.clone()).await?;
     let worker = Worker::start(cfg.clone(), queue, metrics, shutdown.clone()).await?;
 
-    let data = cfg.data_dir.display().to_string();
     let domain = cfg.proxy.domains.first().cloned().unwrap_or_else(|| "localhost".into());
     let proxy_url = format!("https://{domain}:{}", proxy.addr.port());
-    let bundle = cfg.path("clients/demo");
+    let bundle = cfg.path("clients").join("demo");
     println!();
     println!("msgrelay is running (Ctrl-C stops it)");
     println!("  proxy (mutual TLS):  {proxy_url}/api/v1/messages");
     println!("  portal (HTTPS):      https://localhost:{}/  (JSON API under /api/v1)", server.portal_addr.port());
     println!("  internal API:        https://localhost:{}", server.internal_addr.port());
     println!("  credentials:         {}  (admin and demo passwords)", report.credentials_file.display());
-    println!("  portal CA:           {data}/pki/internal-ca.crt");
+    println!("  portal CA:           {}", cfg.path("pki").join("internal-ca.crt").display());
     println!();
     println!("send a message:");
-    println!(
-        "  python3 clients/python/send_message.py --url {proxy_url} --cert {b}/client.crt --key {b}/client.key --ca {b}/ca.crt --sender +15551234567 --body \"hello\"",
-        b = bundle.display()
-    );
+    println!("  {}", client_command(&proxy_url, &bundle));
     println!();
     let line = format!(
         "proxy=https://{} server=https://{} portal=https://{}",
         proxy.addr, server.internal_addr, server.portal_addr
     );
-    let ops = serve_until_signal(&cfg, ops, shutdown, line).await?;
+    let ops = serve_until_signal(&cfg, ops, shutdown, &stop, line).await?;
     proxy.join().await;
     worker.join().await;
     server.join().await;
     ops.join().await;
+    tracing::info!(role = "up", "stopped gracefully: in-flight requests finished, no lease held");
     Ok(())
+}
+
+/// The Python client command for this platform: PowerShell on Windows (`py`, backslash paths,
+/// single-quoted), a POSIX shell elsewhere.
+fn client_command(proxy_url: &str, bundle: &std::path::Path) -> String {
+    let (py, script, quote): (&str, &str, fn(&std::path::Path) -> String) = if cfg!(windows) {
+        ("py", r"clients\python\send_message.py", |p| format!("'{}'", p.display().to_string().replace('\'', "''")))
+    } else {
+        ("python3", "clients/python/send_message.py", |p| format!("'{}'", p.display().to_string().replace('\'', r"'\''")))
+    };
+    format!(
+        "{py} {script} --url {proxy_url} --cert {} --key {} --ca {} --sender +15551234567 --body \"hello\"",
+        quote(&bundle.join("client.crt")),
+        quote(&bundle.join("client.key")),
+        quote(&bundle.join("ca.crt")),
+    )
 }

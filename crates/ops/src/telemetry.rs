@@ -11,12 +11,26 @@ use tracing_subscriber::{fmt, EnvFilter};
 
 /// Installs the global subscriber. Keep the guard alive until exit so file logs are flushed.
 /// `RUST_LOG` overrides `level`. Calling it twice is harmless (the second call does nothing).
-pub fn init(level: &str, log_dir: Option<&Path>) -> Option<WorkerGuard> {
+/// `keep_days` daily files are kept (0: all).
+pub fn init(level: &str, log_dir: Option<&Path>, keep_days: usize) -> Option<WorkerGuard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let stdout = fmt::layer().with_target(false).compact();
     match log_dir.and_then(|d| std::fs::create_dir_all(d).ok().map(|_| d)) {
         Some(dir) => {
-            let appender = tracing_appender::rolling::daily(dir, "msgrelay.log");
+            let mut builder = tracing_appender::rolling::Builder::new()
+                .rotation(tracing_appender::rolling::Rotation::DAILY)
+                .filename_prefix("msgrelay.log");
+            if keep_days > 0 {
+                builder = builder.max_log_files(keep_days);
+            }
+            let appender = match builder.build(dir) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("file logs disabled: cannot open {}: {e}", dir.display());
+                    let _ = tracing_subscriber::registry().with(filter).with(stdout).try_init();
+                    return None;
+                }
+            };
             let (writer, guard) = tracing_appender::non_blocking(appender);
             let file = fmt::layer().json().with_writer(writer).with_current_span(false);
             let ok = tracing_subscriber::registry().with(filter).with(stdout).with(file).try_init().is_ok();

@@ -57,7 +57,7 @@ impl Server {
         shutdown: CancellationToken,
     ) -> Result<Self, ServerError> {
         let pki = Pki::new(cfg.path("pki"));
-        let store = Store::connect(&cfg.database_url(), cfg.database.max_connections).await?;
+        let store = Store::connect(&cfg.database(), cfg.database.max_connections).await?;
         let sealing = SealingKeyPair::load(&cfg.path("keys/sealing.key"))?;
         let proxy_pub = std::fs::read_to_string(cfg.path("keys/proxy-sealing.pub")).map_err(|e| msgrelay_crypto::CryptoError::KeyFile {
             path: cfg.path("keys/proxy-sealing.pub").display().to_string(),

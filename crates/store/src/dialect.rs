@@ -1,6 +1,5 @@
 //! The few places where SQLite and MySQL/MariaDB SQL differ. Everything else is shared.
 
-use crate::StoreError;
 use sqlx::migrate::Migrator;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -25,20 +24,6 @@ const KEEP_WHEN_DELIVERED: [&str; 5] = [
 ];
 
 impl Dialect {
-    /// Picks the dialect from a database URL's scheme.
-    pub fn from_url(url: &str) -> Result<Self, StoreError> {
-        if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite)
-        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
-            Ok(Self::Mysql)
-        } else {
-            Err(StoreError::invalid(
-                "database.url",
-                "must start with sqlite:// or mysql://",
-            ))
-        }
-    }
-
     pub(crate) fn migrator(self) -> &'static Migrator {
         match self {
             Self::Sqlite => &SQLITE_MIGRATIONS,
@@ -139,19 +124,6 @@ pub(crate) fn placeholders(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dialect_from_url() {
-        assert_eq!(
-            Dialect::from_url("sqlite:///x.db?mode=rwc").unwrap(),
-            Dialect::Sqlite
-        );
-        assert_eq!(
-            Dialect::from_url("mysql://root@h/db").unwrap(),
-            Dialect::Mysql
-        );
-        assert!(Dialect::from_url("postgres://h/db").is_err());
-    }
 
     #[test]
     fn mysql_upsert_sets_status_last() {

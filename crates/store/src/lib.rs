@@ -4,6 +4,7 @@
 
 mod clients;
 mod dialect;
+mod location;
 mod maintenance;
 mod error;
 mod message_list;
@@ -23,6 +24,7 @@ pub use sessions::NewSession;
 pub use tokens::ApiToken;
 pub use users::User;
 
+use msgrelay_core::DatabaseLocation;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use std::time::Duration;
@@ -39,14 +41,10 @@ pub struct Store {
 
 impl Store {
     /// Connects, applies the schema migrations and checks durability settings.
-    /// `url`: `sqlite:///abs/path/msgrelay.db?mode=rwc` or `mysql://user:pass@host:3306/db`.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+    /// A SQLite location is a path (created if missing); a server one is `mysql://user:pass@host:3306/db`.
+    pub async fn connect(location: &DatabaseLocation, max_connections: u32) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let dialect = Dialect::from_url(url)?;
-        let url = match url.strip_prefix("mariadb:") {
-            Some(rest) => format!("mysql:{rest}"),
-            None => url.to_owned(),
-        };
+        let (dialect, options) = location::any_options(location)?;
         let setup = dialect.connection_setup();
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
@@ -59,7 +57,7 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect(&url)
+            .connect_with(options)
             .await?;
         let store = Store { pool, dialect };
         store.check_durability().await?;

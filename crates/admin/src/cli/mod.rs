@@ -57,7 +57,7 @@ pub(crate) fn read_secret_line(
 /// Connects to the configured store (applying migrations), with an error that says what to check.
 pub(crate) async fn connect_store(cfg: &Config) -> anyhow::Result<Store> {
     msgrelay_tls::install_crypto_provider();
-    Store::connect(&cfg.database_url(), cfg.database.max_connections).await.map_err(|e| {
+    Store::connect(&cfg.database(), cfg.database.max_connections).await.map_err(|e| {
         anyhow::anyhow!("{e}; check `database.url` in the configuration (or --data-dir), then run `msgrelay init` if the data directory is new")
     })
 }

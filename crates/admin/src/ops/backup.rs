@@ -65,6 +65,24 @@ pub struct BackupReport {
     pub external_steps: Vec<String>,
 }
 
+/// How to back up a MySQL/MariaDB store, in this platform's shell (PowerShell on Windows).
+fn external_store_step() -> &'static str {
+    if cfg!(windows) {
+        "store (MySQL/MariaDB) is not in this backup: in PowerShell run `mysqldump.exe --single-transaction --no-tablespaces --set-gtid-purged=OFF -u msgrelay_backup -p msgrelay --result-file=\"msgrelay-db-$(Get-Date -Format yyyy-MM-dd).sql\"` (MariaDB: leave out --set-gtid-purged), then `Compress-Archive` the file"
+    } else {
+        "store (MySQL/MariaDB) is not in this backup: run `mysqldump --single-transaction --no-tablespaces --set-gtid-purged=OFF -u msgrelay_backup -p msgrelay | gzip > msgrelay-db-$(date +%F).sql.gz` (MariaDB: leave out --set-gtid-purged)"
+    }
+}
+
+/// How to back up a Redis-compatible queue, in this platform's shell (PowerShell on Windows).
+fn external_queue_step() -> &'static str {
+    if cfg!(windows) {
+        "queue (Redis-compatible) is not in this backup: in PowerShell run `memurai-cli BGREWRITEAOF` (or redis-cli), wait for `aof_rewrite_in_progress:0` in `memurai-cli INFO persistence`, then `Compress-Archive -Path '<Memurai dir>\\appendonlydir' -DestinationPath \"redis-aof-$(Get-Date -Format yyyy-MM-dd).zip\"`"
+    } else {
+        "queue (Redis) is not in this backup: run `redis-cli BGREWRITEAOF`, wait for `aof_rewrite_in_progress:0` in `redis-cli INFO persistence`, then archive the whole AOF directory (`tar -C /var/lib/redis -czf redis-aof-$(date +%F).tar.gz appendonlydir`)"
+    }
+}
+
 /// Backs `cfg.data_dir` up into `out` (created owner-only; must not exist or be empty).
 pub async fn backup(cfg: &Config, out: &Path) -> Result<BackupReport, AdminError> {
     if !cfg.data_dir.is_dir() {
@@ -90,16 +108,12 @@ pub async fn backup(cfg: &Config, out: &Path) -> Result<BackupReport, AdminError
     let mut external_steps = Vec::new();
     match sqlite_store_path(cfg) {
         Some(db) => files.push(snapshot_sqlite(&db, out, "msgrelay.db", FileKind::Database).await?),
-        None => external_steps.push(
-            "store (MySQL/MariaDB) is not in this backup: run `mysqldump --single-transaction --no-tablespaces --set-gtid-purged=OFF -u msgrelay_backup -p msgrelay | gzip > msgrelay-db-$(date +%F).sql.gz` (MariaDB: leave out --set-gtid-purged)".to_owned(),
-        ),
+        None => external_steps.push(external_store_step().to_owned()),
     }
     match (cfg.queue.backend, sqlite_queue_path(cfg)) {
         (QueueBackend::Sqlite, Some(q)) if q.exists() => files.push(snapshot_sqlite(&q, out, "queue.db", FileKind::Queue).await?),
         (QueueBackend::Sqlite, _) => {} // never started: nothing queued yet
-        (QueueBackend::Redis, _) => external_steps.push(
-            "queue (Redis) is not in this backup: run `redis-cli BGREWRITEAOF`, wait for `aof_rewrite_in_progress:0` in `redis-cli INFO persistence`, then archive the whole AOF directory (`tar -C /var/lib/redis -czf redis-aof-$(date +%F).tar.gz appendonlydir`)".to_owned(),
-        ),
+        (QueueBackend::Redis, _) => external_steps.push(external_queue_step().to_owned()),
     }
 
     let mut sources: Vec<PathBuf> = Vec::new();
@@ -163,8 +177,12 @@ async fn snapshot_sqlite(
         .create_if_missing(false)
         .busy_timeout(Duration::from_secs(30));
     let mut conn = options.connect().await.map_err(sqlite_err)?;
-    // VACUUM INTO takes no bound parameters; the path is a quoted SQL string literal.
-    let target = dest.to_string_lossy().replace('\'', "''");
+    // VACUUM INTO takes no bound parameters; the path is a quoted SQL string literal (SQLite
+    // takes it as it is, backslashes included; a lossy conversion would write somewhere else).
+    let target = dest
+        .to_str()
+        .ok_or_else(|| AdminError::Invalid(format!("{} is not valid Unicode; choose another --out", dest.display())))?
+        .replace('\'', "''");
     sqlx::query(&format!("VACUUM INTO '{target}'"))
         .execute(&mut conn)
         .await

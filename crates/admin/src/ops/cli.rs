@@ -65,6 +65,10 @@ pub fn run_restore(
         restored.len(),
         cfg.data_dir.display()
     )?;
-    writeln!(out, "next: fix ownership if needed (Linux: `chown -R msgrelay:msgrelay DATA_DIR`), run `msgrelay doctor`, then start the roles")?;
+    if cfg!(windows) {
+        writeln!(out, "next: give each service account access to the restored files (`icacls DATA_DIR /grant \"NT SERVICE\\msgrelay-proxy:(OI)(CI)M\" /T`, likewise for every msgrelay-* service), run `msgrelay doctor`, then deploy\\windows\\start.ps1")?;
+    } else {
+        writeln!(out, "next: fix ownership if needed (Linux: `chown -R msgrelay:msgrelay DATA_DIR`), run `msgrelay doctor`, then start the roles")?;
+    }
     Ok(())
 }

@@ -13,7 +13,7 @@ use msgrelay_queue::Queue;
 use msgrelay_store::Store;
 use msgrelay_tls::Pki;
 
-use super::files::is_owner_only;
+use super::files::broader_access;
 use super::{sqlite_queue_path, sqlite_store_path, AT_REST_KEY_FILE};
 
 /// Certificates expiring sooner than this are reported as warnings.
@@ -123,16 +123,7 @@ pub async fn doctor(cfg: &Config, out: &mut (dyn Write + Send)) -> std::io::Resu
 }
 
 fn permission_check(name: &str, path: &Path) -> Option<Check> {
-    (!is_owner_only(path)).then(|| {
-        Check::warn(
-            name,
-            format!(
-                "{} is readable by group or others — run `chmod 600 {}`",
-                path.display(),
-                path.display()
-            ),
-        )
-    })
+    broader_access(path).map(|(what, fix)| Check::warn(name, format!("{} {what} — run `{fix}`", path.display())))
 }
 
 fn data_dir_check(dir: &Path) -> Check {
@@ -153,6 +144,10 @@ fn data_dir_check(dir: &Path) -> Check {
                 ),
             );
         }
+    }
+    #[cfg(windows)]
+    if let Some((what, fix)) = broader_access(dir) {
+        return Check::warn("data dir", format!("{} {what} — run `{fix}`", dir.display()));
     }
     Check::ok(
         "data dir",
@@ -323,7 +318,7 @@ async fn database_check(cfg: &Config) -> Check {
         }
     }
     let connect = async {
-        let store = Store::connect(&cfg.database_url(), 1).await?;
+        let store = Store::connect(&cfg.database(), 1).await?;
         store.ping().await?;
         let dialect = store.dialect();
         store.close().await;

@@ -35,10 +35,14 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), AdminError> {
     }
     builder
         .create(dir)
-        .map_err(AdminError::io("creating directory", dir))
+        .map_err(AdminError::io("creating directory", dir))?;
+    #[cfg(windows)]
+    super::windows_acl::restrict_to_owner(dir).map_err(AdminError::io("restricting", dir))?;
+    Ok(())
 }
 
-/// Makes a file owner-only (0600 on Unix; on Windows the data directory's ACL protects it).
+/// Makes a file owner-only (0600 on Unix; on Windows a protected DACL for this account, SYSTEM
+/// and Administrators).
 pub(crate) fn make_owner_only(path: &Path) -> Result<(), AdminError> {
     #[cfg(unix)]
     {
@@ -46,24 +50,40 @@ pub(crate) fn make_owner_only(path: &Path) -> Result<(), AdminError> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(AdminError::io("restricting", path))?;
     }
-    #[cfg(not(unix))]
-    let _ = path;
+    #[cfg(windows)]
+    super::windows_acl::restrict_to_owner(path).map_err(AdminError::io("restricting", path))?;
     Ok(())
 }
 
-/// Whether group and others have no access (always true off Unix, where ACLs apply).
-pub(crate) fn is_owner_only(path: &Path) -> bool {
+/// `None` if only the owner may access `path` (Unix: no group/other bits; Windows: the DACL
+/// allows only the owner, SYSTEM, Administrators and service accounts, nothing inherited);
+/// otherwise what is broader, and the command that fixes it.
+pub(crate) fn broader_access(path: &Path) -> Option<(String, String)> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(path)
-            .map(|m| m.permissions().mode() & 0o077 == 0)
-            .unwrap_or(false)
+        let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o777);
+        let fix = if path.is_dir() { "700" } else { "600" };
+        (mode & 0o077 != 0).then(|| {
+            (format!("is accessible to group or others (mode {:o})", mode & 0o777), format!("chmod {fix} {}", path.display()))
+        })
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        let fix = format!(
+            "icacls \"{}\" /inheritance:r /grant:r \"%USERNAME%:F\" SYSTEM:F Administrators:F",
+            path.display()
+        );
+        match super::windows_acl::broader_access(path) {
+            Ok(None) => None,
+            Ok(Some(what)) => Some((what, fix)),
+            Err(e) => Some((format!("DACL unreadable ({e})"), fix)),
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = path;
-        true
+        None
     }
 }
 

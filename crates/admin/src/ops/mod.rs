@@ -4,9 +4,11 @@
 mod backup;
 mod cli;
 mod doctor;
-mod files;
+pub(crate) mod files;
 mod keys;
 mod restore;
+#[cfg(windows)]
+pub mod windows_acl;
 
 pub use backup::{backup, BackupReport};
 pub use cli::{run_backup, run_doctor, run_keys_rotate, run_restore};
@@ -17,7 +19,7 @@ pub use restore::{restore, RestoreOptions};
 use std::path::PathBuf;
 
 use msgrelay_core::config::QueueBackend;
-use msgrelay_core::Config;
+use msgrelay_core::{Config, DatabaseLocation};
 
 /// The at-rest key file, relative to the data directory.
 pub const AT_REST_KEY_FILE: &str = "keys/at-rest.json";
@@ -26,13 +28,10 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// The store's SQLite file, if `database.url` is SQLite.
 pub(crate) fn sqlite_store_path(cfg: &Config) -> Option<PathBuf> {
-    let rest = cfg
-        .database
-        .url
-        .strip_prefix("sqlite://")
-        .or_else(|| cfg.database.url.strip_prefix("sqlite:"))?;
-    let path = rest.split_once('?').map_or(rest, |(p, _)| p);
-    Some(cfg.path(path))
+    match cfg.database() {
+        DatabaseLocation::Sqlite(path) => Some(path),
+        DatabaseLocation::Server(_) => None,
+    }
 }
 
 /// The queue's SQLite file, if `queue.backend = "sqlite"`.

@@ -35,7 +35,7 @@ impl TestDir {
     }
 
     pub async fn store(&self) -> Store {
-        Store::connect(&self.cfg.database_url(), 2)
+        Store::connect(&self.cfg.database(), 2)
             .await
             .expect("store")
     }

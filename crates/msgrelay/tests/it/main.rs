@@ -9,4 +9,5 @@ mod idempotency;
 mod ops;
 mod privacy;
 mod restart;
+mod service;
 mod support;

@@ -62,7 +62,7 @@ async fn expired_certificate_is_refused() {
     let fresh = pki.issue_client("demo", "localhost", 30).unwrap();
     // Register both as valid for a year, so that only the certificate's own validity can refuse
     // the expired one (the registry alone would otherwise answer 403 for it).
-    let store = Store::connect(&format!("sqlite://{}?mode=rw", relay.path("msgrelay.db").display()), 1).await.unwrap();
+    let store = Store::connect(&msgrelay_core::DatabaseLocation::Sqlite(relay.path("msgrelay.db")), 1).await.unwrap();
     for cert in [&expired, &fresh] {
         store
             .add_certificate(&NewCertificate {

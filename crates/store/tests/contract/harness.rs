@@ -17,6 +17,11 @@ pub struct Ctx {
     pub url: String,
 }
 
+/// The store location a `database.url` setting names (absolute paths only here).
+fn location(url: &str) -> msgrelay_core::DatabaseLocation {
+    msgrelay_core::DatabaseLocation::from_setting(url, std::path::Path::new("/"))
+}
+
 /// Creates a fresh database, runs `case`, drops the database even if the case panicked.
 pub async fn run<F, Fut>(backend: Backend, case: F)
 where
@@ -54,7 +59,7 @@ where
             url
         }
     };
-    let store = Store::connect(&url, 4).await;
+    let store = Store::connect(&location(&url), 4).await;
     let outcome = match store {
         Ok(store) => {
             let handle = tokio::spawn(case(Ctx {
@@ -87,7 +92,7 @@ pub async fn reconnect_is_idempotent(ctx: Ctx) {
             "SQLite runs in WAL mode"
         );
     }
-    let again = Store::connect(&ctx.url, 2).await.unwrap();
+    let again = Store::connect(&location(&ctx.url), 2).await.unwrap();
     again.migrate().await.unwrap();
     again.ping().await.unwrap();
     again.close().await;
