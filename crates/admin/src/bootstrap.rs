@@ -54,19 +54,28 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> Result<InitReport, AdminE
         crate::ops::files::create_private_dir(&cfg.data_dir)?;
     }
 
+    // Secrets written by this run; on Windows they get their explicit DACL at the end (the
+    // writers below only set Unix modes). Existing files keep theirs: a service account's grant
+    // must survive a second `init`.
+    let mut secrets: Vec<PathBuf> = Vec::new();
     let pki = Pki::new(cfg.path("pki"));
     for p in pki.init(&domains)?.created {
         created.push(p.display().to_string());
+        if p.extension().is_some_and(|e| e == "key") {
+            secrets.push(p);
+        }
     }
     for key in ["keys/sealing.key", "keys/proxy-sealing.key"] {
         let path = cfg.path(key);
         if SealingKeyPair::create_if_missing(&path)? {
             created.push(path.display().to_string());
+            secrets.push(path);
         }
     }
     let at_rest = cfg.path("keys/at-rest.json");
     if AtRestKeys::create_if_missing(&at_rest)? {
         created.push(at_rest.display().to_string());
+        secrets.push(at_rest);
     }
 
     let store = Store::connect(&cfg.database(), cfg.database.max_connections).await?;
@@ -142,6 +151,18 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> Result<InitReport, AdminE
         ));
     }
     store.close().await;
+    if admin_created || demo_bundle.is_some() {
+        secrets.push(credentials_file.clone());
+    }
+    if let Some(dir) = &demo_bundle {
+        secrets.push(dir.clone());
+        secrets.extend(std::fs::read_dir(dir).map_err(AdminError::io("listing", dir))?.flatten().map(|e| e.path()));
+    }
+    if cfg!(windows) {
+        for path in secrets.iter().filter(|p| p.exists()) {
+            crate::ops::files::make_owner_only(path)?;
+        }
+    }
     Ok(InitReport {
         created,
         credentials_file,

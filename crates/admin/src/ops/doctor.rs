@@ -146,8 +146,10 @@ fn data_dir_check(dir: &Path) -> Check {
         }
     }
     #[cfg(windows)]
-    if let Some((what, fix)) = broader_access(dir) {
-        return Check::warn("data dir", format!("{} {what} — run `{fix}`", dir.display()));
+    {
+        if let Some((what, fix)) = broader_access(dir) {
+            return Check::warn("data dir", format!("{} {what} — run `{fix}`", dir.display()));
+        }
     }
     Check::ok(
         "data dir",
