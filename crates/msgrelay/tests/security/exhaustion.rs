@@ -269,6 +269,11 @@ async fn connection_flood_from_one_address_is_refused_at_the_cap() {
     };
     assert_eq!(send(client_from(from("127.0.0.1"))).await.unwrap(), StatusCode::ACCEPTED);
 
+    // The control's connection is gone (after its lingering close) before the flood starts.
+    wait_for("the control connection to close", Duration::from_secs(30), || async {
+        (sample(&metrics(ops).await, "msgrelay_connections_open{listener=\"proxy\"}") == 0.0).then_some(())
+    })
+    .await;
     // Five silent connections from 127.0.0.1 fill its share; three from 127.0.0.2 fill the listener.
     let mut held = Vec::new();
     for _ in 0..5 {
@@ -280,6 +285,10 @@ async fn connection_flood_from_one_address_is_refused_at_the_cap() {
     .await;
     assert!(send(client_from(from("127.0.0.1"))).await.is_err(), "a sixth connection from one address was served");
     assert_eq!(send(client_from(from("127.0.0.2"))).await.unwrap(), StatusCode::ACCEPTED, "another address is still served");
+    wait_for("the second control connection to close", Duration::from_secs(30), || async {
+        (sample(&metrics(ops).await, "msgrelay_connections_open{listener=\"proxy\"}") == 5.0).then_some(())
+    })
+    .await;
     for _ in 0..3 {
         held.push(connect_from(from("127.0.0.2"), relay.proxy_addr()).await.unwrap());
     }
