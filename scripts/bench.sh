@@ -7,6 +7,7 @@
 #
 #   scripts/bench.sh [--duration 30] [--modes "production embedded"] [--out bench.json]
 #                    [--backlog 1000000] [--no-build] [--no-oha]
+#   (OHA=path and MSGRELAY=path pick the load generator and the binary under test)
 #
 # --backlog N adds the backlog drain (production): N messages queued with the main server
 # stopped, then started; drain rate and per-role RSS (start and peak) during the drain.
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
 done
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-M="$CARGO_TARGET_DIR/release/msgrelay"
+M="${MSGRELAY:-$CARGO_TARGET_DIR/release/msgrelay}"   # MSGRELAY=path compares another build
 W="${WORKDIR:-/tmp/msgrelay-bench}"
 OUT="${OUT:-$W/results.json}"
 RESULTS="$W/results.txt"   # key=value lines, turned into JSON at the end
@@ -86,9 +87,9 @@ ceilings() {
   log "ceiling: redis-benchmark XADD, AOF always"
   start_redis "$CRP" "$W/ceil-redis.pid" "$W/ceil-redis"
   local r
-  r=$(redis-benchmark -p "$CRP" -n 100000 -c 50 -d 300 -q XADD s '*' payload __data__ 2>/dev/null | tr '\r' '\n' | grep -m1 'requests per second' | awk '{print $2}')
+  r=$(redis-benchmark -p "$CRP" -n 100000 -c 50 -d 300 -q XADD s '*' payload __data__ 2>/dev/null | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | awk '{print $1}')
   put ceiling.xadd_50c_300b_per_s "${r:-0}"
-  r=$(redis-benchmark -p "$CRP" -n 100000 -c 64 -P 1 -d 300 -q XADD s2 '*' payload __data__ 2>/dev/null | tr '\r' '\n' | grep -m1 'requests per second' | awk '{print $2}')
+  r=$(redis-benchmark -p "$CRP" -n 100000 -c 64 -P 1 -d 300 -q XADD s2 '*' payload __data__ 2>/dev/null | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | awk '{print $1}')
   put ceiling.xadd_64c_300b_per_s "${r:-0}"
   redis-cli -p "$CRP" shutdown nosave >/dev/null 2>&1 || true; rm -f "$W/ceil-redis.pid"
 
@@ -371,6 +372,13 @@ for mode in ("production", "embedded"):
     if f"{k}.bench.accepted_per_s" in flat:
         print(f"| {mode} at a fixed 1,000/s | bench | {g(f'{k}.bench.accepted_per_s'):,} | {g(f'{k}.bench.delivered_per_s'):,} | "
               f"{g(f'{k}.bench.p99_ms')} (accepted-to-stored p99 {g(f'{k}.e2e_p99_ms')} ms) | {g(f'{k}.bench.drain_s')} | | |")
+for mode in ("production", "embedded"):
+    for gen in ("oha", "bench"):
+        n = g(f"{mode}.{gen}.accepted")
+        procs = sorted(k.rsplit(".", 1)[1] for k in flat if k.startswith(f"{mode}.{gen}.cpu_ticks_after."))
+        if n and procs:
+            per = lambda p: (g(f"{mode}.{gen}.cpu_ticks_after.{p}") - g(f"{mode}.{gen}.cpu_ticks_before.{p}")) * 10000 / n
+            print(f"{mode} ({gen}) CPU per message: " + ", ".join(f"{p} {per(p):.0f} us" for p in procs))
 for mode in ("production", "embedded"):
     if f"{mode}.rows" in flat:
         print(f"{mode}: queue left {g(f'{mode}.queue_left')}, rows {g(f'{mode}.rows')} (delivered {g(f'{mode}.rows_delivered')}), accepted {g(f'{mode}.accepted_total')}")
