@@ -231,6 +231,8 @@ cpu_report() { # key "name:pid ..." before|after
 }
 
 common_env() {
+  # No backpressure while measuring (binaries older than queue.max_depth do not know the key).
+  if grep -qa max_depth "$M"; then export MSGRELAY_QUEUE__MAX_DEPTH=0; fi
   export MSGRELAY_PROXY__LISTEN=127.0.0.1:0 MSGRELAY_SERVER__LISTEN=127.0.0.1:0 MSGRELAY_PORTAL__LISTEN=127.0.0.1:0
   export MSGRELAY_OPS__LISTEN=127.0.0.1:0 MSGRELAY_LOG__DIR= MSGRELAY_LOG__LEVEL=${LOG_LEVEL:-info}
 }
@@ -244,7 +246,7 @@ production() {
   (
     common_env
     export MSGRELAY_DATA_DIR="$W/prod" MSGRELAY_QUEUE__BACKEND=redis MSGRELAY_QUEUE__REDIS_URL="redis://127.0.0.1:$RP/0" \
-      MSGRELAY_DATABASE__URL="mysql://root@127.0.0.1:$DP/msgrelay" MSGRELAY_QUEUE__MAX_DEPTH=0
+      MSGRELAY_DATABASE__URL="mysql://root@127.0.0.1:$DP/msgrelay"
     "$M" init --demo > "$W/prod-init.log" 2>&1
     "$M" server > "$W/server.log" 2>&1 & echo $! > "$W/server.pid"
     local S; S=$(port_of "$(ready "$W/server.log" server)")
@@ -308,7 +310,6 @@ embedded() {
   log "embedded: msgrelay up (SQLite queue and store)"
   (
     common_env
-    export MSGRELAY_QUEUE__MAX_DEPTH=0
     "$M" up --data-dir "$W/emb" > "$W/up.log" 2>&1 & echo $! > "$W/up.pid"
     local P O; P=$(port_of "$(ready "$W/up.log" proxy)"); O=$(ready "$W/up.log" ops)
     local url="https://localhost:$P" b="$W/emb/clients/demo" procs="up:$(cat "$W/up.pid")"
