@@ -7,5 +7,8 @@
 #[allow(dead_code)]
 mod support;
 
+mod early_answers;
+mod exhaustion;
 mod handshake;
+mod internal_trust;
 mod validation;
