@@ -37,6 +37,12 @@ pub struct Metrics {
     pub certificates_expiring_30d: Gauge,
     /// Seconds until the proxy's CRL reaches its next-update time (negative once past it).
     pub crl_seconds_until_next_update: Gauge,
+    /// Password hashes (argon2: login checks, new passwords) run since start (sampled per scrape).
+    pub password_hashes: Counter,
+    /// Password hashes running now.
+    pub password_hashes_in_flight: Gauge,
+    /// The most password hashes that ever ran at once (bounded by `portal.password_hash_concurrency`).
+    pub password_hashes_peak: Gauge,
 }
 
 impl Default for Metrics {
@@ -64,6 +70,9 @@ impl Metrics {
             logins: Family::default(),
             certificates_expiring_30d: Gauge::default(),
             crl_seconds_until_next_update: Gauge::default(),
+            password_hashes: Counter::default(),
+            password_hashes_in_flight: Gauge::default(),
+            password_hashes_peak: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("messages_accepted", "Messages accepted by the proxy (202, durable)", m.accepted.clone());
@@ -91,7 +100,20 @@ impl Metrics {
             "Seconds until the proxy's client CRL reaches its next update (negative once past it)",
             m.crl_seconds_until_next_update.clone(),
         );
+        registry.register("password_hashes", "Password hashes run (login checks and new passwords)", m.password_hashes.clone());
+        registry.register("password_hashes_in_flight", "Password hashes running now", m.password_hashes_in_flight.clone());
+        registry.register("password_hashes_peak", "The most password hashes that ran at once since start", m.password_hashes_peak.clone());
         Self { registry, ..m }
+    }
+
+    /// Brings the password-hash metrics up to the hashing gate's counters.
+    pub fn set_password_hashes(&self, total: u64, in_flight: usize, peak: usize) {
+        let seen = self.password_hashes.get();
+        if total > seen {
+            self.password_hashes.inc_by(total - seen);
+        }
+        self.password_hashes_in_flight.set(in_flight as i64);
+        self.password_hashes_peak.set(peak as i64);
     }
 
     /// Counts a refused request.
@@ -132,7 +154,12 @@ mod tests {
         m.end_to_end_latency.observe(0.2);
         m.certificates_expiring_30d.set(2);
         m.crl_seconds_until_next_update.set(-30);
+        m.set_password_hashes(5, 1, 2);
+        m.set_password_hashes(7, 0, 2);
         let text = m.encode();
+        assert!(text.contains("msgrelay_password_hashes_total 7"), "{text}");
+        assert!(text.contains("msgrelay_password_hashes_peak 2"), "{text}");
+        assert!(text.contains("msgrelay_password_hashes_in_flight 0"), "{text}");
         assert!(text.contains("msgrelay_certificates_expiring_30d 2"), "{text}");
         assert!(text.contains("msgrelay_crl_seconds_until_next_update -30"), "{text}");
         assert!(text.contains("msgrelay_messages_accepted_total 1"), "{text}");

@@ -8,4 +8,7 @@
 mod support;
 
 mod handshake;
+
+mod portal;
+
 mod validation;
