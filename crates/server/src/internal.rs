@@ -2,13 +2,14 @@
 //! nothing else). Each route also checks the caller's role by certificate CN.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use msgrelay_core::now_ms;
+use msgrelay_core::{deliver_batch, now_ms};
 use msgrelay_core::wire::{
     DeliverOutcome, DeliverRequest, DeliverResponse, DeliverResult, RegisterRequest, RegistryEntry, RegistryResponse, SealingKeyResponse,
 };
@@ -65,17 +66,21 @@ async fn register(State(s): State<AppState>, Extension(peer): Extension<PeerInfo
 /// Opens each sealed payload, encrypts it for rest and upserts the whole batch in one
 /// transaction. A payload that cannot be opened or attributed is answered `rejected` (the
 /// worker dead-letters it); nothing of it is stored.
-async fn deliver(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>, Json(req): Json<DeliverRequest>) -> Response {
+async fn deliver(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(p) = require(&peer, &[WORKER]) {
         return p.into_response();
     }
+    let items = match batch_items(&headers, &body) {
+        Ok(items) => items,
+        Err(p) => return p.into_response(),
+    };
     let now = now_ms();
-    let mut results = Vec::with_capacity(req.messages.len());
-    let mut rows = Vec::with_capacity(req.messages.len());
-    for item in req.messages {
-        let opened = B64
-            .decode(&item.sealed)
-            .map_err(|_| "sealed payload is not base64".to_owned())
+    let mut results = Vec::with_capacity(items.len());
+    let mut rows = Vec::with_capacity(items.len());
+    for item in items {
+        let opened = item
+            .sealed
+            .map_err(|()| "sealed payload is not base64".to_owned())
             .and_then(|sealed| s.keys.opener.open(&item.id, &item.client_id, &sealed).map_err(|e| e.to_string()))
             .and_then(|plain| {
                 s.keys.at_rest.encrypt_message(&plain.id, &plain.sender_number, &plain.message_body).map_err(|e| e.to_string())
@@ -106,9 +111,44 @@ async fn deliver(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>
         return store_problem(e).into_response();
     }
     for r in &rows {
-        tracing::info!(message_id = %r.id, client_id = %r.client_id, attempt = r.attempt_count, "delivered");
+        tracing::debug!(message_id = %r.id, client_id = %r.client_id, attempt = r.attempt_count, "stored");
     }
     Json(DeliverResponse { results }).into_response()
+}
+
+/// One message of a delivery batch; `sealed` is `Err` when the JSON body's base64 was invalid
+/// (answered `rejected` for that message alone, as before).
+struct Incoming {
+    id: msgrelay_core::MessageId,
+    client_id: msgrelay_core::ClientId,
+    accepted_at_ms: i64,
+    attempt_count: u32,
+    sealed: Result<Vec<u8>, ()>,
+}
+
+/// Reads the binary batch (what workers send) or the JSON body (base64 payloads).
+fn batch_items(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Incoming>, Problem> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.starts_with(deliver_batch::CONTENT_TYPE) {
+        let items = deliver_batch::decode(body).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed", e.to_string()))?;
+        return Ok(items
+            .into_iter()
+            .map(|i| Incoming { id: i.id, client_id: i.client_id, accepted_at_ms: i.accepted_at_ms, attempt_count: i.attempt_count, sealed: Ok(i.sealed) })
+            .collect());
+    }
+    let req: DeliverRequest =
+        serde_json::from_slice(body).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed", format!("malformed delivery batch: {e}")))?;
+    Ok(req
+        .messages
+        .into_iter()
+        .map(|i| Incoming {
+            sealed: B64.decode(&i.sealed).map_err(|_| ()),
+            id: i.id,
+            client_id: i.client_id,
+            accepted_at_ms: i.accepted_at_ms,
+            attempt_count: i.attempt_count,
+        })
+        .collect())
 }
 
 async fn clients(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>) -> Response {
