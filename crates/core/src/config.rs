@@ -31,6 +31,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub portal: PortalConfig,
     pub ops: OpsConfig,
+    /// Timeouts and connection caps of every TLS listener (proxy, internal API, portal).
+    pub http: HttpConfig,
     pub queue: QueueConfig,
     pub database: DatabaseConfig,
     pub worker: WorkerConfig,
@@ -81,6 +83,27 @@ pub struct PortalConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct OpsConfig {
     pub listen: String,
+}
+
+/// What a peer may hold before it has proven anything; applies to each TLS listener separately.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub tls_handshake_timeout_secs: u64,
+    /// Until a request's headers are complete (also the first request after the handshake).
+    pub header_read_timeout_secs: u64,
+    pub body_read_timeout_secs: u64,
+    /// Until the response is ready; 503 after it.
+    pub request_timeout_secs: u64,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout_secs: u64,
+    pub h2_keepalive_interval_secs: u64,
+    pub h2_keepalive_timeout_secs: u64,
+    pub h2_max_concurrent_streams: u32,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// An unread request body is drained up to this size after an early answer.
+    pub drain_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +174,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             portal: PortalConfig::default(),
             ops: OpsConfig::default(),
+            http: HttpConfig::default(),
             queue: QueueConfig::default(),
             database: DatabaseConfig::default(),
             worker: WorkerConfig::default(),
@@ -197,6 +221,24 @@ impl Default for PortalConfig {
 impl Default for OpsConfig {
     fn default() -> Self {
         Self { listen: "127.0.0.1:9100".into() }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            tls_handshake_timeout_secs: 10,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            request_timeout_secs: 60,
+            idle_timeout_secs: 60,
+            h2_keepalive_interval_secs: 30,
+            h2_keepalive_timeout_secs: 10,
+            h2_max_concurrent_streams: 100,
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            drain_max_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -327,13 +369,9 @@ impl Config {
         if !(1024..=16 * 1024 * 1024).contains(&self.proxy.max_body_bytes) {
             return Err(ConfigError::new("proxy.max_body_bytes", "must be between 1024 and 16777216"));
         }
-        if self.proxy.revocation_refresh_secs == 0 {
-            return Err(ConfigError::new("proxy.revocation_refresh_secs", "must be at least 1"));
-        }
+        self.validate_durations()?;
+        self.validate_http()?;
         let p = &self.portal;
-        if !(60..=30 * 86_400).contains(&p.session_ttl_secs) {
-            return Err(ConfigError::new("portal.session_ttl_secs", "must be between 60 and 2592000 (30 days)"));
-        }
         if !(1..=30 * 86_400).contains(&p.session_absolute_secs) {
             return Err(ConfigError::new("portal.session_absolute_secs", "must be between 1 and 2592000 (30 days)"));
         }
@@ -379,9 +417,6 @@ impl Config {
         if !(1..=1000).contains(&w.batch_size) {
             return Err(ConfigError::new("worker.batch_size", "must be between 1 and 1000"));
         }
-        if w.delivery_timeout_secs == 0 {
-            return Err(ConfigError::new("worker.delivery_timeout_secs", "must be at least 1"));
-        }
         if w.lease_secs <= w.delivery_timeout_secs {
             return Err(ConfigError::new(
                 "worker.lease_secs",
@@ -390,9 +425,6 @@ impl Config {
                     w.delivery_timeout_secs
                 ),
             ));
-        }
-        if w.retry_interval_secs == 0 {
-            return Err(ConfigError::new("worker.retry_interval_secs", "must be at least 1"));
         }
         if !(1..=1_000_000).contains(&self.validation.max_message_chars) {
             return Err(ConfigError::new("validation.max_message_chars", "must be between 1 and 1000000"));
@@ -422,6 +454,56 @@ pub fn redact_url_password(url: &str) -> String {
             format!("{scheme}://{user}{hidden}@{host}{tail}")
         }
         None => url.to_owned(),
+    }
+}
+
+impl Config {
+    /// Every number that feeds time arithmetic is bounded here, so an absurd value stops start-up
+    /// naming its key instead of overflowing an `Instant` or a timestamp later.
+    fn validate_durations(&self) -> Result<(), ConfigError> {
+        let w = &self.worker;
+        for (key, value, lo, hi) in [
+            ("proxy.revocation_refresh_secs", self.proxy.revocation_refresh_secs, 1, DAY),
+            ("proxy.crl_grace_secs", self.proxy.crl_grace_secs, 0, 30 * DAY),
+            ("portal.session_ttl_secs", self.portal.session_ttl_secs, 60, 30 * DAY),
+            ("worker.lease_secs", w.lease_secs, 2, DAY),
+            ("worker.delivery_timeout_secs", w.delivery_timeout_secs, 1, HOUR),
+            ("worker.retry_interval_secs", w.retry_interval_secs, 1, DAY),
+        ] {
+            in_range(key, value, lo, hi)?;
+        }
+        Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        for (key, value, lo, hi) in [
+            ("http.tls_handshake_timeout_secs", h.tls_handshake_timeout_secs, 1, HOUR),
+            ("http.header_read_timeout_secs", h.header_read_timeout_secs, 1, HOUR),
+            ("http.body_read_timeout_secs", h.body_read_timeout_secs, 1, HOUR),
+            ("http.request_timeout_secs", h.request_timeout_secs, 1, HOUR),
+            ("http.idle_timeout_secs", h.idle_timeout_secs, 1, DAY),
+            ("http.h2_keepalive_interval_secs", h.h2_keepalive_interval_secs, 1, HOUR),
+            ("http.h2_keepalive_timeout_secs", h.h2_keepalive_timeout_secs, 1, HOUR),
+            ("http.h2_max_concurrent_streams", u64::from(h.h2_max_concurrent_streams), 1, 10_000),
+            ("http.max_connections", h.max_connections as u64, 1, 1_000_000),
+            ("http.max_connections_per_ip", h.max_connections_per_ip as u64, 1, h.max_connections as u64),
+            ("http.drain_max_bytes", h.drain_max_bytes, 0, 64 * 1024 * 1024),
+        ] {
+            in_range(key, value, lo, hi)?;
+        }
+        Ok(())
+    }
+}
+
+const HOUR: u64 = 3600;
+const DAY: u64 = 24 * HOUR;
+
+fn in_range(key: &str, value: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
+    if (lo..=hi).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(key, format!("{value} is out of range; must be between {lo} and {hi}")))
     }
 }
 
@@ -495,6 +577,26 @@ mod tests {
         assert_eq!(e.key, "ops.listen");
         let e = load("[queue]\nbackend = \"kafka\"\n").unwrap_err();
         assert_eq!(e.key, "queue.backend");
+    }
+
+    #[test]
+    fn out_of_range_durations_name_the_key() {
+        for (toml, key) in [
+            ("[proxy]\ncrl_grace_secs = 9999999999\n", "proxy.crl_grace_secs"),
+            ("[proxy]\nrevocation_refresh_secs = 0\n", "proxy.revocation_refresh_secs"),
+            ("[portal]\nsession_ttl_secs = 9999999999\n", "portal.session_ttl_secs"),
+            ("[worker]\nretry_interval_secs = 9999999999\n", "worker.retry_interval_secs"),
+            ("[worker]\nlease_secs = 9999999999\n", "worker.lease_secs"),
+            ("[http]\nidle_timeout_secs = 0\n", "http.idle_timeout_secs"),
+            ("[http]\ntls_handshake_timeout_secs = 9999999999\n", "http.tls_handshake_timeout_secs"),
+            ("[http]\nmax_connections = 10\nmax_connections_per_ip = 11\n", "http.max_connections_per_ip"),
+            ("[http]\nh2_max_concurrent_streams = 0\n", "http.h2_max_concurrent_streams"),
+        ] {
+            let e = load(toml).unwrap_err();
+            assert_eq!(e.key, key, "{toml}: {e}");
+        }
+        let ok = load("[proxy]\ncrl_grace_secs = 0\n[http]\nheader_read_timeout_secs = 1\n").unwrap();
+        assert_eq!(ok.http.header_read_timeout_secs, 1);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod auth;
 mod internal;
+mod internal_trust;
 mod portal;
 mod portal_api;
 mod state;
@@ -111,11 +112,7 @@ impl Server {
         let certs = msgrelay_admin::CertAdmin::new(pki.clone(), store.clone());
         refresh_crl_once(&certs).await;
 
-        let internal_tls = {
-            let (chain, key) = pki.load_identity("server")?;
-            let roots = pki.read("internal-ca.crt")?;
-            msgrelay_tls::mtls_server_config(&[("server".to_owned(), chain, key)], &roots, Vec::new())?
-        };
+        let internal_trust = internal_trust::InternalTrust::load(pki.clone())?;
         let portal_tls = {
             let (chain, key) = pki.load_identity("portal")?;
             msgrelay_tls::tls_server_config(chain, key)?
@@ -131,15 +128,21 @@ impl Server {
         let tasks = vec![
             tokio::spawn(msgrelay_tls::serve_tls(
                 internal_listener,
-                Arc::new(ArcSwap::new(internal_tls)),
+                internal_trust.config.clone(),
                 internal::router(state.clone()),
                 shutdown.clone(),
+                msgrelay_tls::ServeOptions {
+                    revoked_serials: Some(internal_trust.revoked.clone()),
+                    ..msgrelay_ops::serve_options(&cfg, "internal", &state.metrics)
+                },
             )),
+            tokio::spawn(internal_trust.watch(Duration::from_secs(cfg.proxy.revocation_refresh_secs), shutdown.clone())),
             tokio::spawn(msgrelay_tls::serve_tls(
                 portal_listener,
                 Arc::new(ArcSwap::new(portal_tls)),
                 portal::router(state.clone()),
                 shutdown.clone(),
+                msgrelay_ops::serve_options(&cfg, "portal", &state.metrics),
             )),
             tokio::spawn(sync_failed(state.clone(), shutdown.clone())),
             tokio::spawn(refresh_crl(certs, shutdown.clone())),

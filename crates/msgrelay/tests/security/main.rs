@@ -7,8 +7,9 @@
 #[allow(dead_code)]
 mod support;
 
+mod early_answers;
+mod exhaustion;
 mod handshake;
-
+mod internal_trust;
 mod portal;
-
 mod validation;
