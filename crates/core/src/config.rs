@@ -65,6 +65,18 @@ pub struct PortalConfig {
     pub listen: String,
     /// Idle lifetime of a portal session.
     pub session_ttl_secs: u64,
+    /// Absolute lifetime of a portal session, however busy.
+    pub session_absolute_secs: u64,
+    /// Failed logins allowed for one username from one client address per window.
+    pub login_max_failures_per_user: u32,
+    /// Failed logins allowed from one client address (any username) per window.
+    pub login_max_failures_per_ip: u32,
+    /// The login limiter's counting window; a refusal lasts until its window ends.
+    pub login_window_secs: u64,
+    /// Most entries the login limiter remembers (bounds its memory; ~100 bytes each).
+    pub login_limiter_capacity: usize,
+    /// Password hashes (argon2, ~19 MiB each) allowed to run at once; 0 = one per CPU core.
+    pub password_hash_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,7 +127,8 @@ pub struct QueueConfig {
     pub max_depth: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Debug` hides the password in `url` (`mysql://user:***@host/db`).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     pub url: String,
@@ -249,7 +262,16 @@ impl Default for ServerConfig {
 
 impl Default for PortalConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9444".into(), session_ttl_secs: 8 * 3600 }
+        Self {
+            listen: "127.0.0.1:9444".into(),
+            session_ttl_secs: 8 * 3600,
+            session_absolute_secs: 12 * 3600,
+            login_max_failures_per_user: 5,
+            login_max_failures_per_ip: 100,
+            login_window_secs: 15 * 60,
+            login_limiter_capacity: 100_000,
+            password_hash_concurrency: 0,
+        }
     }
 }
 
@@ -400,6 +422,25 @@ impl Config {
         }
         self.validate_durations()?;
         self.validate_http()?;
+        let p = &self.portal;
+        if !(1..=30 * 86_400).contains(&p.session_absolute_secs) {
+            return Err(ConfigError::new("portal.session_absolute_secs", "must be between 1 and 2592000 (30 days)"));
+        }
+        if !(1..=1_000_000).contains(&p.login_max_failures_per_user) {
+            return Err(ConfigError::new("portal.login_max_failures_per_user", "must be between 1 and 1000000"));
+        }
+        if !(1..=1_000_000).contains(&p.login_max_failures_per_ip) {
+            return Err(ConfigError::new("portal.login_max_failures_per_ip", "must be between 1 and 1000000"));
+        }
+        if !(1..=86_400).contains(&p.login_window_secs) {
+            return Err(ConfigError::new("portal.login_window_secs", "must be between 1 and 86400"));
+        }
+        if !(100..=10_000_000).contains(&p.login_limiter_capacity) {
+            return Err(ConfigError::new("portal.login_limiter_capacity", "must be between 100 and 10000000"));
+        }
+        if p.password_hash_concurrency > 256 {
+            return Err(ConfigError::new("portal.password_hash_concurrency", "must be between 0 (one per core) and 256"));
+        }
         if self.queue.backend == QueueBackend::Redis
             && !(self.queue.redis_url.starts_with("redis://") || self.queue.redis_url.starts_with("rediss://"))
         {
@@ -440,6 +481,30 @@ impl Config {
             return Err(ConfigError::new("validation.max_message_chars", "must be between 1 and 1000000"));
         }
         Ok(())
+    }
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url_password(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// A URL with the password of its `user:password@` part replaced by `***`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -597,6 +662,30 @@ mod tests {
             assert_eq!(cfg.worker.concurrency, 7);
             Ok(())
         });
+    }
+
+    #[test]
+    fn database_password_is_redacted_in_debug() {
+        let mut cfg = Config::default();
+        cfg.database.url = "mysql://relay:s3cr%40t:pw@db.example:3306/msgrelay?ssl-mode=required".into();
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("s3cr") && !shown.contains("pw@"), "{shown}");
+        assert!(shown.contains("mysql://relay:***@db.example:3306/msgrelay?ssl-mode=required"), "{shown}");
+        assert_eq!(redact_url_password("mysql://root@h/db"), "mysql://root@h/db");
+        assert_eq!(redact_url_password("sqlite://msgrelay.db"), "sqlite://msgrelay.db");
+    }
+
+    #[test]
+    fn portal_limits_are_bounded() {
+        for (toml, key) in [
+            ("[portal]\nsession_absolute_secs = 0\n", "portal.session_absolute_secs"),
+            ("[portal]\nlogin_max_failures_per_user = 0\n", "portal.login_max_failures_per_user"),
+            ("[portal]\nlogin_window_secs = 99999999999\n", "portal.login_window_secs"),
+            ("[portal]\nlogin_limiter_capacity = 1\n", "portal.login_limiter_capacity"),
+            ("[portal]\npassword_hash_concurrency = 100000\n", "portal.password_hash_concurrency"),
+        ] {
+            assert_eq!(load(toml).unwrap_err().key, key, "{toml}");
+        }
     }
 
     #[test]

@@ -63,6 +63,12 @@ pub struct Metrics {
     pub connections_open: Family<Listener, Gauge>,
     /// Refusals, timeouts and failed handshakes per TLS listener.
     pub connection_events: Family<ListenerEvent, Counter>,
+    /// Password hashes (argon2: login checks, new passwords) run since start (sampled per scrape).
+    pub password_hashes: Counter,
+    /// Password hashes running now.
+    pub password_hashes_in_flight: Gauge,
+    /// The most password hashes that ever ran at once (bounded by `portal.password_hash_concurrency`).
+    pub password_hashes_peak: Gauge,
 }
 
 impl Default for Metrics {
@@ -95,6 +101,9 @@ impl Metrics {
             crl_seconds_until_next_update: Gauge::default(),
             connections_open: Family::default(),
             connection_events: Family::default(),
+            password_hashes: Counter::default(),
+            password_hashes_in_flight: Gauge::default(),
+            password_hashes_peak: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("messages_accepted", "Messages accepted by the proxy (202, durable)", m.accepted.clone());
@@ -133,7 +142,20 @@ impl Metrics {
             "Connections refused at a cap, closed by a timeout or failing the handshake, per TLS listener",
             m.connection_events.clone(),
         );
+        registry.register("password_hashes", "Password hashes run (login checks and new passwords)", m.password_hashes.clone());
+        registry.register("password_hashes_in_flight", "Password hashes running now", m.password_hashes_in_flight.clone());
+        registry.register("password_hashes_peak", "The most password hashes that ran at once since start", m.password_hashes_peak.clone());
         Self { registry, ..m }
+    }
+
+    /// Brings the password-hash metrics up to the hashing gate's counters.
+    pub fn set_password_hashes(&self, total: u64, in_flight: usize, peak: usize) {
+        let seen = self.password_hashes.get();
+        if total > seen {
+            self.password_hashes.inc_by(total - seen);
+        }
+        self.password_hashes_in_flight.set(in_flight as i64);
+        self.password_hashes_peak.set(peak as i64);
     }
 
     /// Counts a refused request.
@@ -230,8 +252,13 @@ mod tests {
         m.end_to_end_latency.observe(0.2);
         m.certificates_expiring_30d.set(2);
         m.crl_seconds_until_next_update.set(-30);
+        m.set_password_hashes(5, 1, 2);
+        m.set_password_hashes(7, 0, 2);
         m.queue_saturated.set(1);
         let text = m.encode();
+        assert!(text.contains("msgrelay_password_hashes_total 7"), "{text}");
+        assert!(text.contains("msgrelay_password_hashes_peak 2"), "{text}");
+        assert!(text.contains("msgrelay_password_hashes_in_flight 0"), "{text}");
         assert!(text.contains("msgrelay_queue_saturated 1"), "{text}");
         assert!(text.contains("msgrelay_certificates_expiring_30d 2"), "{text}");
         assert!(text.contains("msgrelay_crl_seconds_until_next_update -30"), "{text}");

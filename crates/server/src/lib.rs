@@ -58,7 +58,9 @@ impl Server {
         shutdown: CancellationToken,
     ) -> Result<Self, ServerError> {
         let pki = Pki::new(cfg.path("pki"));
-        let store = Store::connect(&cfg.database(), cfg.database.max_connections).await?;
+        let store = Store::connect(&cfg.database(), cfg.database.max_connections)
+            .await?
+            .with_password_hash_concurrency(cfg.portal.password_hash_concurrency);
         let sealing = SealingKeyPair::load(&cfg.path("keys/sealing.key"))?;
         let proxy_pub = std::fs::read_to_string(cfg.path("keys/proxy-sealing.pub")).map_err(|e| msgrelay_crypto::CryptoError::KeyFile {
             path: cfg.path("keys/proxy-sealing.pub").display().to_string(),
@@ -82,6 +84,12 @@ impl Server {
             async move { s.ping().await.map_err(|e| e.to_string()) }
         });
 
+        let (s, m) = (store.clone(), state.metrics.clone());
+        ops.add_sampler(move || {
+            let h = s.password_hash_stats();
+            m.set_password_hashes(h.total, h.in_flight, h.peak);
+            std::future::ready(())
+        });
         let (s, m) = (store.clone(), state.metrics.clone());
         ops.add_sampler(move || {
             let (s, m) = (s.clone(), m.clone());

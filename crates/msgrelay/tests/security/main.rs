@@ -11,4 +11,5 @@ mod early_answers;
 mod exhaustion;
 mod handshake;
 mod internal_trust;
+mod portal;
 mod validation;
