@@ -29,6 +29,8 @@ pub struct Metrics {
     pub delivery_attempts: Counter,
     pub delivery_failures: Family<Reason, Counter>,
     pub dead_lettered: Counter,
+    /// Sealed payloads the main server did not store, by a fixed reason (see `payload_refused`).
+    pub payloads_refused: Family<Reason, Counter>,
     pub queue_depth: Family<State, Gauge>,
     pub ingest_latency: Histogram,
     pub end_to_end_latency: Histogram,
@@ -56,6 +58,7 @@ impl Metrics {
             delivery_attempts: Counter::default(),
             delivery_failures: Family::default(),
             dead_lettered: Counter::default(),
+            payloads_refused: Family::default(),
             queue_depth: Family::default(),
             // 0.5 ms .. ~16 s
             ingest_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
@@ -73,6 +76,11 @@ impl Metrics {
         registry.register("delivery_attempts", "Delivery attempts by workers (per message)", m.delivery_attempts.clone());
         registry.register("delivery_failures", "Failed delivery attempts, by reason", m.delivery_failures.clone());
         registry.register("messages_dead_lettered", "Messages moved to failed (max attempts or rejected)", m.dead_lettered.clone());
+        registry.register(
+            "payloads_refused",
+            "Sealed payloads the main server did not store: unknown_key (retried), unauthentic, malformed, mismatch, too_old",
+            m.payloads_refused.clone(),
+        );
         registry.register("queue_depth", "Messages in the queue, by state", m.queue_depth.clone());
         registry.register("ingest_latency_seconds", "Proxy request handling time for accepted messages", m.ingest_latency.clone());
         registry.register(
@@ -102,6 +110,11 @@ impl Metrics {
     /// Counts a failed delivery attempt.
     pub fn delivery_failed(&self, reason: &str) {
         self.delivery_failures.get_or_create(&Reason { reason: reason.to_owned() }).inc();
+    }
+
+    /// Counts a sealed payload the main server did not store; `reason` is one of a fixed set.
+    pub fn payload_refused(&self, reason: &'static str) {
+        self.payloads_refused.get_or_create(&Reason { reason: reason.to_owned() }).inc();
     }
 
     /// Sets the queue depth gauges.

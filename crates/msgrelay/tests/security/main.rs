@@ -8,4 +8,6 @@
 mod support;
 
 mod handshake;
+mod queue_dump;
+mod queue_forgery;
 mod validation;
