@@ -90,6 +90,9 @@ pub struct QueueConfig {
     pub redis_url: String,
     pub key_prefix: String,
     pub allow_non_durable_redis: bool,
+    /// High-water mark: with this many undelivered messages (ready, in flight, awaiting a retry)
+    /// the proxy answers 503 `saturated` instead of enqueuing. 0 = no limit.
+    pub max_depth: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,6 +181,11 @@ impl Default for OpsConfig {
     }
 }
 
+/// One million undelivered messages: about 1 GB of Redis memory or SQLite disk at the typical
+/// ~1 KB per queued message (sealed 200-character body plus stream/index overhead); see
+/// docs/interface.md for sizing it to `maxmemory` or the disk.
+pub const DEFAULT_MAX_DEPTH: u64 = 1_000_000;
+
 impl Default for QueueConfig {
     fn default() -> Self {
         Self {
@@ -186,6 +194,7 @@ impl Default for QueueConfig {
             redis_url: "redis://127.0.0.1:6379/0".into(),
             key_prefix: "msgrelay".into(),
             allow_non_durable_redis: false,
+            max_depth: DEFAULT_MAX_DEPTH,
         }
     }
 }

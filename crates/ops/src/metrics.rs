@@ -24,14 +24,20 @@ pub struct Metrics {
     registry: Registry,
     pub accepted: Counter,
     pub rejected: Family<Reason, Counter>,
+    /// Sum of `rejected` over reasons, for the log summary (not exported).
+    rejected_total: Counter,
     pub registered: Counter,
     pub delivered: Counter,
     pub delivery_attempts: Counter,
     pub delivery_failures: Family<Reason, Counter>,
+    /// Sum of `delivery_failures`, for the log summary (not exported).
+    delivery_failures_total: Counter,
     pub dead_lettered: Counter,
     /// Sealed payloads the main server did not store, by a fixed reason (see `payload_refused`).
     pub payloads_refused: Family<Reason, Counter>,
     pub queue_depth: Family<State, Gauge>,
+    /// 1 while the proxy refuses messages because the queue is at `queue.max_depth`.
+    pub queue_saturated: Gauge,
     pub ingest_latency: Histogram,
     pub end_to_end_latency: Histogram,
     pub logins: Family<Reason, Counter>,
@@ -53,13 +59,16 @@ impl Metrics {
         let m = Self {
             accepted: Counter::default(),
             rejected: Family::default(),
+            rejected_total: Counter::default(),
             registered: Counter::default(),
             delivered: Counter::default(),
             delivery_attempts: Counter::default(),
             delivery_failures: Family::default(),
+            delivery_failures_total: Counter::default(),
             dead_lettered: Counter::default(),
             payloads_refused: Family::default(),
             queue_depth: Family::default(),
+            queue_saturated: Gauge::default(),
             // 0.5 ms .. ~16 s
             ingest_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             // 5 ms .. ~45 min: end-to-end includes retries
@@ -82,6 +91,11 @@ impl Metrics {
             m.payloads_refused.clone(),
         );
         registry.register("queue_depth", "Messages in the queue, by state", m.queue_depth.clone());
+        registry.register(
+            "queue_saturated",
+            "1 while the proxy answers 503 because the queue holds queue.max_depth undelivered messages",
+            m.queue_saturated.clone(),
+        );
         registry.register("ingest_latency_seconds", "Proxy request handling time for accepted messages", m.ingest_latency.clone());
         registry.register(
             "end_to_end_latency_seconds",
@@ -104,11 +118,13 @@ impl Metrics {
 
     /// Counts a refused request.
     pub fn reject(&self, reason: &str) {
+        self.rejected_total.inc();
         self.rejected.get_or_create(&Reason { reason: reason.to_owned() }).inc();
     }
 
     /// Counts a failed delivery attempt.
     pub fn delivery_failed(&self, reason: &str) {
+        self.delivery_failures_total.inc();
         self.delivery_failures.get_or_create(&Reason { reason: reason.to_owned() }).inc();
     }
 
@@ -122,6 +138,44 @@ impl Metrics {
         for (state, v) in [("ready", ready), ("in_flight", in_flight), ("delayed", delayed), ("failed", failed)] {
             self.queue_depth.get_or_create(&State { state: state.to_owned() }).set(v as i64);
         }
+    }
+
+    /// Logs one INFO line per `every` with what this process accepted, delivered and refused
+    /// since the last one (nothing when idle), until `shutdown`. The hot paths log per message
+    /// only at debug: one line per message would cost more than the message at full load.
+    pub fn spawn_summary(self: &std::sync::Arc<Self>, every: std::time::Duration, shutdown: tokio_util::sync::CancellationToken) {
+        let m = self.clone();
+        tokio::spawn(async move {
+            let mut last = m.summary_counts();
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tokio::select! { _ = shutdown.cancelled() => break, _ = tick.tick() => {} }
+                let now = m.summary_counts();
+                let d = |i: usize| now[i].saturating_sub(last[i]);
+                if now != last {
+                    tracing::info!(
+                        accepted = d(0),
+                        refused = d(1),
+                        delivered = d(2),
+                        delivery_failures = d(3),
+                        dead_lettered = d(4),
+                        secs = every.as_secs(),
+                        "summary"
+                    );
+                }
+                last = now;
+            }
+        });
+    }
+
+    fn summary_counts(&self) -> [u64; 5] {
+        [
+            self.accepted.get(),
+            self.rejected_total.get(),
+            self.delivered.get(),
+            self.delivery_failures_total.get(),
+            self.dead_lettered.get(),
+        ]
     }
 
     /// Prometheus text exposition.
@@ -145,7 +199,9 @@ mod tests {
         m.end_to_end_latency.observe(0.2);
         m.certificates_expiring_30d.set(2);
         m.crl_seconds_until_next_update.set(-30);
+        m.queue_saturated.set(1);
         let text = m.encode();
+        assert!(text.contains("msgrelay_queue_saturated 1"), "{text}");
         assert!(text.contains("msgrelay_certificates_expiring_30d 2"), "{text}");
         assert!(text.contains("msgrelay_crl_seconds_until_next_update -30"), "{text}");
         assert!(text.contains("msgrelay_messages_accepted_total 1"), "{text}");

@@ -2,6 +2,7 @@
 //! validates, seals each message to the main server and enqueues it durably before answering 202.
 //! Entry point: [`Proxy::start`]; `msgrelay proxy` and `msgrelay up` both call it.
 
+mod backpressure;
 mod register;
 mod revocation;
 mod routes;
@@ -45,6 +46,7 @@ pub(crate) struct AppState {
     pub metrics: Arc<Metrics>,
     pub revocation: Arc<Revocation>,
     pub register: register::RegisterSender,
+    pub backpressure: Arc<backpressure::Backpressure>,
 }
 
 /// A running proxy.
@@ -112,7 +114,14 @@ impl Proxy {
             async move { warning }
         });
 
-        let state = AppState { cfg: cfg.clone(), queue, sealer, metrics, revocation: revocation.clone(), register };
+        let backpressure = backpressure::Backpressure::start(cfg.queue.max_depth, queue.clone(), metrics.clone(), shutdown.clone());
+        let bp = backpressure.clone();
+        ops.add_check("backpressure", move || {
+            let bp = bp.clone();
+            async move { bp.check() }
+        });
+
+        let state = AppState { cfg: cfg.clone(), queue, sealer, metrics, revocation: revocation.clone(), register, backpressure };
         let listener = tokio::net::TcpListener::bind(&cfg.proxy.listen)
             .await
             .map_err(|source| ProxyError::Bind { addr: cfg.proxy.listen.clone(), source })?;

@@ -109,6 +109,10 @@ async fn accept(state: &AppState, peer: &PeerInfo, headers: &HeaderMap, body: Bo
         None => None,
     };
 
+    if state.backpressure.saturated() {
+        return Err(reject("saturated", Problem::saturated(crate::backpressure::SATURATED_RETRY_AFTER_SECS)));
+    }
+
     let id = MessageId::new();
     let accepted_at_ms = now_ms();
     let payload = PlainPayload {
@@ -129,12 +133,13 @@ async fn accept(state: &AppState, peer: &PeerInfo, headers: &HeaderMap, body: Bo
     match outcome {
         Ok(Ok(EnqueueOutcome::Enqueued)) => {
             state.metrics.accepted.inc();
-            tracing::info!(message_id = %id, client_id = %client_id, "queued");
+            state.backpressure.enqueued();
+            tracing::debug!(message_id = %id, client_id = %client_id, "queued");
             state.register.send(RegisterItem { id, client_id, accepted_at_ms });
             Ok((id, StatusCode::ACCEPTED))
         }
         Ok(Ok(EnqueueOutcome::Duplicate { id: first })) => {
-            tracing::info!(message_id = %first, client_id = %client_id, "idempotent replay");
+            tracing::debug!(message_id = %first, client_id = %client_id, "idempotent replay");
             Ok((first, StatusCode::ACCEPTED))
         }
         Ok(Ok(EnqueueOutcome::Conflict { .. })) => Err(reject(

@@ -2,15 +2,16 @@
 //! nothing else). Each route also checks the caller's role by certificate CN.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use msgrelay_core::now_ms;
+use msgrelay_core::{deliver_batch, now_ms};
 use msgrelay_core::wire::{
-    DeliverItem, DeliverOutcome, DeliverRequest, DeliverResponse, DeliverResult, RegisterRequest, RegistryEntry, RegistryResponse, SealingKeyResponse,
+    DeliverOutcome, DeliverRequest, DeliverResponse, DeliverResult, RegisterRequest, RegistryEntry, RegistryResponse, SealingKeyResponse,
 };
 use msgrelay_at_rest::EncryptedFields;
 use msgrelay_ops::Problem;
@@ -71,15 +72,19 @@ async fn register(State(s): State<AppState>, Extension(peer): Extension<PeerInfo
 /// or that is older than `server.max_payload_age_days` (a replay), is answered `rejected` (the
 /// worker dead-letters it, alone); one sealed to a key this server does not hold is answered
 /// `retry`. Nothing of a refused payload is stored.
-async fn deliver(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>, Json(req): Json<DeliverRequest>) -> Response {
+async fn deliver(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(p) = require(&peer, &[WORKER]) {
         return p.into_response();
     }
+    let items = match batch_items(&headers, &body) {
+        Ok(items) => items,
+        Err(p) => return p.into_response(),
+    };
     let now = now_ms();
     let oldest = now - i64::from(s.cfg.server.max_payload_age_days) * 24 * 3600 * 1000;
-    let mut results = Vec::with_capacity(req.messages.len());
-    let mut rows = Vec::with_capacity(req.messages.len());
-    for item in req.messages {
+    let mut results = Vec::with_capacity(items.len());
+    let mut rows = Vec::with_capacity(items.len());
+    for item in items {
         match open_item(&s, &item, oldest) {
             Ok((plain, enc)) => {
                 rows.push(DeliveredMessage {
@@ -109,7 +114,7 @@ async fn deliver(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>
         return store_problem(e).into_response();
     }
     for r in &rows {
-        tracing::info!(message_id = %r.id, client_id = %r.client_id, attempt = r.attempt_count, "delivered");
+        tracing::debug!(message_id = %r.id, client_id = %r.client_id, attempt = r.attempt_count, "stored");
     }
     Json(DeliverResponse { results }).into_response()
 }
@@ -122,11 +127,11 @@ struct Refusal {
     retry: bool,
 }
 
-fn open_item(s: &AppState, item: &DeliverItem, oldest_ms: i64) -> Result<(PlainPayload, EncryptedFields), Refusal> {
+fn open_item(s: &AppState, item: &Incoming, oldest_ms: i64) -> Result<(PlainPayload, EncryptedFields), Refusal> {
     let refuse = |metric, reason: String| Refusal { metric, reason, retry: false };
-    let sealed = B64.decode(&item.sealed).map_err(|_| refuse("malformed", "sealed payload is not base64".into()))?;
+    let sealed = item.sealed.as_ref().map_err(|()| refuse("malformed", "sealed payload is not base64".into()))?;
     let envelope = Envelope { id: &item.id, client_id: &item.client_id, accepted_at_ms: item.accepted_at_ms };
-    let plain = s.keys.opener.open(&envelope, &sealed).map_err(|e| {
+    let plain = s.keys.opener.open(&envelope, sealed).map_err(|e| {
         let metric = match &e {
             SealError::UnknownKey(_) => "unknown_key",
             SealError::Unauthentic => "unauthentic",
@@ -148,6 +153,41 @@ fn open_item(s: &AppState, item: &DeliverItem, oldest_ms: i64) -> Result<(PlainP
         .encrypt_message(&plain.id, &plain.sender_number, &plain.message_body)
         .map_err(|e| Refusal { metric: "encrypt", reason: e.to_string(), retry: true })?;
     Ok((plain, enc))
+}
+
+/// One message of a delivery batch; `sealed` is `Err` when the JSON body's base64 was invalid
+/// (answered `rejected` for that message alone, as before).
+struct Incoming {
+    id: msgrelay_core::MessageId,
+    client_id: msgrelay_core::ClientId,
+    accepted_at_ms: i64,
+    attempt_count: u32,
+    sealed: Result<Vec<u8>, ()>,
+}
+
+/// Reads the binary batch (what workers send) or the JSON body (base64 payloads).
+fn batch_items(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Incoming>, Problem> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.starts_with(deliver_batch::CONTENT_TYPE) {
+        let items = deliver_batch::decode(body).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed", e.to_string()))?;
+        return Ok(items
+            .into_iter()
+            .map(|i| Incoming { id: i.id, client_id: i.client_id, accepted_at_ms: i.accepted_at_ms, attempt_count: i.attempt_count, sealed: Ok(i.sealed) })
+            .collect());
+    }
+    let req: DeliverRequest =
+        serde_json::from_slice(body).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed", format!("malformed delivery batch: {e}")))?;
+    Ok(req
+        .messages
+        .into_iter()
+        .map(|i| Incoming {
+            sealed: B64.decode(&i.sealed).map_err(|_| ()),
+            id: i.id,
+            client_id: i.client_id,
+            accepted_at_ms: i.accepted_at_ms,
+            attempt_count: i.attempt_count,
+        })
+        .collect())
 }
 
 async fn clients(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>) -> Response {

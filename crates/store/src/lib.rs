@@ -35,6 +35,10 @@ pub(crate) const CHUNK: usize = 100;
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// SQLite only: the message writes of this process take turns here, in arrival order, instead
+    /// of sleeping in SQLite's busy handler (1, 2, 5, ... 100 ms back-off) while another holds the
+    /// database's single write lock.
+    write_gate: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Store {
@@ -61,7 +65,8 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        let store = Store { pool, dialect };
+        let write_gate = (dialect == Dialect::Sqlite).then(Default::default);
+        let store = Store { pool, dialect, write_gate };
         store.check_durability().await?;
         dialect.migrator().run(&store.pool).await?;
         tracing::info!(dialect = ?dialect, "store connected and migrated");
@@ -130,6 +135,15 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Waits for this process's turn to write (SQLite; nothing to wait for on MySQL). Hold the
+    /// guard until the transaction is committed.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        }
     }
 
     /// Starts a transaction that is going to write (see `Dialect::begin_write`).
