@@ -129,7 +129,7 @@ struct Refusal {
 
 fn open_item(s: &AppState, item: &Incoming, oldest_ms: i64) -> Result<(PlainPayload, EncryptedFields), Refusal> {
     let refuse = |metric, reason: String| Refusal { metric, reason, retry: false };
-    let sealed = item.sealed.as_ref().map_err(|()| refuse("malformed", "sealed payload is not base64".into()))?;
+    let sealed = item.sealed.as_ref().map_err(|_| refuse("malformed", "sealed payload is not base64".into()))?;
     let envelope = Envelope { id: &item.id, client_id: &item.client_id, accepted_at_ms: item.accepted_at_ms };
     let plain = s.keys.opener.open(&envelope, sealed).map_err(|e| {
         let metric = match &e {
