@@ -9,5 +9,4 @@ mod support;
 
 mod handshake;
 mod queue_dump;
-mod queue_forgery;
 mod validation;
