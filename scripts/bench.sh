@@ -7,6 +7,7 @@
 #
 #   scripts/bench.sh [--duration 30] [--modes "production embedded"] [--out bench.json]
 #                    [--backlog 1000000] [--no-build] [--no-oha]
+#   (OHA=path and MSGRELAY=path pick the load generator and the binary under test)
 #
 # --backlog N adds the backlog drain (production): N messages queued with the main server
 # stopped, then started; drain rate and per-role RSS (start and peak) during the drain.
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
 done
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-M="$CARGO_TARGET_DIR/release/msgrelay"
+M="${MSGRELAY:-$CARGO_TARGET_DIR/release/msgrelay}"   # MSGRELAY=path compares another build
 W="${WORKDIR:-/tmp/msgrelay-bench}"
 OUT="${OUT:-$W/results.json}"
 RESULTS="$W/results.txt"   # key=value lines, turned into JSON at the end
@@ -86,9 +87,9 @@ ceilings() {
   log "ceiling: redis-benchmark XADD, AOF always"
   start_redis "$CRP" "$W/ceil-redis.pid" "$W/ceil-redis"
   local r
-  r=$(redis-benchmark -p "$CRP" -n 100000 -c 50 -d 300 -q XADD s '*' payload __data__ 2>/dev/null | tr '\r' '\n' | grep -m1 'requests per second' | awk '{print $2}')
+  r=$(redis-benchmark -p "$CRP" -n 100000 -c 50 -d 300 -q XADD s '*' payload __data__ 2>/dev/null | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | awk '{print $1}')
   put ceiling.xadd_50c_300b_per_s "${r:-0}"
-  r=$(redis-benchmark -p "$CRP" -n 100000 -c 64 -P 1 -d 300 -q XADD s2 '*' payload __data__ 2>/dev/null | tr '\r' '\n' | grep -m1 'requests per second' | awk '{print $2}')
+  r=$(redis-benchmark -p "$CRP" -n 100000 -c 64 -P 1 -d 300 -q XADD s2 '*' payload __data__ 2>/dev/null | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | awk '{print $1}')
   put ceiling.xadd_64c_300b_per_s "${r:-0}"
   redis-cli -p "$CRP" shutdown nosave >/dev/null 2>&1 || true; rm -f "$W/ceil-redis.pid"
 
@@ -230,6 +231,8 @@ cpu_report() { # key "name:pid ..." before|after
 }
 
 common_env() {
+  # No backpressure while measuring (binaries older than queue.max_depth do not know the key).
+  if grep -qa max_depth "$M"; then export MSGRELAY_QUEUE__MAX_DEPTH=0; fi
   export MSGRELAY_PROXY__LISTEN=127.0.0.1:0 MSGRELAY_SERVER__LISTEN=127.0.0.1:0 MSGRELAY_PORTAL__LISTEN=127.0.0.1:0
   export MSGRELAY_OPS__LISTEN=127.0.0.1:0 MSGRELAY_LOG__DIR= MSGRELAY_LOG__LEVEL=${LOG_LEVEL:-info}
 }
@@ -243,7 +246,7 @@ production() {
   (
     common_env
     export MSGRELAY_DATA_DIR="$W/prod" MSGRELAY_QUEUE__BACKEND=redis MSGRELAY_QUEUE__REDIS_URL="redis://127.0.0.1:$RP/0" \
-      MSGRELAY_DATABASE__URL="mysql://root@127.0.0.1:$DP/msgrelay" MSGRELAY_QUEUE__MAX_DEPTH=0
+      MSGRELAY_DATABASE__URL="mysql://root@127.0.0.1:$DP/msgrelay"
     "$M" init --demo > "$W/prod-init.log" 2>&1
     "$M" server > "$W/server.log" 2>&1 & echo $! > "$W/server.pid"
     local S; S=$(port_of "$(ready "$W/server.log" server)")
@@ -307,7 +310,6 @@ embedded() {
   log "embedded: msgrelay up (SQLite queue and store)"
   (
     common_env
-    export MSGRELAY_QUEUE__MAX_DEPTH=0
     "$M" up --data-dir "$W/emb" > "$W/up.log" 2>&1 & echo $! > "$W/up.pid"
     local P O; P=$(port_of "$(ready "$W/up.log" proxy)"); O=$(ready "$W/up.log" ops)
     local url="https://localhost:$P" b="$W/emb/clients/demo" procs="up:$(cat "$W/up.pid")"
@@ -371,6 +373,13 @@ for mode in ("production", "embedded"):
     if f"{k}.bench.accepted_per_s" in flat:
         print(f"| {mode} at a fixed 1,000/s | bench | {g(f'{k}.bench.accepted_per_s'):,} | {g(f'{k}.bench.delivered_per_s'):,} | "
               f"{g(f'{k}.bench.p99_ms')} (accepted-to-stored p99 {g(f'{k}.e2e_p99_ms')} ms) | {g(f'{k}.bench.drain_s')} | | |")
+for mode in ("production", "embedded"):
+    for gen in ("oha", "bench"):
+        n = g(f"{mode}.{gen}.accepted")
+        procs = sorted(k.rsplit(".", 1)[1] for k in flat if k.startswith(f"{mode}.{gen}.cpu_ticks_after."))
+        if n and procs:
+            per = lambda p: (g(f"{mode}.{gen}.cpu_ticks_after.{p}") - g(f"{mode}.{gen}.cpu_ticks_before.{p}")) * 10000 / n
+            print(f"{mode} ({gen}) CPU per message: " + ", ".join(f"{p} {per(p):.0f} us" for p in procs))
 for mode in ("production", "embedded"):
     if f"{mode}.rows" in flat:
         print(f"{mode}: queue left {g(f'{mode}.queue_left')}, rows {g(f'{mode}.rows')} (delivered {g(f'{mode}.rows_delivered')}), accepted {g(f'{mode}.accepted_total')}")

@@ -7,16 +7,32 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+// Every label value is a `&'static str`: only strings written in our code can become a label, so
+// no client input (a field name, a username, a header) can ever add a series or a line.
+
 /// A `reason` label (validation field, delivery error class).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Reason {
-    pub reason: String,
+    pub reason: &'static str,
 }
 
 /// A `state` label for queue depth (ready, in_flight, delayed, failed).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct State {
-    pub state: String,
+    pub state: &'static str,
+}
+
+/// A TLS listener (`proxy`, `internal`, `portal`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Listener {
+    pub listener: &'static str,
+}
+
+/// A connection event on a listener (`handshake_timeout`, `refused_per_ip_limit`, ...).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerEvent {
+    pub listener: &'static str,
+    pub event: &'static str,
 }
 
 /// Every metric msgrelay exports.
@@ -45,6 +61,16 @@ pub struct Metrics {
     pub certificates_expiring_30d: Gauge,
     /// Seconds until the proxy's CRL reaches its next-update time (negative once past it).
     pub crl_seconds_until_next_update: Gauge,
+    /// Open connections per TLS listener (including those handshaking or lingering).
+    pub connections_open: Family<Listener, Gauge>,
+    /// Refusals, timeouts and failed handshakes per TLS listener.
+    pub connection_events: Family<ListenerEvent, Counter>,
+    /// Password hashes (argon2: login checks, new passwords) run since start (sampled per scrape).
+    pub password_hashes: Counter,
+    /// Password hashes running now.
+    pub password_hashes_in_flight: Gauge,
+    /// The most password hashes that ever ran at once (bounded by `portal.password_hash_concurrency`).
+    pub password_hashes_peak: Gauge,
 }
 
 impl Default for Metrics {
@@ -76,6 +102,11 @@ impl Metrics {
             logins: Family::default(),
             certificates_expiring_30d: Gauge::default(),
             crl_seconds_until_next_update: Gauge::default(),
+            connections_open: Family::default(),
+            connection_events: Family::default(),
+            password_hashes: Counter::default(),
+            password_hashes_in_flight: Gauge::default(),
+            password_hashes_peak: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("messages_accepted", "Messages accepted by the proxy (202, durable)", m.accepted.clone());
@@ -113,19 +144,54 @@ impl Metrics {
             "Seconds until the proxy's client CRL reaches its next update (negative once past it)",
             m.crl_seconds_until_next_update.clone(),
         );
+        registry.register("connections_open", "Open connections per TLS listener", m.connections_open.clone());
+        registry.register(
+            "connection_events",
+            "Connections refused at a cap, closed by a timeout or failing the handshake, per TLS listener",
+            m.connection_events.clone(),
+        );
+        registry.register("password_hashes", "Password hashes run (login checks and new passwords)", m.password_hashes.clone());
+        registry.register("password_hashes_in_flight", "Password hashes running now", m.password_hashes_in_flight.clone());
+        registry.register("password_hashes_peak", "The most password hashes that ran at once since start", m.password_hashes_peak.clone());
         Self { registry, ..m }
     }
 
+    /// Brings the password-hash metrics up to the hashing gate's counters.
+    pub fn set_password_hashes(&self, total: u64, in_flight: usize, peak: usize) {
+        let seen = self.password_hashes.get();
+        if total > seen {
+            self.password_hashes.inc_by(total - seen);
+        }
+        self.password_hashes_in_flight.set(in_flight as i64);
+        self.password_hashes_peak.set(peak as i64);
+    }
+
     /// Counts a refused request.
-    pub fn reject(&self, reason: &str) {
+    pub fn reject(&self, reason: &'static str) {
         self.rejected_total.inc();
-        self.rejected.get_or_create(&Reason { reason: reason.to_owned() }).inc();
+        self.rejected.get_or_create(&Reason { reason }).inc();
     }
 
     /// Counts a failed delivery attempt.
-    pub fn delivery_failed(&self, reason: &str) {
+    pub fn delivery_failed(&self, reason: &'static str) {
         self.delivery_failures_total.inc();
-        self.delivery_failures.get_or_create(&Reason { reason: reason.to_owned() }).inc();
+        self.delivery_failures.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// Records a connection event of a TLS listener: `opened`/`closed` move the open gauge,
+    /// anything else is counted.
+    pub fn connection_event(&self, listener: &'static str, event: &'static str) {
+        match event {
+            "opened" => {
+                self.connections_open.get_or_create(&Listener { listener }).inc();
+            }
+            "closed" => {
+                self.connections_open.get_or_create(&Listener { listener }).dec();
+            }
+            _ => {
+                self.connection_events.get_or_create(&ListenerEvent { listener, event }).inc();
+            }
+        }
     }
 
     /// Counts a sealed payload the main server did not store; `reason` is one of a fixed set.
@@ -136,7 +202,7 @@ impl Metrics {
     /// Sets the queue depth gauges.
     pub fn set_queue_depth(&self, ready: u64, in_flight: u64, delayed: u64, failed: u64) {
         for (state, v) in [("ready", ready), ("in_flight", in_flight), ("delayed", delayed), ("failed", failed)] {
-            self.queue_depth.get_or_create(&State { state: state.to_owned() }).set(v as i64);
+            self.queue_depth.get_or_create(&State { state }).set(v as i64);
         }
     }
 
@@ -199,8 +265,13 @@ mod tests {
         m.end_to_end_latency.observe(0.2);
         m.certificates_expiring_30d.set(2);
         m.crl_seconds_until_next_update.set(-30);
+        m.set_password_hashes(5, 1, 2);
+        m.set_password_hashes(7, 0, 2);
         m.queue_saturated.set(1);
         let text = m.encode();
+        assert!(text.contains("msgrelay_password_hashes_total 7"), "{text}");
+        assert!(text.contains("msgrelay_password_hashes_peak 2"), "{text}");
+        assert!(text.contains("msgrelay_password_hashes_in_flight 0"), "{text}");
         assert!(text.contains("msgrelay_queue_saturated 1"), "{text}");
         assert!(text.contains("msgrelay_certificates_expiring_30d 2"), "{text}");
         assert!(text.contains("msgrelay_crl_seconds_until_next_update -30"), "{text}");

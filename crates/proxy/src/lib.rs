@@ -127,8 +127,9 @@ impl Proxy {
             .map_err(|source| ProxyError::Bind { addr: cfg.proxy.listen.clone(), source })?;
         let addr = listener.local_addr().map_err(|source| ProxyError::Bind { addr: cfg.proxy.listen.clone(), source })?;
         let tls: Arc<ArcSwap<_>> = revocation.tls_config();
+        let serve = msgrelay_ops::serve_options(&cfg, "proxy", &state.metrics);
         let router = routes::router(state);
-        let task = tokio::spawn(msgrelay_tls::serve_tls(listener, tls, router, shutdown));
+        let task = tokio::spawn(msgrelay_tls::serve_tls(listener, tls, router, shutdown, serve));
         tracing::info!(%addr, domains = ?cfg.proxy.domains, "proxy listening");
         Ok(Self { addr, task })
     }

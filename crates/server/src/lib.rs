@@ -4,6 +4,7 @@
 
 mod auth;
 mod internal;
+mod internal_trust;
 mod portal;
 mod portal_api;
 mod state;
@@ -60,7 +61,9 @@ impl Server {
         shutdown: CancellationToken,
     ) -> Result<Self, ServerError> {
         let pki = Pki::new(cfg.path("pki"));
-        let store = Store::connect(&cfg.database_url(), cfg.database.max_connections).await?;
+        let store = Store::connect(&cfg.database_url(), cfg.database.max_connections)
+            .await?
+            .with_password_hash_concurrency(cfg.portal.password_hash_concurrency);
         let sealing = SealingKeyPair::load(&cfg.path("keys/sealing.key"))?;
         let proxy_pub = std::fs::read_to_string(cfg.path("keys/proxy-sealing.pub")).map_err(|e| {
             msgrelay_sealing::SealError::from(msgrelay_sealing::KeyFileError::invalid(
@@ -88,6 +91,12 @@ impl Server {
 
         let (s, m) = (store.clone(), state.metrics.clone());
         ops.add_sampler(move || {
+            let h = s.password_hash_stats();
+            m.set_password_hashes(h.total, h.in_flight, h.peak);
+            std::future::ready(())
+        });
+        let (s, m) = (store.clone(), state.metrics.clone());
+        ops.add_sampler(move || {
             let (s, m) = (s.clone(), m.clone());
             async move {
                 if let Some(n) = certificates_expiring(&s).await {
@@ -108,11 +117,7 @@ impl Server {
         let certs = msgrelay_admin::CertAdmin::new(pki.clone(), store.clone());
         refresh_crl_once(&certs).await;
 
-        let internal_tls = {
-            let (chain, key) = pki.load_identity("server")?;
-            let roots = pki.read("internal-ca.crt")?;
-            msgrelay_tls::mtls_server_config(&[("server".to_owned(), chain, key)], &roots, Vec::new())?
-        };
+        let internal_trust = internal_trust::InternalTrust::load(pki.clone())?;
         let portal_tls = {
             let (chain, key) = pki.load_identity("portal")?;
             msgrelay_tls::tls_server_config(chain, key)?
@@ -128,15 +133,21 @@ impl Server {
         let tasks = vec![
             tokio::spawn(msgrelay_tls::serve_tls(
                 internal_listener,
-                Arc::new(ArcSwap::new(internal_tls)),
+                internal_trust.config.clone(),
                 internal::router(state.clone()),
                 shutdown.clone(),
+                msgrelay_tls::ServeOptions {
+                    revoked_serials: Some(internal_trust.revoked.clone()),
+                    ..msgrelay_ops::serve_options(&cfg, "internal", &state.metrics)
+                },
             )),
+            tokio::spawn(internal_trust.watch(Duration::from_secs(cfg.proxy.revocation_refresh_secs), shutdown.clone())),
             tokio::spawn(msgrelay_tls::serve_tls(
                 portal_listener,
                 Arc::new(ArcSwap::new(portal_tls)),
                 portal::router(state.clone()),
                 shutdown.clone(),
+                msgrelay_ops::serve_options(&cfg, "portal", &state.metrics),
             )),
             tokio::spawn(sync_failed(state.clone(), shutdown.clone())),
             tokio::spawn(refresh_crl(certs, shutdown.clone())),

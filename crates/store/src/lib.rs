@@ -19,8 +19,9 @@ pub use error::StoreError;
 pub use maintenance::TableStat;
 pub use message_list::{MessageFilter, MessagePage, MessageRow};
 pub use messages::{DeliveredMessage, RegisteredMessage};
-pub use sessions::NewSession;
-pub use tokens::ApiToken;
+pub use secrets::{PasswordGate, PasswordHashStats};
+pub use sessions::{NewSession, DEFAULT_SESSION_ABSOLUTE};
+pub use tokens::{ApiToken, CreatedToken, TokenAuth, TokenScope, DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS};
 pub use users::User;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -35,6 +36,7 @@ pub(crate) const CHUNK: usize = 100;
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    hashing: PasswordGate,
     /// SQLite only: the message writes of this process take turns here, in arrival order, instead
     /// of sleeping in SQLite's busy handler (1, 2, 5, ... 100 ms back-off) while another holds the
     /// database's single write lock.
@@ -66,7 +68,12 @@ impl Store {
             .connect(&url)
             .await?;
         let write_gate = (dialect == Dialect::Sqlite).then(Default::default);
-        let store = Store { pool, dialect, write_gate };
+        let store = Store {
+            pool,
+            dialect,
+            hashing: PasswordGate::new(0),
+            write_gate,
+        };
         store.check_durability().await?;
         dialect.migrator().run(&store.pool).await?;
         tracing::info!(dialect = ?dialect, "store connected and migrated");
@@ -77,6 +84,17 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.dialect.migrator().run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Lets at most `limit` password hashes run at once (0: one per core, the default).
+    pub fn with_password_hash_concurrency(mut self, limit: usize) -> Store {
+        self.hashing = PasswordGate::new(limit);
+        self
+    }
+
+    /// Counters of the password-hashing gate.
+    pub fn password_hash_stats(&self) -> PasswordHashStats {
+        self.hashing.stats()
     }
 
     /// Which dialect this store speaks.
