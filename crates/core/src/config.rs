@@ -57,6 +57,9 @@ pub struct ProxyConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub listen: String,
+    /// Payloads accepted longer ago than this are refused as replays (a purged message or a
+    /// queue restored from an old backup must not come back).
+    pub max_payload_age_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -256,7 +259,7 @@ impl Default for ProxyConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9443".into() }
+        Self { listen: "127.0.0.1:9443".into(), max_payload_age_days: 30 }
     }
 }
 
@@ -419,6 +422,9 @@ impl Config {
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.proxy.max_body_bytes) {
             return Err(ConfigError::new("proxy.max_body_bytes", "must be between 1024 and 16777216"));
+        }
+        if !(1..=3650).contains(&self.server.max_payload_age_days) {
+            return Err(ConfigError::new("server.max_payload_age_days", "must be between 1 and 3650"));
         }
         self.validate_durations()?;
         self.validate_http()?;

@@ -49,6 +49,8 @@ pub struct Metrics {
     /// Sum of `delivery_failures`, for the log summary (not exported).
     delivery_failures_total: Counter,
     pub dead_lettered: Counter,
+    /// Sealed payloads the main server did not store, by a fixed reason (see `payload_refused`).
+    pub payloads_refused: Family<Reason, Counter>,
     pub queue_depth: Family<State, Gauge>,
     /// 1 while the proxy refuses messages because the queue is at `queue.max_depth`.
     pub queue_saturated: Gauge,
@@ -90,6 +92,7 @@ impl Metrics {
             delivery_failures: Family::default(),
             delivery_failures_total: Counter::default(),
             dead_lettered: Counter::default(),
+            payloads_refused: Family::default(),
             queue_depth: Family::default(),
             queue_saturated: Gauge::default(),
             // 0.5 ms .. ~16 s
@@ -113,6 +116,11 @@ impl Metrics {
         registry.register("delivery_attempts", "Delivery attempts by workers (per message)", m.delivery_attempts.clone());
         registry.register("delivery_failures", "Failed delivery attempts, by reason", m.delivery_failures.clone());
         registry.register("messages_dead_lettered", "Messages moved to failed (max attempts or rejected)", m.dead_lettered.clone());
+        registry.register(
+            "payloads_refused",
+            "Sealed payloads the main server did not store: unknown_key (retried), unauthentic, malformed, mismatch, too_old",
+            m.payloads_refused.clone(),
+        );
         registry.register("queue_depth", "Messages in the queue, by state", m.queue_depth.clone());
         registry.register(
             "queue_saturated",
@@ -184,6 +192,11 @@ impl Metrics {
                 self.connection_events.get_or_create(&ListenerEvent { listener, event }).inc();
             }
         }
+    }
+
+    /// Counts a sealed payload the main server did not store; `reason` is one of a fixed set.
+    pub fn payload_refused(&self, reason: &'static str) {
+        self.payloads_refused.get_or_create(&Reason { reason: reason.to_owned() }).inc();
     }
 
     /// Sets the queue depth gauges.

@@ -6,6 +6,7 @@ mod backpressure;
 mod register;
 mod revocation;
 mod routes;
+mod trust;
 mod upstream;
 mod validate;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use msgrelay_core::Config;
-use msgrelay_crypto::{Sealer, SealingKeyPair};
+use msgrelay_sealing::{Sealer, SealingKeyPair};
 use msgrelay_ops::{Metrics, OpsState};
 use msgrelay_queue::Queue;
 use msgrelay_tls::Pki;
@@ -29,7 +30,7 @@ pub enum ProxyError {
     #[error("PKI: {0}")]
     Pki(#[from] msgrelay_tls::PkiError),
     #[error("keys: {0}")]
-    Crypto(#[from] msgrelay_crypto::CryptoError),
+    Sealing(#[from] msgrelay_sealing::SealError),
     #[error("cannot bind proxy.listen {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
     #[error("{0}")]
@@ -68,11 +69,24 @@ impl Proxy {
         let pki = Pki::new(cfg.path("pki"));
         let upstream = upstream::Upstream::new(&cfg, &pki)?;
 
-        let proxy_key_path = cfg.path("keys/proxy-sealing.key");
-        SealingKeyPair::create_if_missing(&proxy_key_path)?;
-        let proxy_key = SealingKeyPair::load(&proxy_key_path)?;
-        let server_public = upstream.sealing_key().await?;
+        // Never generate a key here: a fresh key would not be trusted by the main server, and
+        // every message sealed with it would wait in the queue. `msgrelay init` creates keys.
+        let proxy_key = SealingKeyPair::load(&cfg.path("keys/proxy-sealing.key"))?;
+        let (server_public, trusted) = upstream.sealing_key(&proxy_key.key_id()).await?;
+        if trusted == Some(false) {
+            return Err(ProxyError::Upstream(trust::not_trusted(&proxy_key.key_id())));
+        }
+        if trusted.is_none() {
+            tracing::warn!(proxy_key_id = %proxy_key.key_id(), "cannot confirm that the main server trusts this proxy's sealing key; /ready reports it once known");
+        }
         let sealer = Arc::new(Sealer::new(&proxy_key, &server_public)?);
+        let sealing_trust = trust::SealingTrust::new(proxy_key.key_id(), trusted);
+        sealing_trust.spawn(upstream.clone(), server_public, shutdown.clone());
+        let t = sealing_trust.clone();
+        ops.add_check("sealing_key", move || {
+            let t = t.clone();
+            async move { t.check() }
+        });
 
         let revocation = Revocation::start(cfg.clone(), pki, upstream.clone(), shutdown.clone()).await?;
         let register = register::spawn(upstream, metrics.clone(), shutdown.clone());

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use msgrelay_core::wire::{RegistryEntry, RegisterItem};
 use msgrelay_core::{now_ms, ClientId, MessageId};
-use msgrelay_crypto::PlainPayload;
+use msgrelay_sealing::PlainPayload;
 use msgrelay_ops::Problem;
 use msgrelay_queue::{EnqueueOutcome, Idempotency, NewMessage};
 use msgrelay_tls::PeerInfo;

@@ -17,7 +17,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use msgrelay_core::wire::REJECTED_DEAD_LETTER;
 use msgrelay_core::Config;
-use msgrelay_crypto::{AtRestKeys, Opener, SealingKeyPair};
+use msgrelay_at_rest::AtRestKeys;
+use msgrelay_sealing::{Opener, SealingKeyPair};
 use msgrelay_ops::{Metrics, OpsState};
 use msgrelay_queue::Queue;
 use msgrelay_store::Store;
@@ -33,8 +34,10 @@ pub enum ServerError {
     Pki(#[from] msgrelay_tls::PkiError),
     #[error("database: {0}")]
     Store(#[from] msgrelay_store::StoreError),
-    #[error("keys: {0}")]
-    Crypto(#[from] msgrelay_crypto::CryptoError),
+    #[error("sealing keys: {0}")]
+    Sealing(#[from] msgrelay_sealing::SealError),
+    #[error("at-rest keys: {0}")]
+    AtRest(#[from] msgrelay_at_rest::AtRestError),
     #[error("cannot bind {key} {addr}: {source}")]
     Bind { key: &'static str, addr: String, source: std::io::Error },
 }
@@ -62,9 +65,11 @@ impl Server {
             .await?
             .with_password_hash_concurrency(cfg.portal.password_hash_concurrency);
         let sealing = SealingKeyPair::load(&cfg.path("keys/sealing.key"))?;
-        let proxy_pub = std::fs::read_to_string(cfg.path("keys/proxy-sealing.pub")).map_err(|e| msgrelay_crypto::CryptoError::KeyFile {
-            path: cfg.path("keys/proxy-sealing.pub").display().to_string(),
-            reason: format!("{e} (copy the proxy's keys/proxy-sealing.pub here, or run `msgrelay init`)"),
+        let proxy_pub = std::fs::read_to_string(cfg.path("keys/proxy-sealing.pub")).map_err(|e| {
+            msgrelay_sealing::SealError::from(msgrelay_sealing::KeyFileError::invalid(
+                &cfg.path("keys/proxy-sealing.pub"),
+                format!("{e} (copy the proxy's keys/proxy-sealing.pub here, or run `msgrelay init`)"),
+            ))
         })?;
         let opener = Opener::new(std::slice::from_ref(&sealing), &[proxy_pub.trim().to_owned()])?;
         let at_rest = AtRestKeys::load(&cfg.path("keys/at-rest.json"))?;
@@ -194,7 +199,11 @@ async fn refresh_crl(certs: msgrelay_admin::CertAdmin, shutdown: CancellationTok
     }
 }
 
-/// Mirrors dead letters of the queue into the store (`failed`), so the portal shows them.
+/// Mirrors dead letters of the queue into the store (`failed`), so the portal shows them. Only
+/// rows that already exist change: a row is created by the proxy's authenticated registration or
+/// by a delivery that opened, never from what a queue entry claims (whoever can write to the
+/// queue could otherwise plant "failed messages" in any client's list). Dead letters that never
+/// opened stay in the queue, counted in `queue_depth{state="failed"}`.
 async fn sync_failed(state: AppState, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
@@ -211,20 +220,6 @@ async fn sync_failed(state: AppState, shutdown: CancellationToken) {
             continue;
         }
         let ids: Vec<_> = failed.iter().map(|f| f.id).collect();
-        let rows: Vec<_> = failed
-            .iter()
-            .map(|f| msgrelay_store::RegisteredMessage {
-                id: f.id,
-                client_id: f.client_id.clone(),
-                created_at_ms: f.failed_at_ms,
-                queued_at_ms: f.failed_at_ms,
-            })
-            .collect();
-        // A dead letter may never have been registered: create the row first, then mark it.
-        if let Err(e) = state.store.register_messages(&rows).await {
-            tracing::debug!(error = %e, "cannot record failed messages");
-            continue;
-        }
         match state.store.mark_failed(&ids).await {
             Ok(n) if n > 0 => tracing::warn!(count = n, "messages marked failed (see the admin maintenance page)"),
             Ok(_) => {}

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use msgrelay_core::Config;
-use msgrelay_crypto::{AtRestKeys, Opener, SealingKeyPair};
+use msgrelay_at_rest::AtRestKeys;
+use msgrelay_sealing::{Opener, SealingKeyPair};
 use msgrelay_ops::Metrics;
 use msgrelay_queue::Queue;
 use msgrelay_store::Store;

@@ -131,6 +131,7 @@ impl Deliverer {
         };
         let by_id: HashMap<_, _> = leased.iter().map(|l| (l.id, l)).collect();
         let (mut stored, mut rejected, mut missing): (Vec<LeaseToken>, Vec<&Leased>, Vec<Leased>) = (Vec::new(), Vec::new(), Vec::new());
+        let mut later: Vec<Leased> = Vec::new();
         let mut answered = std::collections::HashSet::new();
         let now = now_ms();
         for r in &response.results {
@@ -144,6 +145,10 @@ impl Deliverer {
                 DeliverOutcome::Rejected => {
                     tracing::error!(message_id = %l.id, reason = r.reason.as_deref().unwrap_or(""), "main server rejected the message; moved to failed");
                     rejected.push(l);
+                }
+                DeliverOutcome::Retry => {
+                    tracing::warn!(message_id = %l.id, reason = r.reason.as_deref().unwrap_or(""), "main server cannot open the message yet; will retry");
+                    later.push((*l).clone());
                 }
             }
         }
@@ -163,6 +168,9 @@ impl Deliverer {
         }
         if !missing.is_empty() {
             self.retry_all(&missing, "incomplete_response").await;
+        }
+        if !later.is_empty() {
+            self.retry_all(&later, "unknown_sealing_key").await;
         }
     }
 

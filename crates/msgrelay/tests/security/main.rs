@@ -12,4 +12,5 @@ mod exhaustion;
 mod handshake;
 mod internal_trust;
 mod portal;
+mod queue_dump;
 mod validation;
