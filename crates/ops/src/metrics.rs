@@ -196,7 +196,7 @@ impl Metrics {
 
     /// Counts a sealed payload the main server did not store; `reason` is one of a fixed set.
     pub fn payload_refused(&self, reason: &'static str) {
-        self.payloads_refused.get_or_create(&Reason { reason: reason.to_owned() }).inc();
+        self.payloads_refused.get_or_create(&Reason { reason }).inc();
     }
 
     /// Sets the queue depth gauges.
