@@ -253,6 +253,8 @@ def send_message(opener, url, payload, idempotency_key, timeout=30.0, retries=5,
             if e.code < 500 and e.code not in TRANSIENT_STATUSES:
                 return Outcome(EXIT_REJECTED, errors=_problem_lines(e.code, e.reason, body, secrets))
             last = _redact("%d %s" % (e.code, _problem_title(e.reason, body)), secrets)
+            if str(_problem(body).get("type", "")).endswith("/saturated"):
+                last += " (the relay is saturated: its queue is full)"
             retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)
         except Exception as e:  # noqa: BLE001 - every network failure is classified below
             fatal = _tls_rejection(e)

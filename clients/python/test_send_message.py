@@ -137,6 +137,17 @@ class PlainHttpTests(unittest.TestCase):
         self.assertIn("retrying", err)
         self.assertNoSecrets(out, err)
 
+    def test_saturated_relay_is_retried_after_its_retry_after(self):
+        status, headers, doc = problem(503, "Service Unavailable", "the relay is saturated", type="https://msgrelay.dev/problems/saturated")
+        script = [(status, dict(headers, **{"Retry-After": "5"}), doc)] * 2 + [accepted("id-2")]
+        with StubServer(script) as srv:
+            code, out, err, sleeps = self.send(srv)
+        self.assertEqual(code, 0)
+        self.assertEqual(out, "id-2\n")
+        self.assertEqual(sleeps, [5.0, 5.0], "a saturated relay says when to come back")
+        self.assertEqual(len({r["headers"]["Idempotency-Key"] for r in srv.requests}), 1)
+        self.assertIn("saturated", err)
+
     def test_given_idempotency_key_is_sent(self):
         with StubServer([(502, {}, b""), accepted()]) as srv:
             code, _, _, _ = self.send(srv, "--idempotency-key", "order-42")

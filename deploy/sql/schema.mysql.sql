@@ -72,6 +72,7 @@ CREATE TABLE sessions (
     expires_at   BIGINT      NOT NULL,
     last_seen_at BIGINT      NOT NULL,
     ttl_ms       BIGINT      NOT NULL,
+    absolute_expires_at BIGINT NOT NULL DEFAULT 0,
     KEY sessions_user (user_id),
     KEY sessions_expires (expires_at),
     CONSTRAINT sessions_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
@@ -85,7 +86,10 @@ CREATE TABLE api_tokens (
     created_at   BIGINT       NOT NULL,
     last_used_at BIGINT       NULL,
     revoked_at   BIGINT       NULL,
+    scope        VARCHAR(16)  NOT NULL DEFAULT 'read',
+    expires_at   BIGINT       NOT NULL DEFAULT 0,
     UNIQUE KEY api_tokens_hash (token_hash),
     KEY api_tokens_user (user_id),
-    CONSTRAINT api_tokens_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+    CONSTRAINT api_tokens_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE,
+    CONSTRAINT api_tokens_scope CHECK (scope IN ('read', 'admin'))
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

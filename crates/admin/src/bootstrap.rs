@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use msgrelay_core::{ClientId, Config, Role};
-use msgrelay_crypto::{AtRestKeys, SealingKeyPair};
+use msgrelay_at_rest::AtRestKeys;
+use msgrelay_sealing::SealingKeyPair;
 use msgrelay_store::Store;
 use msgrelay_tls::Pki;
 

@@ -1,6 +1,8 @@
 //! The crate's one error type. Messages are for operators: each says what to do next.
 
-use msgrelay_crypto::CryptoError;
+use msgrelay_at_rest::AtRestError;
+use msgrelay_keyfile::KeyFileError;
+use msgrelay_sealing::SealError;
 use msgrelay_queue::QueueError;
 use msgrelay_store::StoreError;
 use msgrelay_tls::PkiError;
@@ -14,7 +16,11 @@ pub enum AdminError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Crypto(#[from] CryptoError),
+    Sealing(#[from] SealError),
+    #[error(transparent)]
+    AtRest(#[from] AtRestError),
+    #[error(transparent)]
+    KeyFile(#[from] KeyFileError),
     #[error(transparent)]
     Queue(#[from] QueueError),
     /// A file could not be read or written.

@@ -73,7 +73,7 @@ pub fn read_bootstrap_password(path: &Path, username: &str) -> Option<String> {
 
 /// Writes a secret file that must not exist yet (0600).
 pub(crate) fn write_new_secret(path: &Path, contents: &[u8]) -> Result<(), AdminError> {
-    if !msgrelay_crypto::keyfile::write_new_secret(path, contents)? {
+    if !msgrelay_keyfile::write_new_secret(path, contents)? {
         return Err(AdminError::Invalid(format!(
             "{} already exists; move it away (or choose another --out directory) and run the command again",
             path.display()

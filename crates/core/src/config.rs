@@ -31,6 +31,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub portal: PortalConfig,
     pub ops: OpsConfig,
+    /// Timeouts and connection caps of every TLS listener (proxy, internal API, portal).
+    pub http: HttpConfig,
     pub queue: QueueConfig,
     pub database: DatabaseConfig,
     pub worker: WorkerConfig,
@@ -55,6 +57,9 @@ pub struct ProxyConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub listen: String,
+    /// Payloads accepted longer ago than this are refused as replays (a purged message or a
+    /// queue restored from an old backup must not come back).
+    pub max_payload_age_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,12 +68,45 @@ pub struct PortalConfig {
     pub listen: String,
     /// Idle lifetime of a portal session.
     pub session_ttl_secs: u64,
+    /// Absolute lifetime of a portal session, however busy.
+    pub session_absolute_secs: u64,
+    /// Failed logins allowed for one username from one client address per window.
+    pub login_max_failures_per_user: u32,
+    /// Failed logins allowed from one client address (any username) per window.
+    pub login_max_failures_per_ip: u32,
+    /// The login limiter's counting window; a refusal lasts until its window ends.
+    pub login_window_secs: u64,
+    /// Most entries the login limiter remembers (bounds its memory; ~100 bytes each).
+    pub login_limiter_capacity: usize,
+    /// Password hashes (argon2, ~19 MiB each) allowed to run at once; 0 = one per CPU core.
+    pub password_hash_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OpsConfig {
     pub listen: String,
+}
+
+/// What a peer may hold before it has proven anything; applies to each TLS listener separately.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub tls_handshake_timeout_secs: u64,
+    /// Until a request's headers are complete (also the first request after the handshake).
+    pub header_read_timeout_secs: u64,
+    pub body_read_timeout_secs: u64,
+    /// Until the response is ready; 503 after it.
+    pub request_timeout_secs: u64,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout_secs: u64,
+    pub h2_keepalive_interval_secs: u64,
+    pub h2_keepalive_timeout_secs: u64,
+    pub h2_max_concurrent_streams: u32,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// An unread request body is drained up to this size after an early answer.
+    pub drain_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,9 +125,13 @@ pub struct QueueConfig {
     pub redis_url: String,
     pub key_prefix: String,
     pub allow_non_durable_redis: bool,
+    /// High-water mark: with this many undelivered messages (ready, in flight, awaiting a retry)
+    /// the proxy answers 503 `saturated` instead of enqueuing. 0 = no limit.
+    pub max_depth: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Debug` hides the password in `url` (`mysql://user:***@host/db`).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     pub url: String,
@@ -135,6 +177,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             portal: PortalConfig::default(),
             ops: OpsConfig::default(),
+            http: HttpConfig::default(),
             queue: QueueConfig::default(),
             database: DatabaseConfig::default(),
             worker: WorkerConfig::default(),
@@ -159,13 +202,22 @@ impl Default for ProxyConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9443".into() }
+        Self { listen: "127.0.0.1:9443".into(), max_payload_age_days: 30 }
     }
 }
 
 impl Default for PortalConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9444".into(), session_ttl_secs: 8 * 3600 }
+        Self {
+            listen: "127.0.0.1:9444".into(),
+            session_ttl_secs: 8 * 3600,
+            session_absolute_secs: 12 * 3600,
+            login_max_failures_per_user: 5,
+            login_max_failures_per_ip: 100,
+            login_window_secs: 15 * 60,
+            login_limiter_capacity: 100_000,
+            password_hash_concurrency: 0,
+        }
     }
 }
 
@@ -175,6 +227,29 @@ impl Default for OpsConfig {
     }
 }
 
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            tls_handshake_timeout_secs: 10,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            request_timeout_secs: 60,
+            idle_timeout_secs: 60,
+            h2_keepalive_interval_secs: 30,
+            h2_keepalive_timeout_secs: 10,
+            h2_max_concurrent_streams: 100,
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            drain_max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// One million undelivered messages: about 1 GB of Redis memory or SQLite disk at the typical
+/// ~1 KB per queued message (sealed 200-character body plus stream/index overhead); see
+/// docs/interface.md for sizing it to `maxmemory` or the disk.
+pub const DEFAULT_MAX_DEPTH: u64 = 1_000_000;
+
 impl Default for QueueConfig {
     fn default() -> Self {
         Self {
@@ -183,6 +258,7 @@ impl Default for QueueConfig {
             redis_url: "redis://127.0.0.1:6379/0".into(),
             key_prefix: "msgrelay".into(),
             allow_non_durable_redis: false,
+            max_depth: DEFAULT_MAX_DEPTH,
         }
     }
 }
@@ -296,11 +372,29 @@ impl Config {
         if !(1024..=16 * 1024 * 1024).contains(&self.proxy.max_body_bytes) {
             return Err(ConfigError::new("proxy.max_body_bytes", "must be between 1024 and 16777216"));
         }
-        if self.proxy.revocation_refresh_secs == 0 {
-            return Err(ConfigError::new("proxy.revocation_refresh_secs", "must be at least 1"));
+        if !(1..=3650).contains(&self.server.max_payload_age_days) {
+            return Err(ConfigError::new("server.max_payload_age_days", "must be between 1 and 3650"));
         }
-        if self.portal.session_ttl_secs < 60 {
-            return Err(ConfigError::new("portal.session_ttl_secs", "must be at least 60"));
+        self.validate_durations()?;
+        self.validate_http()?;
+        let p = &self.portal;
+        if !(1..=30 * 86_400).contains(&p.session_absolute_secs) {
+            return Err(ConfigError::new("portal.session_absolute_secs", "must be between 1 and 2592000 (30 days)"));
+        }
+        if !(1..=1_000_000).contains(&p.login_max_failures_per_user) {
+            return Err(ConfigError::new("portal.login_max_failures_per_user", "must be between 1 and 1000000"));
+        }
+        if !(1..=1_000_000).contains(&p.login_max_failures_per_ip) {
+            return Err(ConfigError::new("portal.login_max_failures_per_ip", "must be between 1 and 1000000"));
+        }
+        if !(1..=86_400).contains(&p.login_window_secs) {
+            return Err(ConfigError::new("portal.login_window_secs", "must be between 1 and 86400"));
+        }
+        if !(100..=10_000_000).contains(&p.login_limiter_capacity) {
+            return Err(ConfigError::new("portal.login_limiter_capacity", "must be between 100 and 10000000"));
+        }
+        if p.password_hash_concurrency > 256 {
+            return Err(ConfigError::new("portal.password_hash_concurrency", "must be between 0 (one per core) and 256"));
         }
         if self.queue.backend == QueueBackend::Redis
             && !(self.queue.redis_url.starts_with("redis://") || self.queue.redis_url.starts_with("rediss://"))
@@ -329,9 +423,6 @@ impl Config {
         if !(1..=1000).contains(&w.batch_size) {
             return Err(ConfigError::new("worker.batch_size", "must be between 1 and 1000"));
         }
-        if w.delivery_timeout_secs == 0 {
-            return Err(ConfigError::new("worker.delivery_timeout_secs", "must be at least 1"));
-        }
         if w.lease_secs <= w.delivery_timeout_secs {
             return Err(ConfigError::new(
                 "worker.lease_secs",
@@ -341,13 +432,84 @@ impl Config {
                 ),
             ));
         }
-        if w.retry_interval_secs == 0 {
-            return Err(ConfigError::new("worker.retry_interval_secs", "must be at least 1"));
-        }
         if !(1..=1_000_000).contains(&self.validation.max_message_chars) {
             return Err(ConfigError::new("validation.max_message_chars", "must be between 1 and 1000000"));
         }
         Ok(())
+    }
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url_password(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// A URL with the password of its `user:password@` part replaced by `***`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl Config {
+    /// Every number that feeds time arithmetic is bounded here, so an absurd value stops start-up
+    /// naming its key instead of overflowing an `Instant` or a timestamp later.
+    fn validate_durations(&self) -> Result<(), ConfigError> {
+        let w = &self.worker;
+        for (key, value, lo, hi) in [
+            ("proxy.revocation_refresh_secs", self.proxy.revocation_refresh_secs, 1, DAY),
+            ("proxy.crl_grace_secs", self.proxy.crl_grace_secs, 0, 30 * DAY),
+            ("portal.session_ttl_secs", self.portal.session_ttl_secs, 60, 30 * DAY),
+            ("worker.lease_secs", w.lease_secs, 2, DAY),
+            ("worker.delivery_timeout_secs", w.delivery_timeout_secs, 1, HOUR),
+            ("worker.retry_interval_secs", w.retry_interval_secs, 1, DAY),
+        ] {
+            in_range(key, value, lo, hi)?;
+        }
+        Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        for (key, value, lo, hi) in [
+            ("http.tls_handshake_timeout_secs", h.tls_handshake_timeout_secs, 1, HOUR),
+            ("http.header_read_timeout_secs", h.header_read_timeout_secs, 1, HOUR),
+            ("http.body_read_timeout_secs", h.body_read_timeout_secs, 1, HOUR),
+            ("http.request_timeout_secs", h.request_timeout_secs, 1, HOUR),
+            ("http.idle_timeout_secs", h.idle_timeout_secs, 1, DAY),
+            ("http.h2_keepalive_interval_secs", h.h2_keepalive_interval_secs, 1, HOUR),
+            ("http.h2_keepalive_timeout_secs", h.h2_keepalive_timeout_secs, 1, HOUR),
+            ("http.h2_max_concurrent_streams", u64::from(h.h2_max_concurrent_streams), 1, 10_000),
+            ("http.max_connections", h.max_connections as u64, 1, 1_000_000),
+            ("http.max_connections_per_ip", h.max_connections_per_ip as u64, 1, h.max_connections as u64),
+            ("http.drain_max_bytes", h.drain_max_bytes, 0, 64 * 1024 * 1024),
+        ] {
+            in_range(key, value, lo, hi)?;
+        }
+        Ok(())
+    }
+}
+
+const HOUR: u64 = 3600;
+const DAY: u64 = 24 * HOUR;
+
+fn in_range(key: &str, value: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
+    if (lo..=hi).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(key, format!("{value} is out of range; must be between {lo} and {hi}")))
     }
 }
 
@@ -424,6 +586,26 @@ mod tests {
     }
 
     #[test]
+    fn out_of_range_durations_name_the_key() {
+        for (toml, key) in [
+            ("[proxy]\ncrl_grace_secs = 9999999999\n", "proxy.crl_grace_secs"),
+            ("[proxy]\nrevocation_refresh_secs = 0\n", "proxy.revocation_refresh_secs"),
+            ("[portal]\nsession_ttl_secs = 9999999999\n", "portal.session_ttl_secs"),
+            ("[worker]\nretry_interval_secs = 9999999999\n", "worker.retry_interval_secs"),
+            ("[worker]\nlease_secs = 9999999999\n", "worker.lease_secs"),
+            ("[http]\nidle_timeout_secs = 0\n", "http.idle_timeout_secs"),
+            ("[http]\ntls_handshake_timeout_secs = 9999999999\n", "http.tls_handshake_timeout_secs"),
+            ("[http]\nmax_connections = 10\nmax_connections_per_ip = 11\n", "http.max_connections_per_ip"),
+            ("[http]\nh2_max_concurrent_streams = 0\n", "http.h2_max_concurrent_streams"),
+        ] {
+            let e = load(toml).unwrap_err();
+            assert_eq!(e.key, key, "{toml}: {e}");
+        }
+        let ok = load("[proxy]\ncrl_grace_secs = 0\n[http]\nheader_read_timeout_secs = 1\n").unwrap();
+        assert_eq!(ok.http.header_read_timeout_secs, 1);
+    }
+
+    #[test]
     fn env_overrides_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("c.toml", "[queue]\nkey_prefix = \"file\"\n")?;
@@ -435,6 +617,30 @@ mod tests {
             assert_eq!(cfg.worker.concurrency, 7);
             Ok(())
         });
+    }
+
+    #[test]
+    fn database_password_is_redacted_in_debug() {
+        let mut cfg = Config::default();
+        cfg.database.url = "mysql://relay:s3cr%40t:pw@db.example:3306/msgrelay?ssl-mode=required".into();
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("s3cr") && !shown.contains("pw@"), "{shown}");
+        assert!(shown.contains("mysql://relay:***@db.example:3306/msgrelay?ssl-mode=required"), "{shown}");
+        assert_eq!(redact_url_password("mysql://root@h/db"), "mysql://root@h/db");
+        assert_eq!(redact_url_password("sqlite://msgrelay.db"), "sqlite://msgrelay.db");
+    }
+
+    #[test]
+    fn portal_limits_are_bounded() {
+        for (toml, key) in [
+            ("[portal]\nsession_absolute_secs = 0\n", "portal.session_absolute_secs"),
+            ("[portal]\nlogin_max_failures_per_user = 0\n", "portal.login_max_failures_per_user"),
+            ("[portal]\nlogin_window_secs = 99999999999\n", "portal.login_window_secs"),
+            ("[portal]\nlogin_limiter_capacity = 1\n", "portal.login_limiter_capacity"),
+            ("[portal]\npassword_hash_concurrency = 100000\n", "portal.password_hash_concurrency"),
+        ] {
+            assert_eq!(load(toml).unwrap_err().key, key, "{toml}");
+        }
     }
 
     #[test]

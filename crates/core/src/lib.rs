@@ -3,6 +3,7 @@
 //! This crate does no I/O besides reading the configuration file.
 
 pub mod config;
+pub mod deliver_batch;
 pub mod domain;
 pub mod wire;
 

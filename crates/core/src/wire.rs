@@ -57,6 +57,9 @@ pub enum DeliverOutcome {
     Stored,
     /// Permanently refused (cannot be opened, forged, re-attributed): the worker dead-letters it.
     Rejected,
+    /// Not stored yet, through no fault of the payload (it names a sealing key the main server
+    /// does not hold): the worker retries it later like a failed delivery.
+    Retry,
 }
 
 /// `last_error` of a queue dead letter that the main server refused as not authentic (unreadable,
@@ -86,4 +89,8 @@ pub struct SealingKeyResponse {
     pub key_id: String,
     /// X25519 public key, base64.
     pub public_key: String,
+    /// Key ids of the proxy sealing keys whose payloads the main server opens. A proxy whose own
+    /// key id is not listed refuses to start (its messages would never be stored).
+    #[serde(default)]
+    pub trusted_proxy_key_ids: Vec<String>,
 }

@@ -171,11 +171,21 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     );
     if let Some(before) = delivered_before {
         let drain_deadline = Instant::now() + Duration::from_secs(a.drain_timeout);
+        let drain_started = Instant::now();
+        let bar = ProgressBar::new(ok);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} delivered {msg}").expect("valid template"),
+        );
         loop {
             let now = delivered(&plain, &a.metrics_urls).await.unwrap_or(before);
-            if now.saturating_sub(before) >= ok || Instant::now() > drain_deadline {
+            let done = now.saturating_sub(before);
+            bar.set_position(done.min(ok));
+            bar.set_message(format!("{:.0} msgs/s end to end", done as f64 / started.elapsed().as_secs_f64().max(0.001)));
+            if done >= ok || Instant::now() > drain_deadline {
+                bar.finish();
                 let secs = started.elapsed().as_secs_f64();
-                println!("delivered: {} end to end in {secs:.2} s = {:.0} msgs/s", now - before, (now - before) as f64 / secs);
+                println!("delivered: {done} end to end in {secs:.2} s = {:.0} msgs/s", done as f64 / secs);
+                println!("drain:     {:.2} s after the load stopped", drain_started.elapsed().as_secs_f64());
                 break;
             }
             // Each scrape samples the queue; poll gently so the measurement does not slow the relay.

@@ -34,8 +34,12 @@ fn logging(cfg: &Config) -> Option<impl Drop> {
     msgrelay_ops::telemetry::init(&cfg.log.level, dir.as_deref())
 }
 
+/// How often each process logs its counts (per-message lines are at debug level).
+const SUMMARY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Starts the ops listener, waits for a signal, stops everything.
 async fn serve_until_signal(cfg: &Config, ops: OpsState, shutdown: CancellationToken, ready_line: String) -> anyhow::Result<OpsHandle> {
+    ops.metrics.spawn_summary(SUMMARY_EVERY, shutdown.clone());
     let handle = OpsHandle::start(&cfg.ops.listen, ops, shutdown.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind ops.listen {}: {e}", cfg.ops.listen))?;

@@ -7,16 +7,32 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+// Every label value is a `&'static str`: only strings written in our code can become a label, so
+// no client input (a field name, a username, a header) can ever add a series or a line.
+
 /// A `reason` label (validation field, delivery error class).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Reason {
-    pub reason: String,
+    pub reason: &'static str,
 }
 
 /// A `state` label for queue depth (ready, in_flight, delayed, failed).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct State {
-    pub state: String,
+    pub state: &'static str,
+}
+
+/// A TLS listener (`proxy`, `internal`, `portal`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Listener {
+    pub listener: &'static str,
+}
+
+/// A connection event on a listener (`handshake_timeout`, `refused_per_ip_limit`, ...).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerEvent {
+    pub listener: &'static str,
+    pub event: &'static str,
 }
 
 /// Every metric msgrelay exports.
@@ -24,12 +40,20 @@ pub struct Metrics {
     registry: Registry,
     pub accepted: Counter,
     pub rejected: Family<Reason, Counter>,
+    /// Sum of `rejected` over reasons, for the log summary (not exported).
+    rejected_total: Counter,
     pub registered: Counter,
     pub delivered: Counter,
     pub delivery_attempts: Counter,
     pub delivery_failures: Family<Reason, Counter>,
+    /// Sum of `delivery_failures`, for the log summary (not exported).
+    delivery_failures_total: Counter,
     pub dead_lettered: Counter,
+    /// Sealed payloads the main server did not store, by a fixed reason (see `payload_refused`).
+    pub payloads_refused: Family<Reason, Counter>,
     pub queue_depth: Family<State, Gauge>,
+    /// 1 while the proxy refuses messages because the queue is at `queue.max_depth`.
+    pub queue_saturated: Gauge,
     pub ingest_latency: Histogram,
     pub end_to_end_latency: Histogram,
     pub logins: Family<Reason, Counter>,
@@ -37,6 +61,16 @@ pub struct Metrics {
     pub certificates_expiring_30d: Gauge,
     /// Seconds until the proxy's CRL reaches its next-update time (negative once past it).
     pub crl_seconds_until_next_update: Gauge,
+    /// Open connections per TLS listener (including those handshaking or lingering).
+    pub connections_open: Family<Listener, Gauge>,
+    /// Refusals, timeouts and failed handshakes per TLS listener.
+    pub connection_events: Family<ListenerEvent, Counter>,
+    /// Password hashes (argon2: login checks, new passwords) run since start (sampled per scrape).
+    pub password_hashes: Counter,
+    /// Password hashes running now.
+    pub password_hashes_in_flight: Gauge,
+    /// The most password hashes that ever ran at once (bounded by `portal.password_hash_concurrency`).
+    pub password_hashes_peak: Gauge,
 }
 
 impl Default for Metrics {
@@ -51,12 +85,16 @@ impl Metrics {
         let m = Self {
             accepted: Counter::default(),
             rejected: Family::default(),
+            rejected_total: Counter::default(),
             registered: Counter::default(),
             delivered: Counter::default(),
             delivery_attempts: Counter::default(),
             delivery_failures: Family::default(),
+            delivery_failures_total: Counter::default(),
             dead_lettered: Counter::default(),
+            payloads_refused: Family::default(),
             queue_depth: Family::default(),
+            queue_saturated: Gauge::default(),
             // 0.5 ms .. ~16 s
             ingest_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             // 5 ms .. ~45 min: end-to-end includes retries
@@ -64,6 +102,11 @@ impl Metrics {
             logins: Family::default(),
             certificates_expiring_30d: Gauge::default(),
             crl_seconds_until_next_update: Gauge::default(),
+            connections_open: Family::default(),
+            connection_events: Family::default(),
+            password_hashes: Counter::default(),
+            password_hashes_in_flight: Gauge::default(),
+            password_hashes_peak: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("messages_accepted", "Messages accepted by the proxy (202, durable)", m.accepted.clone());
@@ -73,7 +116,17 @@ impl Metrics {
         registry.register("delivery_attempts", "Delivery attempts by workers (per message)", m.delivery_attempts.clone());
         registry.register("delivery_failures", "Failed delivery attempts, by reason", m.delivery_failures.clone());
         registry.register("messages_dead_lettered", "Messages moved to failed (max attempts or rejected)", m.dead_lettered.clone());
+        registry.register(
+            "payloads_refused",
+            "Sealed payloads the main server did not store: unknown_key (retried), unauthentic, malformed, mismatch, too_old",
+            m.payloads_refused.clone(),
+        );
         registry.register("queue_depth", "Messages in the queue, by state", m.queue_depth.clone());
+        registry.register(
+            "queue_saturated",
+            "1 while the proxy answers 503 because the queue holds queue.max_depth undelivered messages",
+            m.queue_saturated.clone(),
+        );
         registry.register("ingest_latency_seconds", "Proxy request handling time for accepted messages", m.ingest_latency.clone());
         registry.register(
             "end_to_end_latency_seconds",
@@ -91,24 +144,104 @@ impl Metrics {
             "Seconds until the proxy's client CRL reaches its next update (negative once past it)",
             m.crl_seconds_until_next_update.clone(),
         );
+        registry.register("connections_open", "Open connections per TLS listener", m.connections_open.clone());
+        registry.register(
+            "connection_events",
+            "Connections refused at a cap, closed by a timeout or failing the handshake, per TLS listener",
+            m.connection_events.clone(),
+        );
+        registry.register("password_hashes", "Password hashes run (login checks and new passwords)", m.password_hashes.clone());
+        registry.register("password_hashes_in_flight", "Password hashes running now", m.password_hashes_in_flight.clone());
+        registry.register("password_hashes_peak", "The most password hashes that ran at once since start", m.password_hashes_peak.clone());
         Self { registry, ..m }
     }
 
+    /// Brings the password-hash metrics up to the hashing gate's counters.
+    pub fn set_password_hashes(&self, total: u64, in_flight: usize, peak: usize) {
+        let seen = self.password_hashes.get();
+        if total > seen {
+            self.password_hashes.inc_by(total - seen);
+        }
+        self.password_hashes_in_flight.set(in_flight as i64);
+        self.password_hashes_peak.set(peak as i64);
+    }
+
     /// Counts a refused request.
-    pub fn reject(&self, reason: &str) {
-        self.rejected.get_or_create(&Reason { reason: reason.to_owned() }).inc();
+    pub fn reject(&self, reason: &'static str) {
+        self.rejected_total.inc();
+        self.rejected.get_or_create(&Reason { reason }).inc();
     }
 
     /// Counts a failed delivery attempt.
-    pub fn delivery_failed(&self, reason: &str) {
-        self.delivery_failures.get_or_create(&Reason { reason: reason.to_owned() }).inc();
+    pub fn delivery_failed(&self, reason: &'static str) {
+        self.delivery_failures_total.inc();
+        self.delivery_failures.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// Records a connection event of a TLS listener: `opened`/`closed` move the open gauge,
+    /// anything else is counted.
+    pub fn connection_event(&self, listener: &'static str, event: &'static str) {
+        match event {
+            "opened" => {
+                self.connections_open.get_or_create(&Listener { listener }).inc();
+            }
+            "closed" => {
+                self.connections_open.get_or_create(&Listener { listener }).dec();
+            }
+            _ => {
+                self.connection_events.get_or_create(&ListenerEvent { listener, event }).inc();
+            }
+        }
+    }
+
+    /// Counts a sealed payload the main server did not store; `reason` is one of a fixed set.
+    pub fn payload_refused(&self, reason: &'static str) {
+        self.payloads_refused.get_or_create(&Reason { reason }).inc();
     }
 
     /// Sets the queue depth gauges.
     pub fn set_queue_depth(&self, ready: u64, in_flight: u64, delayed: u64, failed: u64) {
         for (state, v) in [("ready", ready), ("in_flight", in_flight), ("delayed", delayed), ("failed", failed)] {
-            self.queue_depth.get_or_create(&State { state: state.to_owned() }).set(v as i64);
+            self.queue_depth.get_or_create(&State { state }).set(v as i64);
         }
+    }
+
+    /// Logs one INFO line per `every` with what this process accepted, delivered and refused
+    /// since the last one (nothing when idle), until `shutdown`. The hot paths log per message
+    /// only at debug: one line per message would cost more than the message at full load.
+    pub fn spawn_summary(self: &std::sync::Arc<Self>, every: std::time::Duration, shutdown: tokio_util::sync::CancellationToken) {
+        let m = self.clone();
+        tokio::spawn(async move {
+            let mut last = m.summary_counts();
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tokio::select! { _ = shutdown.cancelled() => break, _ = tick.tick() => {} }
+                let now = m.summary_counts();
+                let d = |i: usize| now[i].saturating_sub(last[i]);
+                if now != last {
+                    tracing::info!(
+                        accepted = d(0),
+                        refused = d(1),
+                        delivered = d(2),
+                        delivery_failures = d(3),
+                        dead_lettered = d(4),
+                        secs = every.as_secs(),
+                        "summary"
+                    );
+                }
+                last = now;
+            }
+        });
+    }
+
+    fn summary_counts(&self) -> [u64; 5] {
+        [
+            self.accepted.get(),
+            self.rejected_total.get(),
+            self.delivered.get(),
+            self.delivery_failures_total.get(),
+            self.dead_lettered.get(),
+        ]
     }
 
     /// Prometheus text exposition.
@@ -132,7 +265,14 @@ mod tests {
         m.end_to_end_latency.observe(0.2);
         m.certificates_expiring_30d.set(2);
         m.crl_seconds_until_next_update.set(-30);
+        m.set_password_hashes(5, 1, 2);
+        m.set_password_hashes(7, 0, 2);
+        m.queue_saturated.set(1);
         let text = m.encode();
+        assert!(text.contains("msgrelay_password_hashes_total 7"), "{text}");
+        assert!(text.contains("msgrelay_password_hashes_peak 2"), "{text}");
+        assert!(text.contains("msgrelay_password_hashes_in_flight 0"), "{text}");
+        assert!(text.contains("msgrelay_queue_saturated 1"), "{text}");
         assert!(text.contains("msgrelay_certificates_expiring_30d 2"), "{text}");
         assert!(text.contains("msgrelay_crl_seconds_until_next_update -30"), "{text}");
         assert!(text.contains("msgrelay_messages_accepted_total 1"), "{text}");

@@ -58,6 +58,18 @@ impl Problem {
         p
     }
 
+    /// 503 `saturated`: the queue is at its high-water mark (`queue.max_depth`); nothing was
+    /// stored, the client retries after `Retry-After`.
+    pub fn saturated(retry_after_secs: u64) -> Self {
+        let mut p = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "saturated",
+            "the relay is saturated: its queue is full until workers deliver the backlog; nothing was stored, retry after Retry-After seconds",
+        );
+        p.retry_after_secs = Some(retry_after_secs);
+        p
+    }
+
     /// 500 without details (log the cause before returning this).
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the cause was logged")

@@ -2,9 +2,11 @@
 //! validates, seals each message to the main server and enqueues it durably before answering 202.
 //! Entry point: [`Proxy::start`]; `msgrelay proxy` and `msgrelay up` both call it.
 
+mod backpressure;
 mod register;
 mod revocation;
 mod routes;
+mod trust;
 mod upstream;
 mod validate;
 
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use msgrelay_core::Config;
-use msgrelay_crypto::{Sealer, SealingKeyPair};
+use msgrelay_sealing::{Sealer, SealingKeyPair};
 use msgrelay_ops::{Metrics, OpsState};
 use msgrelay_queue::Queue;
 use msgrelay_tls::Pki;
@@ -28,7 +30,7 @@ pub enum ProxyError {
     #[error("PKI: {0}")]
     Pki(#[from] msgrelay_tls::PkiError),
     #[error("keys: {0}")]
-    Crypto(#[from] msgrelay_crypto::CryptoError),
+    Sealing(#[from] msgrelay_sealing::SealError),
     #[error("cannot bind proxy.listen {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
     #[error("{0}")]
@@ -44,6 +46,7 @@ pub(crate) struct AppState {
     pub metrics: Arc<Metrics>,
     pub revocation: Arc<Revocation>,
     pub register: register::RegisterSender,
+    pub backpressure: Arc<backpressure::Backpressure>,
 }
 
 /// A running proxy.
@@ -66,11 +69,24 @@ impl Proxy {
         let pki = Pki::new(cfg.path("pki"));
         let upstream = upstream::Upstream::new(&cfg, &pki)?;
 
-        let proxy_key_path = cfg.path("keys/proxy-sealing.key");
-        SealingKeyPair::create_if_missing(&proxy_key_path)?;
-        let proxy_key = SealingKeyPair::load(&proxy_key_path)?;
-        let server_public = upstream.sealing_key().await?;
+        // Never generate a key here: a fresh key would not be trusted by the main server, and
+        // every message sealed with it would wait in the queue. `msgrelay init` creates keys.
+        let proxy_key = SealingKeyPair::load(&cfg.path("keys/proxy-sealing.key"))?;
+        let (server_public, trusted) = upstream.sealing_key(&proxy_key.key_id()).await?;
+        if trusted == Some(false) {
+            return Err(ProxyError::Upstream(trust::not_trusted(&proxy_key.key_id())));
+        }
+        if trusted.is_none() {
+            tracing::warn!(proxy_key_id = %proxy_key.key_id(), "cannot confirm that the main server trusts this proxy's sealing key; /ready reports it once known");
+        }
         let sealer = Arc::new(Sealer::new(&proxy_key, &server_public)?);
+        let sealing_trust = trust::SealingTrust::new(proxy_key.key_id(), trusted);
+        sealing_trust.spawn(upstream.clone(), server_public, shutdown.clone());
+        let t = sealing_trust.clone();
+        ops.add_check("sealing_key", move || {
+            let t = t.clone();
+            async move { t.check() }
+        });
 
         let revocation = Revocation::start(cfg.clone(), pki, upstream.clone(), shutdown.clone()).await?;
         let register = register::spawn(upstream, metrics.clone(), shutdown.clone());
@@ -98,14 +114,22 @@ impl Proxy {
             async move { warning }
         });
 
-        let state = AppState { cfg: cfg.clone(), queue, sealer, metrics, revocation: revocation.clone(), register };
+        let backpressure = backpressure::Backpressure::start(cfg.queue.max_depth, queue.clone(), metrics.clone(), shutdown.clone());
+        let bp = backpressure.clone();
+        ops.add_check("backpressure", move || {
+            let bp = bp.clone();
+            async move { bp.check() }
+        });
+
+        let state = AppState { cfg: cfg.clone(), queue, sealer, metrics, revocation: revocation.clone(), register, backpressure };
         let listener = tokio::net::TcpListener::bind(&cfg.proxy.listen)
             .await
             .map_err(|source| ProxyError::Bind { addr: cfg.proxy.listen.clone(), source })?;
         let addr = listener.local_addr().map_err(|source| ProxyError::Bind { addr: cfg.proxy.listen.clone(), source })?;
         let tls: Arc<ArcSwap<_>> = revocation.tls_config();
+        let serve = msgrelay_ops::serve_options(&cfg, "proxy", &state.metrics);
         let router = routes::router(state);
-        let task = tokio::spawn(msgrelay_tls::serve_tls(listener, tls, router, shutdown));
+        let task = tokio::spawn(msgrelay_tls::serve_tls(listener, tls, router, shutdown, serve));
         tracing::info!(%addr, domains = ?cfg.proxy.domains, "proxy listening");
         Ok(Self { addr, task })
     }

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use msgrelay_core::wire::{RegistryEntry, RegisterItem};
 use msgrelay_core::{now_ms, ClientId, MessageId};
-use msgrelay_crypto::PlainPayload;
+use msgrelay_sealing::PlainPayload;
 use msgrelay_ops::Problem;
 use msgrelay_queue::{EnqueueOutcome, Idempotency, NewMessage};
 use msgrelay_tls::PeerInfo;
@@ -32,7 +32,7 @@ fn authorize(state: &AppState, peer: &PeerInfo) -> Result<(RegistryEntry, Client
         state.metrics.reject("crl_stale");
         return Err(Problem::unavailable("revocation data is stale; the operator has been alerted", 30));
     }
-    let forbidden = |reason: &str, detail: &str| {
+    let forbidden = |reason: &'static str, detail: &str| {
         state.metrics.reject(reason);
         Problem::new(StatusCode::FORBIDDEN, reason, detail.to_owned())
     };
@@ -71,9 +71,24 @@ async fn submit(State(state): State<AppState>, Extension(peer): Extension<PeerIn
     }
 }
 
+/// Why reading the body failed: too large (413), too slow (408) or cut off (400).
+fn body_problem(e: &axum::Error, limit: usize) -> (&'static str, Problem) {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return ("too_large", Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", format!("request body exceeds {limit} bytes")));
+        }
+        if msgrelay_tls::is_body_read_timeout(err) {
+            return ("body_timeout", Problem::new(StatusCode::REQUEST_TIMEOUT, "body-timeout", "the request body was not received in time"));
+        }
+        source = err.source();
+    }
+    ("body_incomplete", Problem::new(StatusCode::BAD_REQUEST, "body-incomplete", "the request body could not be read"))
+}
+
 async fn accept(state: &AppState, peer: &PeerInfo, headers: &HeaderMap, body: Body) -> Result<(MessageId, StatusCode), Problem> {
     let (_, client_id) = authorize(state, peer)?;
-    let reject = |reason: &str, p: Problem| {
+    let reject = |reason: &'static str, p: Problem| {
         state.metrics.reject(reason);
         p
     };
@@ -87,16 +102,8 @@ async fn accept(state: &AppState, peer: &PeerInfo, headers: &HeaderMap, body: Bo
         ));
     }
     let limit = state.cfg.proxy.max_body_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        reject(
-            "too_large",
-            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", format!("request body exceeds {limit} bytes")),
-        )
-    })?;
-    let submission = validate::parse(&bytes, &state.cfg.validation).map_err(|p| {
-        let reason = p.field.clone().unwrap_or_else(|| "malformed".into());
-        reject(&reason, p)
-    })?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| body_problem(&e, limit)).map_err(|(r, p)| reject(r, p))?;
+    let submission = validate::parse(&bytes, &state.cfg.validation).map_err(|p| reject(validate::metric_reason(p.field.as_deref()), p))?;
     if let Some(claimed) = &submission.claimed_client_id {
         if claimed != client_id.as_str() {
             let mut p = Problem::new(StatusCode::FORBIDDEN, "client-mismatch", "metadata.client_id does not match the client certificate");
@@ -108,6 +115,10 @@ async fn accept(state: &AppState, peer: &PeerInfo, headers: &HeaderMap, body: Bo
         Some(raw) => Some(validate::idempotency_key(raw).map_err(|p| reject("Idempotency-Key", p))?),
         None => None,
     };
+
+    if state.backpressure.saturated() {
+        return Err(reject("saturated", Problem::saturated(crate::backpressure::SATURATED_RETRY_AFTER_SECS)));
+    }
 
     let id = MessageId::new();
     let accepted_at_ms = now_ms();
@@ -129,12 +140,13 @@ async fn accept(state: &AppState, peer: &PeerInfo, headers: &HeaderMap, body: Bo
     match outcome {
         Ok(Ok(EnqueueOutcome::Enqueued)) => {
             state.metrics.accepted.inc();
-            tracing::info!(message_id = %id, client_id = %client_id, "queued");
+            state.backpressure.enqueued();
+            tracing::debug!(message_id = %id, client_id = %client_id, "queued");
             state.register.send(RegisterItem { id, client_id, accepted_at_ms });
             Ok((id, StatusCode::ACCEPTED))
         }
         Ok(Ok(EnqueueOutcome::Duplicate { id: first })) => {
-            tracing::info!(message_id = %first, client_id = %client_id, "idempotent replay");
+            tracing::debug!(message_id = %first, client_id = %client_id, "idempotent replay");
             Ok((first, StatusCode::ACCEPTED))
         }
         Ok(Ok(EnqueueOutcome::Conflict { .. })) => Err(reject(

@@ -10,6 +10,9 @@ use msgrelay_tls::Pki;
 
 use crate::ProxyError;
 
+/// Cache file holding the pinned sealing public key of the main server.
+const SEALING_PIN: &str = "server-sealing.pub";
+
 /// mTLS client for the internal API plus the cache directory.
 #[derive(Clone)]
 pub(crate) struct Upstream {
@@ -32,14 +35,11 @@ impl Upstream {
         self.cache_dir.join(name)
     }
 
-    /// Writes a cache file atomically; failures are logged, never fatal.
+    /// Writes a cache file atomically and owner-only (the registry names every client);
+    /// failures are logged, never fatal.
     pub fn store_cache(&self, name: &str, contents: &[u8]) {
         let path = self.cache(name);
-        let tmp = path.with_extension("tmp");
-        let result = std::fs::create_dir_all(&self.cache_dir)
-            .and_then(|_| std::fs::write(&tmp, contents))
-            .and_then(|_| std::fs::rename(&tmp, &path));
-        if let Err(e) = result {
+        if let Err(e) = msgrelay_keyfile::replace_private(&path, contents) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write cache file");
         }
     }
@@ -56,29 +56,48 @@ impl Upstream {
         Ok(resp.bytes().await.map_err(|e| e.to_string())?.to_vec())
     }
 
-    /// The main server's sealing public key (base64): fetched, else the cached copy.
-    pub async fn sealing_key(&self) -> Result<String, ProxyError> {
-        match self.get_bytes("/internal/sealing-key").await {
-            Ok(bytes) => {
-                let key: SealingKeyResponse = serde_json::from_slice(&bytes)
-                    .map_err(|e| ProxyError::Upstream(format!("main server sent a malformed sealing key: {e}")))?;
-                self.store_cache("server-sealing.pub", key.public_key.as_bytes());
-                Ok(key.public_key)
-            }
-            Err(why) => {
-                let cached = self.load_cache("server-sealing.pub").and_then(|b| String::from_utf8(b).ok());
-                match cached {
-                    Some(key) => {
-                        tracing::warn!(error = %why, "main server unreachable; using the cached sealing key");
-                        Ok(key)
+    /// The main server's sealing public key (base64) and whether the server trusts `proxy_key_id`.
+    ///
+    /// The key is only ever taken from the internal API over mutual TLS (the server's certificate
+    /// must chain to the internal CA) and is pinned: the first key seen is written to
+    /// `cache/server-sealing.pub` (0600), and a different key later is refused until an operator
+    /// removes that file. When the main server is unreachable the pinned copy is used and trust
+    /// is unknown (`None`).
+    pub async fn sealing_key(&self, proxy_key_id: &str) -> Result<(String, Option<bool>), ProxyError> {
+        let pinned = self.load_cache(SEALING_PIN).and_then(|b| String::from_utf8(b).ok()).map(|k| k.trim().to_owned());
+        match self.fetch_sealing_key().await {
+            Ok(key) => {
+                match &pinned {
+                    Some(pin) if *pin != key.public_key => {
+                        return Err(ProxyError::Upstream(format!(
+                            "the main server's sealing key {} differs from the pinned one in {}; if the server key was rotated on purpose, delete that file and restart",
+                            key.key_id,
+                            self.cache(SEALING_PIN).display()
+                        )))
                     }
-                    None => Err(ProxyError::Upstream(format!(
-                        "cannot fetch the main server's sealing key from {} ({why}); start the main server first or check proxy.main_server_url",
-                        self.base
-                    ))),
+                    Some(_) => {}
+                    None => self.store_cache(SEALING_PIN, key.public_key.as_bytes()),
                 }
+                let trusted = key.trusted_proxy_key_ids.iter().any(|id| id == proxy_key_id);
+                Ok((key.public_key, Some(trusted)))
             }
+            Err(why) => match pinned {
+                Some(key) => {
+                    tracing::warn!(error = %why, "main server unreachable; using the pinned sealing key");
+                    Ok((key, None))
+                }
+                None => Err(ProxyError::Upstream(format!(
+                    "cannot fetch the main server's sealing key from {} ({why}); start the main server first or check proxy.main_server_url",
+                    self.base
+                ))),
+            },
         }
+    }
+
+    /// `GET /internal/sealing-key`, parsed.
+    pub async fn fetch_sealing_key(&self) -> Result<SealingKeyResponse, String> {
+        let bytes = self.get_bytes("/internal/sealing-key").await?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("main server sent a malformed sealing key: {e}"))
     }
 
     /// The client registry, raw JSON (validated by the caller).

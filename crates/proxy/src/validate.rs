@@ -63,6 +63,21 @@ pub(crate) fn parse(bytes: &[u8], rules: &ValidationConfig) -> Result<Submission
     Ok(Submission { sender, body, claimed_client_id, timestamp })
 }
 
+/// The metric label for a refused submission: the known fields by name, every other field
+/// (an unknown one, named by the client) as `unknown_field`, never by its name.
+pub(crate) fn metric_reason(field: Option<&str>) -> &'static str {
+    match field {
+        None => "malformed",
+        Some("sender_number") => "sender_number",
+        Some("message_body") => "message_body",
+        Some("metadata") => "metadata",
+        Some("metadata.client_id") => "metadata.client_id",
+        Some("metadata.timestamp") => "metadata.timestamp",
+        Some("Idempotency-Key") => "Idempotency-Key",
+        Some(_) => "unknown_field",
+    }
+}
+
 fn reject_unknown(obj: &Map<String, Value>, allowed: &[&str], prefix: &str) -> Result<(), Problem> {
     match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(Problem::invalid_field(&format!("{prefix}{k}"), format!("unknown field; allowed: {}", allowed.join(", ")))),
@@ -135,6 +150,14 @@ mod tests {
             (422, Some("metadata.timestamp".into()))
         );
         assert_eq!(field_of(r#"{"sender_number":"+15551234567","message_body":"x","metadata":[]}"#), (422, Some("metadata".into())));
+    }
+
+    #[test]
+    fn unknown_fields_are_one_metric_label() {
+        let (_, field) = field_of(r#"{"sender_number":"+15551234567","message_body":"x","a\"} 1\nfake_metric 1":1}"#);
+        assert_eq!(metric_reason(field.as_deref()), "unknown_field");
+        assert_eq!(metric_reason(Some("metadata.tag")), "unknown_field");
+        assert_eq!(metric_reason(Some("sender_number")), "sender_number");
     }
 
     #[test]

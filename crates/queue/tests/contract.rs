@@ -305,6 +305,25 @@ macro_rules! contract {
     };
 }
 
+/// `depth` (what `queue.max_depth` limits) counts every undelivered message whatever its state,
+/// except dead letters, and drops as messages are acked.
+async fn depth_counts_undelivered_but_not_failed(env: &Env) {
+    let q = env.open().await;
+    assert_eq!(q.depth().await.unwrap(), 0);
+    for n in 0..4 {
+        q.enqueue(message(n), None).await.unwrap();
+    }
+    assert_eq!(q.depth().await.unwrap(), 4);
+    let leased = q.lease("w", 3, LEASE).await.unwrap();
+    assert_eq!(q.depth().await.unwrap(), 4, "in flight still counts");
+    q.retry_later(&tokens(&leased[..1]), Duration::from_secs(60), 0, "later").await.unwrap();
+    q.dead_letter(&tokens(&leased[1..2]), "bad").await.unwrap();
+    assert_eq!(q.stats().await.unwrap(), stats(1, 1, 1, 1));
+    assert_eq!(q.depth().await.unwrap(), 3, "delayed counts, failed does not");
+    assert_eq!(q.ack(&tokens(&leased[2..])).await.unwrap(), 1);
+    assert_eq!(q.depth().await.unwrap(), 2);
+}
+
 macro_rules! contract_suite {
     ($($backend:ident),*) => {
         $(
@@ -318,6 +337,7 @@ macro_rules! contract_suite {
                 max_attempts_fail_and_admin_retry,
                 survives_reopen,
                 wait_for_work_wakes_on_enqueue,
+                depth_counts_undelivered_but_not_failed,
             );
         )*
     };

@@ -2,17 +2,20 @@
 //! nothing else). Each route also checks the caller's role by certificate CN.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use msgrelay_core::now_ms;
+use msgrelay_core::{deliver_batch, now_ms};
 use msgrelay_core::wire::{
     DeliverOutcome, DeliverRequest, DeliverResponse, DeliverResult, RegisterRequest, RegistryEntry, RegistryResponse, SealingKeyResponse,
 };
+use msgrelay_at_rest::EncryptedFields;
 use msgrelay_ops::Problem;
+use msgrelay_sealing::{Envelope, PlainPayload, SealError};
 use msgrelay_store::{DeliveredMessage, RegisteredMessage};
 use msgrelay_tls::PeerInfo;
 
@@ -63,42 +66,47 @@ async fn register(State(s): State<AppState>, Extension(peer): Extension<PeerInfo
 }
 
 /// Opens each sealed payload, encrypts it for rest and upserts the whole batch in one
-/// transaction. A payload that cannot be opened or attributed is answered `rejected` (the
-/// worker dead-letters it); nothing of it is stored.
-async fn deliver(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>, Json(req): Json<DeliverRequest>) -> Response {
+/// transaction. Only what was opened is trusted: id, client_id and accepted time come from the
+/// sealed content (the envelope's copies must match, they are associated data); the envelope's
+/// attempt count can only raise the stored one. A payload that cannot be opened or attributed,
+/// or that is older than `server.max_payload_age_days` (a replay), is answered `rejected` (the
+/// worker dead-letters it, alone); one sealed to a key this server does not hold is answered
+/// `retry`. Nothing of a refused payload is stored.
+async fn deliver(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(p) = require(&peer, &[WORKER]) {
         return p.into_response();
     }
+    let items = match batch_items(&headers, &body) {
+        Ok(items) => items,
+        Err(p) => return p.into_response(),
+    };
     let now = now_ms();
-    let mut results = Vec::with_capacity(req.messages.len());
-    let mut rows = Vec::with_capacity(req.messages.len());
-    for item in req.messages {
-        let opened = B64
-            .decode(&item.sealed)
-            .map_err(|_| "sealed payload is not base64".to_owned())
-            .and_then(|sealed| s.keys.opener.open(&item.id, &item.client_id, &sealed).map_err(|e| e.to_string()))
-            .and_then(|plain| {
-                s.keys.at_rest.encrypt_message(&plain.id, &plain.sender_number, &plain.message_body).map_err(|e| e.to_string())
-            });
-        match opened {
-            Ok(enc) => {
+    let oldest = now - i64::from(s.cfg.server.max_payload_age_days) * 24 * 3600 * 1000;
+    let mut results = Vec::with_capacity(items.len());
+    let mut rows = Vec::with_capacity(items.len());
+    for item in items {
+        match open_item(&s, &item, oldest) {
+            Ok((plain, enc)) => {
                 rows.push(DeliveredMessage {
-                    id: item.id,
-                    client_id: item.client_id,
+                    id: plain.id,
+                    client_id: plain.client_id,
                     encrypted_body: enc.encrypted_body,
                     encrypted_sender: enc.encrypted_sender,
                     sender_hash: enc.sender_hash,
                     key_id: enc.key_id,
-                    created_at_ms: item.accepted_at_ms,
-                    queued_at_ms: item.accepted_at_ms,
+                    created_at_ms: plain.accepted_at_ms,
+                    queued_at_ms: plain.accepted_at_ms,
                     delivered_at_ms: now,
                     attempt_count: item.attempt_count,
                 });
                 results.push(DeliverResult { id: item.id, outcome: DeliverOutcome::Stored, reason: None });
             }
-            Err(reason) => {
-                tracing::error!(message_id = %item.id, client_id = %item.client_id, reason = %reason, "refusing a payload that is not authentic");
-                results.push(DeliverResult { id: item.id, outcome: DeliverOutcome::Rejected, reason: Some(reason) });
+            Err(refusal) => {
+                s.metrics.payload_refused(refusal.metric);
+                let outcome = if refusal.retry { DeliverOutcome::Retry } else { DeliverOutcome::Rejected };
+                // The client_id is only what the unopened envelope claims: logged as such.
+                tracing::error!(message_id = %item.id, claimed_client_id = %item.client_id, reason = %refusal.reason, ?outcome, "payload not stored");
+                results.push(DeliverResult { id: item.id, outcome, reason: Some(refusal.reason) });
             }
         }
     }
@@ -106,9 +114,80 @@ async fn deliver(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>
         return store_problem(e).into_response();
     }
     for r in &rows {
-        tracing::info!(message_id = %r.id, client_id = %r.client_id, attempt = r.attempt_count, "delivered");
+        tracing::debug!(message_id = %r.id, client_id = %r.client_id, attempt = r.attempt_count, "stored");
     }
     Json(DeliverResponse { results }).into_response()
+}
+
+/// Why one payload was not stored: a fixed metric label, a message without content, and whether
+/// it may open later.
+struct Refusal {
+    metric: &'static str,
+    reason: String,
+    retry: bool,
+}
+
+fn open_item(s: &AppState, item: &Incoming, oldest_ms: i64) -> Result<(PlainPayload, EncryptedFields), Refusal> {
+    let refuse = |metric, reason: String| Refusal { metric, reason, retry: false };
+    let sealed = item.sealed.as_ref().map_err(|_| refuse("malformed", "sealed payload is not base64".into()))?;
+    let envelope = Envelope { id: &item.id, client_id: &item.client_id, accepted_at_ms: item.accepted_at_ms };
+    let plain = s.keys.opener.open(&envelope, sealed).map_err(|e| {
+        let metric = match &e {
+            SealError::UnknownKey(_) => "unknown_key",
+            SealError::Unauthentic => "unauthentic",
+            SealError::Mismatch(_) => "mismatch",
+            _ => "malformed",
+        };
+        // An unknown key is retried, but not for ever: past the replay window (by the envelope's
+        // claim, the only date there is) it is refused like any old payload.
+        let retry = e.is_retryable() && item.accepted_at_ms >= oldest_ms;
+        let hint = if retry { "; add the key to the main server's keys/ (retried until then)" } else { "" };
+        Refusal { metric, reason: format!("{e}{hint}"), retry }
+    })?;
+    if plain.accepted_at_ms < oldest_ms {
+        return Err(refuse("too_old", "accepted longer ago than server.max_payload_age_days (a replay?)".into()));
+    }
+    let enc = s
+        .keys
+        .at_rest
+        .encrypt_message(&plain.id, &plain.sender_number, &plain.message_body)
+        .map_err(|e| Refusal { metric: "encrypt", reason: e.to_string(), retry: true })?;
+    Ok((plain, enc))
+}
+
+/// One message of a delivery batch; `sealed` is `Err` when the JSON body's base64 was invalid
+/// (answered `rejected` for that message alone, as before).
+struct Incoming {
+    id: msgrelay_core::MessageId,
+    client_id: msgrelay_core::ClientId,
+    accepted_at_ms: i64,
+    attempt_count: u32,
+    sealed: Result<Vec<u8>, ()>,
+}
+
+/// Reads the binary batch (what workers send) or the JSON body (base64 payloads).
+fn batch_items(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Incoming>, Problem> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.starts_with(deliver_batch::CONTENT_TYPE) {
+        let items = deliver_batch::decode(body).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed", e.to_string()))?;
+        return Ok(items
+            .into_iter()
+            .map(|i| Incoming { id: i.id, client_id: i.client_id, accepted_at_ms: i.accepted_at_ms, attempt_count: i.attempt_count, sealed: Ok(i.sealed) })
+            .collect());
+    }
+    let req: DeliverRequest =
+        serde_json::from_slice(body).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed", format!("malformed delivery batch: {e}")))?;
+    Ok(req
+        .messages
+        .into_iter()
+        .map(|i| Incoming {
+            sealed: B64.decode(&i.sealed).map_err(|_| ()),
+            id: i.id,
+            client_id: i.client_id,
+            accepted_at_ms: i.accepted_at_ms,
+            attempt_count: i.attempt_count,
+        })
+        .collect())
 }
 
 async fn clients(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>) -> Response {
@@ -144,5 +223,10 @@ async fn sealing_key(State(s): State<AppState>, Extension(peer): Extension<PeerI
     if let Err(p) = require(&peer, &[PROXY]) {
         return p.into_response();
     }
-    Json(SealingKeyResponse { key_id: s.keys.sealing.key_id(), public_key: s.keys.sealing.public_key_b64() }).into_response()
+    Json(SealingKeyResponse {
+        key_id: s.keys.sealing.key_id(),
+        public_key: s.keys.sealing.public_key_b64(),
+        trusted_proxy_key_ids: s.keys.opener.trusted_proxy_key_ids(),
+    })
+    .into_response()
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod internal;
+mod internal_trust;
 mod portal;
 mod portal_api;
 mod state;
@@ -16,7 +17,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use msgrelay_core::wire::REJECTED_DEAD_LETTER;
 use msgrelay_core::Config;
-use msgrelay_crypto::{AtRestKeys, Opener, SealingKeyPair};
+use msgrelay_at_rest::AtRestKeys;
+use msgrelay_sealing::{Opener, SealingKeyPair};
 use msgrelay_ops::{Metrics, OpsState};
 use msgrelay_queue::Queue;
 use msgrelay_store::Store;
@@ -32,8 +34,10 @@ pub enum ServerError {
     Pki(#[from] msgrelay_tls::PkiError),
     #[error("database: {0}")]
     Store(#[from] msgrelay_store::StoreError),
-    #[error("keys: {0}")]
-    Crypto(#[from] msgrelay_crypto::CryptoError),
+    #[error("sealing keys: {0}")]
+    Sealing(#[from] msgrelay_sealing::SealError),
+    #[error("at-rest keys: {0}")]
+    AtRest(#[from] msgrelay_at_rest::AtRestError),
     #[error("cannot bind {key} {addr}: {source}")]
     Bind { key: &'static str, addr: String, source: std::io::Error },
 }
@@ -57,11 +61,15 @@ impl Server {
         shutdown: CancellationToken,
     ) -> Result<Self, ServerError> {
         let pki = Pki::new(cfg.path("pki"));
-        let store = Store::connect(&cfg.database_url(), cfg.database.max_connections).await?;
+        let store = Store::connect(&cfg.database_url(), cfg.database.max_connections)
+            .await?
+            .with_password_hash_concurrency(cfg.portal.password_hash_concurrency);
         let sealing = SealingKeyPair::load(&cfg.path("keys/sealing.key"))?;
-        let proxy_pub = std::fs::read_to_string(cfg.path("keys/proxy-sealing.pub")).map_err(|e| msgrelay_crypto::CryptoError::KeyFile {
-            path: cfg.path("keys/proxy-sealing.pub").display().to_string(),
-            reason: format!("{e} (copy the proxy's keys/proxy-sealing.pub here, or run `msgrelay init`)"),
+        let proxy_pub = std::fs::read_to_string(cfg.path("keys/proxy-sealing.pub")).map_err(|e| {
+            msgrelay_sealing::SealError::from(msgrelay_sealing::KeyFileError::invalid(
+                &cfg.path("keys/proxy-sealing.pub"),
+                format!("{e} (copy the proxy's keys/proxy-sealing.pub here, or run `msgrelay init`)"),
+            ))
         })?;
         let opener = Opener::new(std::slice::from_ref(&sealing), &[proxy_pub.trim().to_owned()])?;
         let at_rest = AtRestKeys::load(&cfg.path("keys/at-rest.json"))?;
@@ -73,7 +81,12 @@ impl Server {
             metrics,
             keys: Arc::new(state::Keys { sealing, opener, at_rest }),
             pki: Arc::new(pki.clone()),
-            login_throttle: Arc::default(),
+            login_limiter: msgrelay_auth::LoginLimiter::new(msgrelay_auth::LoginLimits {
+                per_user: cfg.portal.login_max_failures_per_user,
+                per_ip: cfg.portal.login_max_failures_per_ip,
+                window: std::time::Duration::from_secs(cfg.portal.login_window_secs),
+                capacity: cfg.portal.login_limiter_capacity,
+            }),
         };
         let s = store.clone();
         ops.add_check("database", move || {
@@ -81,6 +94,12 @@ impl Server {
             async move { s.ping().await.map_err(|e| e.to_string()) }
         });
 
+        let (s, m) = (store.clone(), state.metrics.clone());
+        ops.add_sampler(move || {
+            let h = s.password_hash_stats();
+            m.set_password_hashes(h.total, h.in_flight, h.peak);
+            std::future::ready(())
+        });
         let (s, m) = (store.clone(), state.metrics.clone());
         ops.add_sampler(move || {
             let (s, m) = (s.clone(), m.clone());
@@ -103,11 +122,7 @@ impl Server {
         let certs = msgrelay_admin::CertAdmin::new(pki.clone(), store.clone());
         refresh_crl_once(&certs).await;
 
-        let internal_tls = {
-            let (chain, key) = pki.load_identity("server")?;
-            let roots = pki.read("internal-ca.crt")?;
-            msgrelay_tls::mtls_server_config(&[("server".to_owned(), chain, key)], &roots, Vec::new())?
-        };
+        let internal_trust = internal_trust::InternalTrust::load(pki.clone())?;
         let portal_tls = {
             let (chain, key) = pki.load_identity("portal")?;
             msgrelay_tls::tls_server_config(chain, key)?
@@ -123,15 +138,21 @@ impl Server {
         let tasks = vec![
             tokio::spawn(msgrelay_tls::serve_tls(
                 internal_listener,
-                Arc::new(ArcSwap::new(internal_tls)),
+                internal_trust.config.clone(),
                 internal::router(state.clone()),
                 shutdown.clone(),
+                msgrelay_tls::ServeOptions {
+                    revoked_serials: Some(internal_trust.revoked.clone()),
+                    ..msgrelay_ops::serve_options(&cfg, "internal", &state.metrics)
+                },
             )),
+            tokio::spawn(internal_trust.watch(Duration::from_secs(cfg.proxy.revocation_refresh_secs), shutdown.clone())),
             tokio::spawn(msgrelay_tls::serve_tls(
                 portal_listener,
                 Arc::new(ArcSwap::new(portal_tls)),
                 portal::router(state.clone()),
                 shutdown.clone(),
+                msgrelay_ops::serve_options(&cfg, "portal", &state.metrics),
             )),
             tokio::spawn(sync_failed(state.clone(), shutdown.clone())),
             tokio::spawn(refresh_crl(certs, shutdown.clone())),
@@ -183,7 +204,11 @@ async fn refresh_crl(certs: msgrelay_admin::CertAdmin, shutdown: CancellationTok
     }
 }
 
-/// Mirrors dead letters of the queue into the store (`failed`), so the portal shows them.
+/// Mirrors dead letters of the queue into the store (`failed`), so the portal shows them. Only
+/// rows that already exist change: a row is created by the proxy's authenticated registration or
+/// by a delivery that opened, never from what a queue entry claims (whoever can write to the
+/// queue could otherwise plant "failed messages" in any client's list). Dead letters that never
+/// opened stay in the queue, counted in `queue_depth{state="failed"}`.
 async fn sync_failed(state: AppState, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
@@ -200,20 +225,6 @@ async fn sync_failed(state: AppState, shutdown: CancellationToken) {
             continue;
         }
         let ids: Vec<_> = failed.iter().map(|f| f.id).collect();
-        let rows: Vec<_> = failed
-            .iter()
-            .map(|f| msgrelay_store::RegisteredMessage {
-                id: f.id,
-                client_id: f.client_id.clone(),
-                created_at_ms: f.failed_at_ms,
-                queued_at_ms: f.failed_at_ms,
-            })
-            .collect();
-        // A dead letter may never have been registered: create the row first, then mark it.
-        if let Err(e) = state.store.register_messages(&rows).await {
-            tracing::debug!(error = %e, "cannot record failed messages");
-            continue;
-        }
         match state.store.mark_failed(&ids).await {
             Ok(n) if n > 0 => tracing::warn!(count = n, "messages marked failed (see the admin maintenance page)"),
             Ok(_) => {}

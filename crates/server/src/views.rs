@@ -48,8 +48,8 @@ pub struct MessageDetail {
 
 impl MessageDetail {
     /// Decrypts the row's columns. A row that fails to decrypt is reported, not hidden.
-    pub fn decrypt(row: &MessageRow, keys: &Keys) -> Result<Self, msgrelay_crypto::CryptoError> {
-        let open = |col: &str, data: &Option<Vec<u8>>| -> Result<Option<String>, msgrelay_crypto::CryptoError> {
+    pub fn decrypt(row: &MessageRow, keys: &Keys) -> Result<Self, msgrelay_at_rest::AtRestError> {
+        let open = |col: &str, data: &Option<Vec<u8>>| -> Result<Option<String>, msgrelay_at_rest::AtRestError> {
             match (data, &row.key_id) {
                 (Some(d), Some(k)) => keys.at_rest.decrypt(k, &row.id, col, d).map(Some),
                 _ => Ok(None),

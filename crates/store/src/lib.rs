@@ -19,8 +19,9 @@ pub use error::StoreError;
 pub use maintenance::TableStat;
 pub use message_list::{MessageFilter, MessagePage, MessageRow};
 pub use messages::{DeliveredMessage, RegisteredMessage};
-pub use sessions::NewSession;
-pub use tokens::ApiToken;
+pub use secrets::{PasswordGate, PasswordHashStats};
+pub use sessions::{NewSession, DEFAULT_SESSION_ABSOLUTE};
+pub use tokens::{ApiToken, CreatedToken, TokenAuth, TokenScope, DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS};
 pub use users::User;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -35,6 +36,11 @@ pub(crate) const CHUNK: usize = 100;
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    hashing: PasswordGate,
+    /// SQLite only: the message writes of this process take turns here, in arrival order, instead
+    /// of sleeping in SQLite's busy handler (1, 2, 5, ... 100 ms back-off) while another holds the
+    /// database's single write lock.
+    write_gate: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Store {
@@ -61,7 +67,13 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        let store = Store { pool, dialect };
+        let write_gate = (dialect == Dialect::Sqlite).then(Default::default);
+        let store = Store {
+            pool,
+            dialect,
+            hashing: PasswordGate::new(0),
+            write_gate,
+        };
         store.check_durability().await?;
         dialect.migrator().run(&store.pool).await?;
         tracing::info!(dialect = ?dialect, "store connected and migrated");
@@ -72,6 +84,17 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.dialect.migrator().run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Lets at most `limit` password hashes run at once (0: one per core, the default).
+    pub fn with_password_hash_concurrency(mut self, limit: usize) -> Store {
+        self.hashing = PasswordGate::new(limit);
+        self
+    }
+
+    /// Counters of the password-hashing gate.
+    pub fn password_hash_stats(&self) -> PasswordHashStats {
+        self.hashing.stats()
     }
 
     /// Which dialect this store speaks.
@@ -130,6 +153,15 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Waits for this process's turn to write (SQLite; nothing to wait for on MySQL). Hold the
+    /// guard until the transaction is committed.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        }
     }
 
     /// Starts a transaction that is going to write (see `Dialect::begin_write`).

@@ -1,6 +1,6 @@
 //! Message writes: register (queued), deliver (upsert to delivered), fail, retry, purge.
 
-use crate::dialect::{placeholders, value_rows};
+use crate::dialect::{placeholders, value_rows, Dialect};
 use crate::{retry_deadlocks, Store, StoreError, CHUNK};
 use msgrelay_core::{now_ms, ClientId, MessageId, MessageStatus};
 use sqlx::{Any, Transaction};
@@ -67,13 +67,14 @@ impl Store {
     }
 
     async fn register_once(&self, sorted: &[&RegisteredMessage]) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let mut inserted = 0;
         for chunk in sorted.chunks(CHUNK) {
             let rows = chunk
                 .iter()
                 .map(|m| (m.id, &m.client_id, m.created_at_ms, m.queued_at_ms));
-            inserted += self.insert_queued(&mut tx, false, rows).await?;
+            inserted += self.insert_queued(&mut tx, rows).await?;
         }
         tx.commit().await?;
         Ok(inserted)
@@ -96,28 +97,37 @@ impl Store {
         retry_deadlocks(|| self.deliver_once(&unique)).await
     }
 
+    /// Two statements per chunk of up to 100 rows: one that learns how many rows were already
+    /// delivered (and on MySQL write-locks them all, so the count stays exact against concurrent
+    /// deliveries of the same ids), then the upsert proper.
     async fn deliver_once(&self, unique: &[(&DeliveredMessage, u32)]) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let mut newly = 0u64;
         for chunk in unique.chunks(CHUNK) {
-            // 1. Make every row exist and write-lock it until commit, so that 2. counts exactly
-            //    (MySQL reads at READ COMMITTED; SQLite holds the database write lock).
-            let rows = chunk
-                .iter()
-                .map(|(m, _)| (m.id, &m.client_id, m.created_at_ms, m.queued_at_ms));
-            self.insert_queued(&mut tx, true, rows).await?;
-            let sql = format!(
-                "SELECT COUNT(*) FROM messages WHERE id IN ({}) AND status = 'delivered'",
-                placeholders(chunk.len())
-            );
-            let mut q = sqlx::query_scalar::<Any, i64>(&sql);
-            for (m, _) in chunk {
-                q = q.bind(m.id.to_string());
-            }
-            let already = q.fetch_one(&mut *tx).await?;
-            newly += (chunk.len() as u64).saturating_sub(already.max(0) as u64);
-            // 3. The upsert proper.
+            let already = match self.dialect {
+                // MySQL reads at READ COMMITTED: lock (creating missing rows as queued) and count in one statement.
+                Dialect::Mysql => {
+                    let rows = chunk.iter().map(|(m, _)| (m.id, &m.client_id, m.created_at_ms, m.queued_at_ms));
+                    let sql = self.dialect.insert_or_lock_counting_delivered(INSERT_QUEUED, &value_rows(chunk.len(), 7));
+                    let affected = bind_queued(sqlx::query(&sql), rows, now).execute(&mut *tx).await?.rows_affected();
+                    affected.saturating_sub(chunk.len() as u64)
+                }
+                // SQLite: BEGIN IMMEDIATE holds the database's write lock, so a plain count is exact.
+                Dialect::Sqlite => {
+                    let sql = format!(
+                        "SELECT COUNT(*) FROM messages WHERE id IN ({}) AND status = 'delivered'",
+                        placeholders(chunk.len())
+                    );
+                    let mut q = sqlx::query_scalar::<Any, i64>(&sql);
+                    for (m, _) in chunk {
+                        q = q.bind(m.id.to_string());
+                    }
+                    q.fetch_one(&mut *tx).await?.max(0) as u64
+                }
+            };
+            newly += (chunk.len() as u64).saturating_sub(already);
             let sql = format!(
                 "{INSERT_DELIVERED}{}{}",
                 value_rows(chunk.len(), 12),
@@ -209,33 +219,32 @@ impl Store {
         Ok(changed)
     }
 
-    /// Inserts `(id, client, created, queued)` rows as queued unless present; returns rows
-    /// inserted, or with `lock` write-locks existing rows as well (count then meaningless).
+    /// Inserts `(id, client, created, queued)` rows as queued unless present; returns rows inserted.
     async fn insert_queued<'a>(
         &self,
         tx: &mut Transaction<'static, Any>,
-        lock: bool,
         rows: impl ExactSizeIterator<Item = (MessageId, &'a ClientId, i64, i64)>,
     ) -> Result<u64, StoreError> {
-        let n = rows.len();
-        let values = value_rows(n, 7);
-        let sql = if lock {
-            self.dialect.insert_or_lock(INSERT_QUEUED, &values)
-        } else {
-            self.dialect.insert_if_absent(INSERT_QUEUED, &values)
-        };
-        let now = now_ms();
-        let mut q = sqlx::query(&sql);
-        for (id, client, created, queued) in rows {
-            q = q
-                .bind(id.to_string())
-                .bind(client.as_str())
-                .bind(MessageStatus::Queued.as_str())
-                .bind(created)
-                .bind(queued)
-                .bind(0i64)
-                .bind(now);
-        }
-        Ok(q.execute(&mut **tx).await?.rows_affected())
+        let sql = self.dialect.insert_if_absent(INSERT_QUEUED, &value_rows(rows.len(), 7));
+        Ok(bind_queued(sqlx::query(&sql), rows, now_ms()).execute(&mut **tx).await?.rows_affected())
     }
+}
+
+/// Binds `(id, client, created, queued)` rows for `INSERT_QUEUED` (status queued, no attempts yet).
+fn bind_queued<'q, 'a>(
+    mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    rows: impl Iterator<Item = (MessageId, &'a ClientId, i64, i64)>,
+    now: i64,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    for (id, client, created, queued) in rows {
+        q = q
+            .bind(id.to_string())
+            .bind(client.as_str().to_owned())
+            .bind(MessageStatus::Queued.as_str())
+            .bind(created)
+            .bind(queued)
+            .bind(0i64)
+            .bind(now);
+    }
+    q
 }

@@ -75,7 +75,7 @@ impl Store {
     ) -> Result<User, StoreError> {
         validate_username(username)?;
         validate_password(password)?;
-        let phc = hash_password(password).await?;
+        let phc = hash_password(&self.hashing, password).await?;
         sqlx::query("INSERT INTO users (username, password_hash, role, disabled, created_at) VALUES (?, ?, ?, 0, ?)")
             .bind(username)
             .bind(phc)
@@ -103,7 +103,7 @@ impl Store {
             ),
             None => (None, None),
         };
-        let password_ok = verify_password(password, phc).await?;
+        let password_ok = verify_password(&self.hashing, password, phc).await?;
         let mut user = match user {
             Some(u) if password_ok && !u.disabled => u,
             _ => return Err(StoreError::BadCredentials),
@@ -150,7 +150,8 @@ impl Store {
         rows.iter().map(user_from_row).collect()
     }
 
-    /// Disables or re-enables a user; disabling also ends the user's sessions.
+    /// Disables or re-enables a user; disabling also ends the user's sessions and revokes their
+    /// API tokens (re-enabling brings neither back).
     pub async fn set_user_disabled(
         &self,
         username: &str,
@@ -166,7 +167,7 @@ impl Store {
             return Err(StoreError::NotFound(format!("user {username}")));
         }
         if disabled {
-            delete_sessions_of(&mut tx, username).await?;
+            end_credentials_of(&mut tx, username).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -185,10 +186,11 @@ impl Store {
         Ok(())
     }
 
-    /// Sets a new password and ends the user's sessions.
+    /// Sets a new password, ends the user's sessions and revokes their API tokens: whoever held
+    /// the old password may have opened a session or created a token with it.
     pub async fn reset_password(&self, username: &str, password: &str) -> Result<(), StoreError> {
         validate_password(password)?;
-        let phc = hash_password(password).await?;
+        let phc = hash_password(&self.hashing, password).await?;
         let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
             .bind(phc)
@@ -198,7 +200,23 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {username}")));
         }
-        delete_sessions_of(&mut tx, username).await?;
+        end_credentials_of(&mut tx, username).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends every session of a user and revokes every API token they have.
+    pub async fn revoke_user_credentials(&self, username: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        if sqlx::query("SELECT id FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound(format!("user {username}")));
+        }
+        end_credentials_of(&mut tx, username).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -213,7 +231,7 @@ impl Store {
     }
 }
 
-async fn delete_sessions_of(
+async fn end_credentials_of(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     username: &str,
 ) -> Result<(), StoreError> {
@@ -221,6 +239,14 @@ async fn delete_sessions_of(
         .bind(username)
         .execute(&mut **tx)
         .await?;
+    sqlx::query(
+        "UPDATE api_tokens SET revoked_at = ? \
+         WHERE revoked_at IS NULL AND user_id IN (SELECT id FROM users WHERE username = ?)",
+    )
+    .bind(now_ms())
+    .bind(username)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

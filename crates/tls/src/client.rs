@@ -19,7 +19,9 @@ fn builder(config: ClientConfig, timeout: Duration) -> reqwest::ClientBuilder {
         .use_preconfigured_tls(config)
         .timeout(timeout)
         .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
-        .pool_idle_timeout(Duration::from_secs(90))
+        // Below the servers' default `http.idle_timeout_secs` (60): a pooled connection is dropped
+        // here before the server closes it, instead of racing a request against the close.
+        .pool_idle_timeout(Duration::from_secs(50))
 }
 
 fn base(

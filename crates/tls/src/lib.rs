@@ -2,8 +2,12 @@
 //! Owns every file under `<data_dir>/pki` and every rustls configuration of the workspace.
 //! Uses the ring crypto provider only.
 
+mod accept;
+mod body;
 pub mod client;
 mod error;
+mod limits;
+mod linger;
 pub mod pki;
 pub mod server;
 
@@ -13,7 +17,10 @@ pub use pki::{
     fingerprint, load_certs_pem, load_crl, load_key_pem, InitReport, IssuedCert, LoadedCrl, Pki,
     RevokedCert,
 };
-pub use server::{mtls_server_config, serve_tls, tls_server_config, PeerInfo};
+pub use accept::{serve_tls, ServeOptions};
+pub use body::{is_body_read_timeout, BodyReadTimeout};
+pub use limits::{ConnEvent, ConnEvents, ListenerLimits};
+pub use server::{mtls_server_config, tls_server_config, PeerInfo};
 
 /// Installs rustls' ring provider as the process default (a second call is a no-op).
 ///

@@ -1,31 +1,18 @@
 //! rustls server configurations (mutual TLS with SNI and CRLs, or server-auth only) and the
-//! TLS accept loop that hands connections to an axum router.
+//! peer identity the accept loop (`accept.rs`) puts into every request.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
-use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
-use crate::pki::{common_name, fingerprint, load_certs_pem};
+use crate::pki::{common_name_and_serial, fingerprint, load_certs_pem};
 use crate::PkiError;
-
-/// A slow or silent peer must not hold a task and a socket forever.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long shutdown waits for open connections before giving up on them.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The one crypto provider of the workspace; passing it explicitly keeps configs independent of
 /// whatever process-wide default is (or is not) installed.
@@ -142,86 +129,22 @@ pub struct PeerInfo {
     pub fingerprint: Option<String>,
     /// Subject CN of the client certificate.
     pub common_name: Option<String>,
+    /// Serial of the client certificate, lowercase hex.
+    pub serial_hex: Option<String>,
     /// Server name the client asked for (SNI).
     pub sni: Option<String>,
     /// TCP peer address.
     pub remote_addr: SocketAddr,
 }
 
-/// Accept loop: each connection uses the config current at accept time (so a CRL swap applies to
-/// new handshakes without restart), handshakes within 10 s, and serves `router` over HTTP/1.1 or
-/// HTTP/2 with [`PeerInfo`] (and axum's `ConnectInfo<SocketAddr>`) in every request's extensions.
-/// On `shutdown` it stops accepting and waits up to 10 s for open connections to finish.
-pub async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    config: Arc<ArcSwap<ServerConfig>>,
-    router: axum::Router,
-    shutdown: CancellationToken,
-) {
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (tcp, remote_addr) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Typically EMFILE: back off instead of spinning, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let acceptor = TlsAcceptor::from(config.load_full());
-        let router = router.clone();
-        let builder = builder.clone();
-        // Taken before the handshake so shutdown also waits for connections still handshaking.
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%remote_addr, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%remote_addr, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let peer = peer_info(tls.get_ref().1, remote_addr);
-            let service = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(peer.clone());
-                    req.extensions_mut()
-                        .insert(axum::extract::ConnectInfo(remote_addr));
-                    router.clone().oneshot(req)
-                },
-            );
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%remote_addr, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "open TLS connections did not finish within {DRAIN_TIMEOUT:?}; dropping them"
-        );
-    }
-}
-
 /// Extracts [`PeerInfo`] from a finished handshake.
-fn peer_info(conn: &rustls::ServerConnection, remote_addr: SocketAddr) -> PeerInfo {
+pub(crate) fn peer_info(conn: &rustls::ServerConnection, remote_addr: SocketAddr) -> PeerInfo {
     let leaf = conn.peer_certificates().and_then(|c| c.first());
+    let (common_name, serial_hex) = leaf.map(|c| common_name_and_serial(c)).unwrap_or_default();
     PeerInfo {
         fingerprint: leaf.map(|c| fingerprint(c)),
-        common_name: leaf.and_then(|c| common_name(c)),
+        common_name,
+        serial_hex,
         sni: conn.server_name().map(str::to_owned),
         remote_addr,
     }

@@ -8,9 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
-use msgrelay_core::wire::{DeliverItem, DeliverOutcome, DeliverRequest, DeliverResponse, REJECTED_DEAD_LETTER};
+use msgrelay_core::deliver_batch;
+use msgrelay_core::wire::{DeliverOutcome, DeliverResponse, REJECTED_DEAD_LETTER};
 use msgrelay_core::{now_ms, Config};
 use msgrelay_ops::Metrics;
 use msgrelay_queue::{LeaseToken, Leased, Queue};
@@ -119,19 +118,10 @@ impl Deliverer {
 
     async fn deliver(&self, leased: Vec<Leased>) {
         self.metrics.delivery_attempts.inc_by(leased.len() as u64);
-        let req = DeliverRequest {
-            messages: leased
-                .iter()
-                .map(|l| DeliverItem {
-                    id: l.id,
-                    client_id: l.client_id.clone(),
-                    accepted_at_ms: l.accepted_at_ms,
-                    attempt_count: l.attempts,
-                    sealed: B64.encode(&l.payload),
-                })
-                .collect(),
-        };
-        let response = match self.post(&req).await {
+        let body = deliver_batch::encode(
+            leased.iter().map(|l| (l.id, &l.client_id, l.accepted_at_ms, l.attempts, l.payload.as_slice())),
+        );
+        let response = match self.post(body).await {
             Ok(r) => r,
             Err((reason, detail)) => {
                 tracing::warn!(count = leased.len(), reason, error = %detail, "delivery failed; will retry");
@@ -141,6 +131,7 @@ impl Deliverer {
         };
         let by_id: HashMap<_, _> = leased.iter().map(|l| (l.id, l)).collect();
         let (mut stored, mut rejected, mut missing): (Vec<LeaseToken>, Vec<&Leased>, Vec<Leased>) = (Vec::new(), Vec::new(), Vec::new());
+        let mut later: Vec<Leased> = Vec::new();
         let mut answered = std::collections::HashSet::new();
         let now = now_ms();
         for r in &response.results {
@@ -155,13 +146,17 @@ impl Deliverer {
                     tracing::error!(message_id = %l.id, reason = r.reason.as_deref().unwrap_or(""), "main server rejected the message; moved to failed");
                     rejected.push(l);
                 }
+                DeliverOutcome::Retry => {
+                    tracing::warn!(message_id = %l.id, reason = r.reason.as_deref().unwrap_or(""), "main server cannot open the message yet; will retry");
+                    later.push((*l).clone());
+                }
             }
         }
         missing.extend(leased.iter().filter(|l| !answered.contains(&l.id)).cloned());
         match self.queue.ack(&stored).await {
             Ok(n) => {
                 self.metrics.delivered.inc_by(n);
-                tracing::info!(count = n, "delivered");
+                tracing::debug!(count = n, "delivered");
             }
             Err(e) => tracing::warn!(error = %e, "ack failed; the lease will expire and the (idempotent) delivery repeat"),
         }
@@ -174,10 +169,20 @@ impl Deliverer {
         if !missing.is_empty() {
             self.retry_all(&missing, "incomplete_response").await;
         }
+        if !later.is_empty() {
+            self.retry_all(&later, "unknown_sealing_key").await;
+        }
     }
 
-    async fn post(&self, req: &DeliverRequest) -> Result<DeliverResponse, (&'static str, String)> {
-        let resp = self.client.post(&self.url).json(req).send().await.map_err(|e| {
+    async fn post(&self, body: Vec<u8>) -> Result<DeliverResponse, (&'static str, String)> {
+        let resp = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, deliver_batch::CONTENT_TYPE)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
             let reason = if e.is_timeout() { "timeout" } else { "unreachable" };
             (reason, e.to_string())
         })?;

@@ -2,7 +2,7 @@
 
 use msgrelay_core::{ClientId, Config, MessageId, Role};
 use msgrelay_queue::Queue;
-use msgrelay_store::Store;
+use msgrelay_store::{Store, TokenScope};
 
 use super::{connect_store, read_secret_line, std_streams, table, Io};
 
@@ -21,6 +21,10 @@ pub enum AdminCommand {
     /// Failed messages.
     #[command(subcommand)]
     Messages(MessagesCommand),
+}
+
+fn parse_scope(s: &str) -> Result<TokenScope, String> {
+    TokenScope::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -93,6 +97,12 @@ pub enum TokenCommand {
         username: String,
         #[arg(long, default_value = "cli")]
         name: String,
+        /// read (the message API) | admin (also the admin API; administrators only)
+        #[arg(long, value_parser = parse_scope, default_value = "read")]
+        scope: TokenScope,
+        /// Days until the token expires (1-3650).
+        #[arg(long, default_value_t = msgrelay_store::DEFAULT_TOKEN_DAYS)]
+        days: u32,
     },
     /// Revoke a token by id (see `token list`).
     Revoke {
@@ -288,13 +298,23 @@ async fn client(cmd: ClientCommand, store: &Store, io: &mut Io<'_>) -> anyhow::R
 
 async fn token(cmd: TokenCommand, store: &Store, io: &mut Io<'_>) -> anyhow::Result<()> {
     match cmd {
-        TokenCommand::Create { username, name } => {
-            let (id, raw) = store.create_api_token(&username, &name).await?;
+        TokenCommand::Create {
+            username,
+            name,
+            scope,
+            days,
+        } => {
+            let t = store
+                .create_scoped_api_token(&username, &name, scope, Some(days))
+                .await?;
             writeln!(
                 io.output,
-                "API token {id} ({name}) for {username}; shown only now, store it safely:"
+                "API token {} ({name}) for {username}, scope {}, expires {} UTC; shown only now, store it safely:",
+                t.id,
+                scope.as_str(),
+                table::ms(Some(t.expires_at_ms)),
             )?;
-            writeln!(io.output, "{raw}")?;
+            writeln!(io.output, "{}", t.token)?;
         }
         TokenCommand::Revoke { id } => {
             store.revoke_api_token(id).await?;
@@ -315,23 +335,28 @@ async fn token(cmd: TokenCommand, store: &Store, io: &mut Io<'_>) -> anyhow::Res
                 ),
                 None => None,
             };
+            let now = msgrelay_core::now_ms();
             let rows: Vec<Vec<String>> = store
                 .list_api_tokens(user_id)
                 .await?
                 .into_iter()
                 .map(|t| {
+                    let status = if t.revoked_at_ms.is_some() {
+                        "revoked"
+                    } else if !t.is_active(now) {
+                        "expired"
+                    } else {
+                        "active"
+                    };
                     vec![
                         t.id.to_string(),
                         t.username,
                         t.name,
+                        t.scope.as_str().into(),
                         table::ms(Some(t.created_at_ms)),
+                        table::ms(Some(t.expires_at_ms)),
                         table::ms(t.last_used_at_ms),
-                        if t.revoked_at_ms.is_some() {
-                            "revoked"
-                        } else {
-                            "active"
-                        }
-                        .into(),
+                        status.into(),
                     ]
                 })
                 .collect();
@@ -341,7 +366,9 @@ async fn token(cmd: TokenCommand, store: &Store, io: &mut Io<'_>) -> anyhow::Res
                         "ID",
                         "USER",
                         "NAME",
+                        "SCOPE",
                         "CREATED (UTC)",
+                        "EXPIRES (UTC)",
                         "LAST USED (UTC)",
                         "STATUS",
                     ],

@@ -71,6 +71,14 @@ pub enum CertsCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Revoke a service certificate (proxy or worker) on the internal CRL and issue a new one.
+    RevokeService {
+        #[arg(long, value_parser = ["proxy", "worker"])]
+        service: String,
+        /// RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, ...
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Re-sign the CRL now (valid 7 days; the main server also re-signs it when half has passed).
     Crl,
     /// List certificates: client, serial, fingerprint, domain, expiry, status.
@@ -140,6 +148,17 @@ pub async fn run_certs_with(cmd: CertsCommand, cfg: &Config, mut io: Io<'_>) -> 
         }
         return Ok(());
     }
+    if let CertsCommand::RevokeService { service, reason } = &cmd {
+        let serial = pki.revoke_service(service, reason.as_deref())?;
+        writeln!(
+            io.output,
+            "revoked {service} certificate {serial} on {}; issued a new {} (copy it and its key to the {service}'s host and restart it). \
+             The main server refuses the old one within `proxy.revocation_refresh_secs`.",
+            pki.path(msgrelay_tls::pki::INTERNAL_CRL_FILE).display(),
+            pki.path(&format!("{service}.crt")).display(),
+        )?;
+        return Ok(());
+    }
     if let CertsCommand::IssueServer { dns } = &cmd {
         for p in CertAdmin::issue_server_pki(&pki, dns)? {
             writeln!(io.output, "wrote {}", p.display())?;
@@ -163,7 +182,7 @@ async fn run_with_store(
     io: &mut Io<'_>,
 ) -> anyhow::Result<()> {
     match cmd {
-        CertsCommand::InitCa { .. } | CertsCommand::IssueServer { .. } => {
+        CertsCommand::InitCa { .. } | CertsCommand::IssueServer { .. } | CertsCommand::RevokeService { .. } => {
             unreachable!("handled without a store")
         }
         CertsCommand::IssueClient {

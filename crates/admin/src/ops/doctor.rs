@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use msgrelay_core::Config;
-use msgrelay_crypto::{AtRestKeys, SealingKeyPair};
+use msgrelay_at_rest::AtRestKeys;
+use msgrelay_sealing::SealingKeyPair;
 use msgrelay_queue::Queue;
 use msgrelay_store::Store;
 use msgrelay_tls::Pki;

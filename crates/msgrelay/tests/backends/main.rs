@@ -6,6 +6,7 @@
 //! Needs the Debian packages redis-server, mariadb-server and mariadb-client.
 //! Run: `cargo test -p msgrelay --test backends` (about 3 minutes on 2 cores).
 
+mod backpressure;
 mod crash;
 mod outage;
 mod startup;

@@ -38,3 +38,18 @@ async fn unknown_keys_and_bad_values_are_named() {
     cmd.arg(&data).env("MSGRELAY_WORKER__CONCURRENCY", "many");
     assert_names(&run(cmd).await, "worker.concurrency");
 }
+
+#[tokio::test]
+async fn an_out_of_range_duration_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, env, value) in [
+        ("proxy.crl_grace_secs", "MSGRELAY_PROXY__CRL_GRACE_SECS", "18446744073709551615"),
+        ("http.idle_timeout_secs", "MSGRELAY_HTTP__IDLE_TIMEOUT_SECS", "0"),
+    ] {
+        let mut cmd = msgrelay(&["proxy", "--data-dir"]);
+        cmd.arg(dir.path()).env("MSGRELAY_OPS__LISTEN", "127.0.0.1:0").env(env, value);
+        let out = run(cmd).await;
+        assert_names(&out, key);
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{key}: a panic instead of an error");
+    }
+}

@@ -7,5 +7,10 @@
 #[allow(dead_code)]
 mod support;
 
+mod early_answers;
+mod exhaustion;
 mod handshake;
+mod internal_trust;
+mod portal;
+mod queue_dump;
 mod validation;

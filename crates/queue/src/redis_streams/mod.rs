@@ -3,6 +3,11 @@
 //! Keys under `<prefix>`:
 //! - `:stream` — one entry per undelivered message (`id`, `client`, `payload`, `acc`); consumer group `:workers`.
 //! - `:idem:<client>:<key>` — `message_id|request_hash`, `EX 86400`, set by the same Lua script as the XADD.
+//!
+//! Enqueue (`enqueue_many.lua`, atomic): one writer task per process gathers concurrent enqueues
+//! into one script call (up to `GROUP_MAX` messages, `IN_FLIGHT` calls at a time on the multiplexed
+//! connection), so Redis runs one script and appends one AOF record per group instead of per message;
+//! each message's idempotency record is still written in the same atomic step as its XADD.
 //! - `:attempts` — hash message id → attempts, incremented atomically with each lease.
 //! - `:delayed` — sorted set of stream entry ids awaiting a retry, score = due time (ms, Redis clock).
 //! - `:failed` — hash message id → JSON {entry, client, attempts, error, at}; the entry stays in the stream.
@@ -15,8 +20,7 @@
 //! reclaiming is by idle time. Retry (`release.lua`): XACK and put the entry id in `:delayed`;
 //! due entries are copied to a fresh entry at the next lease. Entries are XDELed only once delivered
 //! or copied; the stream is never trimmed.
-//! Group commit: the connection is multiplexed, so concurrent enqueues are written to the socket as one
-//! pipeline without waiting for each other's replies.
+//! With `appendfsync always`, Redis fsyncs once per event-loop turn, for every call it ran in that turn.
 
 use crate::{
     millis, parse_client, parse_id, EnqueueOutcome, FailedEntry, Idempotency, LeaseToken, Leased, NewMessage,
@@ -37,9 +41,22 @@ use tokio::sync::Notify;
 const OP_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Ids re-queued per script call by `retry_failed(None)`.
 const RETRY_CHUNK: usize = 500;
+/// Most messages in one enqueue script call.
+const GROUP_MAX: usize = 64;
+/// Enqueue script calls outstanding at once; while they are, new enqueues gather into the next group.
+const IN_FLIGHT: usize = 4;
+
+type Reply = tokio::sync::oneshot::Sender<Result<EnqueueOutcome, QueueError>>;
+
+/// One message waiting for the enqueue writer.
+struct Job {
+    msg: NewMessage,
+    idem: Option<(ClientId, Idempotency)>,
+    reply: Reply,
+}
 
 struct Scripts {
-    enqueue: Script,
+    enqueue_many: Script,
     lease: Script,
     ack: Script,
     release: Script,
@@ -62,6 +79,17 @@ pub struct RedisQueue {
     con: ConnectionManager,
     /// Consumers that already leased in this process (their first lease takes back their own pending entries).
     seen_consumers: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    keys: Arc<Keys>,
+    scripts: Arc<Scripts>,
+    notify: Arc<Notify>,
+    writer: tokio::sync::mpsc::Sender<Job>,
+}
+
+/// What the enqueue writer task needs (not the `RedisQueue` itself: the writer must not keep its
+/// own channel open, or it would never stop).
+#[derive(Clone)]
+struct Writer {
+    con: ConnectionManager,
     keys: Arc<Keys>,
     scripts: Arc<Scripts>,
     notify: Arc<Notify>,
@@ -111,20 +139,18 @@ impl RedisQueue {
             Err(_) => return Err(QueueError::Unavailable(format!("redis: no answer within {} ms", OP_TIMEOUT.as_millis()))),
         }
         let scripts = Scripts {
-            enqueue: Script::new(include_str!("enqueue.lua")),
+            enqueue_many: Script::new(include_str!("enqueue_many.lua")),
             lease: Script::new(include_str!("lease.lua")),
             ack: Script::new(include_str!("ack.lua")),
             release: Script::new(include_str!("release.lua")),
             retry_failed: Script::new(include_str!("retry_failed.lua")),
             stats: Script::new(include_str!("stats.lua")),
         };
-        Ok(Self {
-            con,
-            seen_consumers: Arc::default(),
-            keys: Arc::new(keys),
-            scripts: Arc::new(scripts),
-            notify: Arc::new(Notify::new()),
-        })
+        let (keys, scripts, notify) = (Arc::new(keys), Arc::new(scripts), Arc::new(Notify::new()));
+        let (writer, rx) = tokio::sync::mpsc::channel(4 * GROUP_MAX * IN_FLIGHT);
+        let w = Writer { con: con.clone(), keys: keys.clone(), scripts: scripts.clone(), notify: notify.clone() };
+        tokio::spawn(w.run(rx));
+        Ok(Self { con, seen_consumers: Arc::default(), keys, scripts, notify, writer })
     }
 
     pub(crate) fn notifier(&self) -> Arc<Notify> {
@@ -137,30 +163,10 @@ impl RedisQueue {
         msg: NewMessage,
         idem: Option<(ClientId, Idempotency)>,
     ) -> Result<EnqueueOutcome, QueueError> {
-        let mut inv = self.scripts.enqueue.prepare_invoke();
-        inv.key(&self.keys.stream);
-        if let Some((client, i)) = &idem {
-            inv.key(format!("{}:idem:{}:{}", self.keys.prefix, client.as_str(), i.key));
-        }
-        inv.arg(&self.keys.group)
-            .arg(msg.id.0.to_string())
-            .arg(msg.client_id.as_str())
-            .arg(&msg.payload)
-            .arg(msg.accepted_at_ms)
-            .arg(idem.as_ref().map(|(_, i)| i.request_hash.as_str()).unwrap_or(""))
-            .arg(IDEMPOTENCY_TTL.as_secs());
-        let mut con = self.con.clone();
-        let (kind, id): (String, String) = timed(inv.invoke_async(&mut con)).await?;
-        let outcome = match kind.as_str() {
-            "ok" => EnqueueOutcome::Enqueued,
-            "dup" => EnqueueOutcome::Duplicate { id: parse_id(&id)? },
-            "conflict" => EnqueueOutcome::Conflict { id: parse_id(&id)? },
-            _ => return Err(QueueError::Corrupt("unexpected enqueue script reply".into())),
-        };
-        if outcome == EnqueueOutcome::Enqueued {
-            self.notify.notify_waiters();
-        }
-        Ok(outcome)
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let stopped = || QueueError::Unavailable("queue writer stopped".into());
+        self.writer.send(Job { msg, idem, reply }).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     /// See [`crate::Queue::lease`].
@@ -286,6 +292,17 @@ impl RedisQueue {
         Ok(QueueStats { ready, in_flight, delayed, failed })
     }
 
+    /// See [`crate::Queue::depth`]. Every undelivered message is one stream entry; failed ones stay
+    /// in the stream too, so they are subtracted.
+    pub async fn depth(&self) -> Result<u64, QueueError> {
+        let mut con = self.con.clone();
+        let (len, failed): (u64, u64) = timed(
+            redis::pipe().atomic().cmd("XLEN").arg(&self.keys.stream).cmd("HLEN").arg(&self.keys.failed).query_async(&mut con),
+        )
+        .await?;
+        Ok(len.saturating_sub(failed))
+    }
+
     /// Scans the failed hash: up to `limit` (id, record) pairs, or all when `limit` is `None`.
     async fn scan_failed(&self, limit: Option<usize>) -> Result<Vec<(String, String)>, QueueError> {
         let mut con = self.con.clone();
@@ -368,6 +385,87 @@ impl RedisQueue {
     /// Idempotency keys expire by themselves (`EX 86400`): nothing to purge.
     pub async fn purge_expired_idempotency(&self) -> Result<u64, QueueError> {
         Ok(0)
+    }
+}
+
+impl Writer {
+    /// Gathers waiting enqueues into groups and runs up to `IN_FLIGHT` group calls at once.
+    async fn run(self, mut rx: tokio::sync::mpsc::Receiver<Job>) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+        while let Some(first) = rx.recv().await {
+            let Ok(slot) = slots.clone().acquire_owned().await else { return };
+            // Whatever arrived while waiting for a slot joins this group.
+            let mut group = vec![first];
+            while group.len() < GROUP_MAX {
+                match rx.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            // A caller that gave up (the proxy answered 503 after its timeout) must not have its
+            // message enqueued behind its back.
+            group.retain(|job| !job.reply.is_closed());
+            if group.is_empty() {
+                continue;
+            }
+            let w = self.clone();
+            tokio::spawn(async move {
+                w.commit(group).await;
+                drop(slot);
+            });
+        }
+    }
+
+    async fn commit(&self, group: Vec<Job>) {
+        let mut inv = self.scripts.enqueue_many.prepare_invoke();
+        inv.key(&self.keys.stream);
+        inv.arg(&self.keys.group).arg(IDEMPOTENCY_TTL.as_secs());
+        let mut idem_keys = 1;
+        for job in &group {
+            let key_index = match &job.idem {
+                Some((client, i)) => {
+                    inv.key(format!("{}:idem:{}:{}", self.keys.prefix, client.as_str(), i.key));
+                    idem_keys += 1;
+                    idem_keys
+                }
+                None => 0,
+            };
+            inv.arg(job.msg.id.0.to_string())
+                .arg(job.msg.client_id.as_str())
+                .arg(&job.msg.payload)
+                .arg(job.msg.accepted_at_ms)
+                .arg(job.idem.as_ref().map(|(_, i)| i.request_hash.as_str()).unwrap_or(""))
+                .arg(key_index);
+        }
+        let mut con = self.con.clone();
+        let answers: Result<Vec<(String, String)>, QueueError> = timed(inv.invoke_async(&mut con)).await;
+        match answers {
+            Ok(answers) if answers.len() == group.len() => {
+                let mut enqueued = false;
+                for (job, (kind, id)) in group.into_iter().zip(answers) {
+                    let outcome = match kind.as_str() {
+                        "ok" => Ok(EnqueueOutcome::Enqueued),
+                        "dup" => parse_id(&id).map(|id| EnqueueOutcome::Duplicate { id }),
+                        "conflict" => parse_id(&id).map(|id| EnqueueOutcome::Conflict { id }),
+                        _ => Err(QueueError::Corrupt("unexpected enqueue script reply".into())),
+                    };
+                    enqueued |= matches!(outcome, Ok(EnqueueOutcome::Enqueued));
+                    let _ = job.reply.send(outcome);
+                }
+                if enqueued {
+                    self.notify.notify_waiters();
+                }
+            }
+            other => {
+                let why = match other {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "enqueue script answered a different number of results".into(),
+                };
+                for job in group {
+                    let _ = job.reply.send(Err(QueueError::Unavailable(why.clone())));
+                }
+            }
+        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! Embedded SQLite queue: one file (WAL, `synchronous=FULL`) shared by every process of a deployment.
 //!
-//! - Enqueue: a single writer task drains concurrent requests into one `BEGIN IMMEDIATE` transaction
-//!   (group commit), idempotency records included, and answers each caller after the commit.
+//! - One writer task per process owns the hot writes: it drains whatever enqueues, leases and acks
+//!   are waiting into one `BEGIN IMMEDIATE` transaction (group commit: one fsync for all of them),
+//!   and answers each caller after the commit. Callers queue in a channel instead of sleeping in
+//!   SQLite's busy handler, which under load starved the workers' leases and acks behind the
+//!   proxy's enqueues. Other processes sharing the file still take turns through `busy_timeout`.
 //! - Lease: one `UPDATE … WHERE seq IN (SELECT … LIMIT n) RETURNING`, which SQLite runs as a single write
 //!   transaction, so processes sharing the file never lease the same row. The lease sets a fresh nonce
 //!   and moves `due_at_ms` to the lease expiry: an abandoned lease makes the row due again by itself.
@@ -26,12 +29,24 @@ const MAX_BATCH: usize = 512;
 /// How often the writer task purges expired idempotency records on its own.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
-type Reply = oneshot::Sender<Result<EnqueueOutcome, QueueError>>;
+type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 
-struct Job {
-    msg: NewMessage,
-    idem: Option<(ClientId, Idempotency)>,
-    reply: Reply,
+/// A write the writer task performs in its next group transaction.
+enum Job {
+    Enqueue { msg: NewMessage, idem: Option<(ClientId, Idempotency)>, reply: Reply<EnqueueOutcome> },
+    Lease { consumer: String, max: usize, lease: Duration, reply: Reply<Vec<Leased>> },
+    Ack { tokens: Vec<(i64, String)>, reply: Reply<u64> },
+}
+
+impl Job {
+    fn fail(self, e: &QueueError) {
+        let err = || QueueError::Unavailable(e.to_string());
+        match self {
+            Job::Enqueue { reply, .. } => drop(reply.send(Err(err()))),
+            Job::Lease { reply, .. } => drop(reply.send(Err(err()))),
+            Job::Ack { reply, .. } => drop(reply.send(Err(err()))),
+        }
+    }
 }
 
 /// The embedded queue; clones share the pool and the writer task.
@@ -74,18 +89,19 @@ impl SqliteQueue {
         self.notify.clone()
     }
 
+    async fn submit<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, QueueError> {
+        let (reply, rx) = oneshot::channel();
+        self.writer.send(job(reply)).await.map_err(|_| QueueError::Unavailable("queue writer stopped".into()))?;
+        rx.await.map_err(|_| QueueError::Unavailable("queue writer stopped".into()))?
+    }
+
     /// See [`crate::Queue::enqueue`].
     pub async fn enqueue(
         &self,
         msg: NewMessage,
         idem: Option<(ClientId, Idempotency)>,
     ) -> Result<EnqueueOutcome, QueueError> {
-        let (reply, rx) = oneshot::channel();
-        self.writer
-            .send(Job { msg, idem, reply })
-            .await
-            .map_err(|_| QueueError::Unavailable("queue writer stopped".into()))?;
-        rx.await.map_err(|_| QueueError::Unavailable("queue writer stopped".into()))?
+        self.submit(|reply| Job::Enqueue { msg, idem, reply }).await
     }
 
     /// See [`crate::Queue::lease`].
@@ -93,47 +109,16 @@ impl SqliteQueue {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let now = now_ms();
-        let nonce = uuid::Uuid::new_v4().simple().to_string();
-        let rows = sqlx::query(queries::LEASE)
-            .bind(consumer)
-            .bind(now.saturating_add(millis(lease)))
-            .bind(&nonce)
-            .bind(now)
-            .bind(i64::try_from(max).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out = rows
-            .iter()
-            .map(|r| {
-                let seq: i64 = r.try_get("seq")?;
-                Ok(Leased {
-                    id: parse_id(r.try_get("id")?)?,
-                    client_id: parse_client(r.try_get("client_id")?)?,
-                    payload: r.try_get("payload")?,
-                    accepted_at_ms: r.try_get("accepted_at_ms")?,
-                    attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
-                    token: LeaseToken(TokenRepr::Sqlite { seq, nonce: nonce.clone() }),
-                })
-            })
-            .collect::<Result<Vec<_>, QueueError>>()?;
-        // RETURNING order is unspecified; hand out oldest first.
-        out.sort_by_key(|l| match &l.token.0 {
-            TokenRepr::Sqlite { seq, .. } => *seq,
-            TokenRepr::Redis { .. } => 0,
-        });
-        Ok(out)
+        self.submit(|reply| Job::Lease { consumer: consumer.to_owned(), max, lease, reply }).await
     }
 
     /// See [`crate::Queue::ack`].
     pub async fn ack(&self, tokens: &[LeaseToken]) -> Result<u64, QueueError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut n = 0;
-        for (seq, nonce) in sqlite_tokens(tokens) {
-            n += sqlx::query(queries::ACK).bind(seq).bind(nonce).execute(&mut *tx).await?.rows_affected();
+        let tokens: Vec<(i64, String)> = sqlite_tokens(tokens).map(|(seq, nonce)| (seq, nonce.to_owned())).collect();
+        if tokens.is_empty() {
+            return Ok(0);
         }
-        tx.commit().await?;
-        Ok(n)
+        self.submit(|reply| Job::Ack { tokens, reply }).await
     }
 
     /// See [`crate::Queue::retry_later`].
@@ -184,6 +169,12 @@ impl SqliteQueue {
             delayed: get("delayed")?,
             failed: get("failed")?,
         })
+    }
+
+    /// See [`crate::Queue::depth`].
+    pub async fn depth(&self) -> Result<u64, QueueError> {
+        let n: i64 = sqlx::query_scalar(queries::DEPTH).fetch_one(&self.pool).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// See [`crate::Queue::list_failed`].
@@ -251,7 +242,7 @@ fn sqlite_tokens(tokens: &[LeaseToken]) -> impl Iterator<Item = (i64, &str)> {
     })
 }
 
-/// Group commit: takes whatever is waiting (up to `MAX_BATCH`) and commits it in one transaction.
+/// Group commit: takes whatever is waiting (up to `MAX_BATCH` jobs) and commits it in one transaction.
 async fn writer_task(pool: SqlitePool, mut rx: mpsc::Receiver<Job>, notify: Arc<Notify>) {
     let mut last_purge = Instant::now();
     while let Some(first) = rx.recv().await {
@@ -264,15 +255,26 @@ async fn writer_task(pool: SqlitePool, mut rx: mpsc::Receiver<Job>, notify: Arc<
         }
         match commit_batch(&pool, &batch).await {
             Ok(outcomes) => {
+                let mut enqueued = false;
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
+                    match (job, outcome) {
+                        (Job::Enqueue { reply, .. }, Outcome::Enqueue(o)) => {
+                            enqueued |= o == EnqueueOutcome::Enqueued;
+                            let _ = reply.send(Ok(o));
+                        }
+                        (Job::Lease { reply, .. }, Outcome::Lease(l)) => drop(reply.send(Ok(l))),
+                        (Job::Ack { reply, .. }, Outcome::Ack(n)) => drop(reply.send(Ok(n))),
+                        (job, _) => job.fail(&QueueError::Corrupt("writer outcome mismatch".into())),
+                    }
                 }
-                notify.notify_waiters();
+                if enqueued {
+                    notify.notify_waiters();
+                }
             }
             Err(e) => {
-                tracing::warn!(error = %e, batch = batch.len(), "queue enqueue batch failed");
+                tracing::warn!(error = %e, batch = batch.len(), "queue write batch failed");
                 for job in batch {
-                    let _ = job.reply.send(Err(QueueError::Unavailable(e.to_string())));
+                    job.fail(&e);
                 }
             }
         }
@@ -285,60 +287,122 @@ async fn writer_task(pool: SqlitePool, mut rx: mpsc::Receiver<Job>, notify: Arc<
     }
 }
 
-async fn commit_batch(pool: &SqlitePool, batch: &[Job]) -> Result<Vec<EnqueueOutcome>, QueueError> {
+/// The result of one job, in job order.
+enum Outcome {
+    Enqueue(EnqueueOutcome),
+    Lease(Vec<Leased>),
+    Ack(u64),
+}
+
+async fn commit_batch(pool: &SqlitePool, batch: &[Job]) -> Result<Vec<Outcome>, QueueError> {
     let now = now_ms();
-    let fresh_after = now - millis(IDEMPOTENCY_TTL);
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
-        let msg = &job.msg;
-        let id = msg.id.0.to_string();
-        if let Some((client, idem)) = &job.idem {
-            let existing = sqlx::query(queries::IDEM_GET)
-                .bind(client.as_str())
-                .bind(&idem.key)
-                .bind(fresh_after)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(r) = existing {
-                let earlier = parse_id(r.try_get("message_id")?)?;
-                let hash: String = r.try_get("request_hash")?;
-                outcomes.push(if hash == idem.request_hash {
-                    EnqueueOutcome::Duplicate { id: earlier }
-                } else {
-                    EnqueueOutcome::Conflict { id: earlier }
-                });
-                continue;
+        let outcome = match job {
+            Job::Enqueue { msg, idem, .. } => Outcome::Enqueue(enqueue_one(&mut tx, msg, idem.as_ref(), now).await?),
+            Job::Lease { consumer, max, lease, .. } => Outcome::Lease(lease_one(&mut tx, consumer, *max, *lease, now).await?),
+            Job::Ack { tokens, .. } => {
+                let mut n = 0;
+                for (seq, nonce) in tokens {
+                    n += sqlx::query(queries::ACK).bind(seq).bind(nonce).execute(&mut *tx).await?.rows_affected();
+                }
+                Outcome::Ack(n)
             }
-        }
-        let inserted = sqlx::query(queries::INSERT_MESSAGE)
-            .bind(&id)
-            .bind(msg.client_id.as_str())
-            .bind(&msg.payload)
-            .bind(msg.accepted_at_ms)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if inserted == 0 {
-            // The same message id again (a proxy retrying its own enqueue): already stored.
-            outcomes.push(EnqueueOutcome::Duplicate { id: msg.id });
-            continue;
-        }
-        if let Some((client, idem)) = &job.idem {
-            sqlx::query(queries::IDEM_PUT)
-                .bind(client.as_str())
-                .bind(&idem.key)
-                .bind(&id)
-                .bind(&idem.request_hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        outcomes.push(EnqueueOutcome::Enqueued);
+        };
+        outcomes.push(outcome);
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+async fn enqueue_one(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    msg: &NewMessage,
+    idem: Option<&(ClientId, Idempotency)>,
+    now: i64,
+) -> Result<EnqueueOutcome, QueueError> {
+    let fresh_after = now - millis(IDEMPOTENCY_TTL);
+    let id = msg.id.0.to_string();
+    if let Some((client, idem)) = idem {
+        let existing = sqlx::query(queries::IDEM_GET)
+            .bind(client.as_str())
+            .bind(&idem.key)
+            .bind(fresh_after)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(r) = existing {
+            let earlier = parse_id(r.try_get("message_id")?)?;
+            let hash: String = r.try_get("request_hash")?;
+            return Ok(if hash == idem.request_hash {
+                EnqueueOutcome::Duplicate { id: earlier }
+            } else {
+                EnqueueOutcome::Conflict { id: earlier }
+            });
+        }
+    }
+    let inserted = sqlx::query(queries::INSERT_MESSAGE)
+        .bind(&id)
+        .bind(msg.client_id.as_str())
+        .bind(&msg.payload)
+        .bind(msg.accepted_at_ms)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if inserted == 0 {
+        // The same message id again (a proxy retrying its own enqueue): already stored.
+        return Ok(EnqueueOutcome::Duplicate { id: msg.id });
+    }
+    if let Some((client, idem)) = idem {
+        sqlx::query(queries::IDEM_PUT)
+            .bind(client.as_str())
+            .bind(&idem.key)
+            .bind(&id)
+            .bind(&idem.request_hash)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(EnqueueOutcome::Enqueued)
+}
+
+async fn lease_one(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    consumer: &str,
+    max: usize,
+    lease: Duration,
+    now: i64,
+) -> Result<Vec<Leased>, QueueError> {
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let rows = sqlx::query(queries::LEASE)
+        .bind(consumer)
+        .bind(now.saturating_add(millis(lease)))
+        .bind(&nonce)
+        .bind(now)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut out = rows
+        .iter()
+        .map(|r| {
+            let seq: i64 = r.try_get("seq")?;
+            Ok(Leased {
+                id: parse_id(r.try_get("id")?)?,
+                client_id: parse_client(r.try_get("client_id")?)?,
+                payload: r.try_get("payload")?,
+                accepted_at_ms: r.try_get("accepted_at_ms")?,
+                attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+                token: LeaseToken(TokenRepr::Sqlite { seq, nonce: nonce.clone() }),
+            })
+        })
+        .collect::<Result<Vec<_>, QueueError>>()?;
+    // RETURNING order is unspecified; hand out oldest first.
+    out.sort_by_key(|l| match &l.token.0 {
+        TokenRepr::Sqlite { seq, .. } => *seq,
+        TokenRepr::Redis { .. } => 0,
+    });
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -34,6 +34,9 @@ SELECT SUM(status = 'ready' AND due_at_ms <= ?1)                              AS
        SUM(status = 'failed')                                                 AS failed
   FROM queue_messages";
 
+/// Undelivered rows; an index-only count on `queue_messages_due_nonce`.
+pub const DEPTH: &str = "SELECT COUNT(*) FROM queue_messages WHERE status = 'ready'";
+
 /// ?1 limit.
 pub const LIST_FAILED: &str = "
 SELECT id, client_id, attempts, last_error, failed_at_ms FROM queue_messages

@@ -129,7 +129,7 @@ pub struct DeliverRequestDoc {
 #[schema(as = DeliverResult)]
 pub struct DeliverResultDoc {
     pub id: String,
-    /// `stored` (acknowledge) or `rejected` (dead-letter).
+    /// `stored` (acknowledge), `rejected` (dead-letter) or `retry` (sealed to a key the server does not hold; retried later).
     pub outcome: String,
     /// Why a message was rejected (never message content).
     pub reason: Option<String>,
@@ -163,6 +163,8 @@ pub struct SealingKeyResponseDoc {
     pub key_id: String,
     /// X25519 public key, base64.
     pub public_key: String,
+    /// Key ids of the proxy sealing keys the main server opens payloads of.
+    pub trusted_proxy_key_ids: Vec<String>,
 }
 
 /// Proxy → main server: messages durably queued (recorded as `queued`, never moving a row back).
@@ -288,7 +290,7 @@ mod tests {
         assert_eq!(schema_props(&doc, "DeliverResult"), keys(serde_json::to_value(&res).unwrap()));
         let entry = wire::RegistryEntry { fingerprint: String::new(), client_id: client, domain: String::new(), status: String::new() };
         assert_eq!(schema_props(&doc, "RegistryEntry"), keys(serde_json::to_value(&entry).unwrap()));
-        let key = wire::SealingKeyResponse { key_id: String::new(), public_key: String::new() };
+        let key = wire::SealingKeyResponse { key_id: String::new(), public_key: String::new(), trusted_proxy_key_ids: Vec::new() };
         assert_eq!(schema_props(&doc, "SealingKeyResponse"), keys(serde_json::to_value(&key).unwrap()));
     }
 }

@@ -77,6 +77,16 @@ where
     }
 }
 
+impl Ctx {
+    /// Runs one statement on a connection of its own (to set up states the API cannot make).
+    pub async fn execute(&self, sql: &str) {
+        use sqlx::Connection;
+        let mut conn = sqlx::AnyConnection::connect(&self.url).await.expect("connect");
+        sqlx::Executor::execute(&mut conn, sql).await.expect("execute");
+        conn.close().await.ok();
+    }
+}
+
 /// Connecting again to a migrated database applies nothing and works.
 pub async fn reconnect_is_idempotent(ctx: Ctx) {
     ctx.store.ping().await.unwrap();

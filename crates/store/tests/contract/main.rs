@@ -37,6 +37,7 @@ contract_tests!(
     users::sql_metacharacters_in_names_are_data,
     sessions::sessions_expire_and_delete,
     sessions::api_tokens_lifecycle,
+    sessions::api_token_scopes_and_expiry,
     clients::clients_and_ownership,
     clients::certificates_and_registry,
     messages::register_then_deliver,

@@ -84,14 +84,24 @@ pub async fn users_create_and_login(ctx: Ctx) {
 pub async fn disabling_and_reset_end_sessions(ctx: Ctx) {
     let s = &ctx.store;
     let alice = user(s, "alice", Role::User).await;
+    let bob = user(s, "bob", Role::User).await;
     let ttl = Duration::from_secs(600);
 
     let session = s.create_session(alice.id, ttl).await.unwrap();
+    let (_, token) = s.create_api_token("alice", "ci").await.unwrap();
+    let bob_session = s.create_session(bob.id, ttl).await.unwrap();
+    let (_, bob_token) = s.create_api_token("bob", "ci").await.unwrap();
     assert!(s.get_session(&session.token).await.unwrap().is_some());
     s.reset_password("alice", "a brand new password")
         .await
         .unwrap();
     assert!(s.get_session(&session.token).await.unwrap().is_none());
+    assert!(
+        s.authenticate_api_token(&token).await.unwrap().is_none(),
+        "a password reset revokes the user's tokens"
+    );
+    assert!(s.get_session(&bob_session.token).await.unwrap().is_some());
+    assert!(s.authenticate_api_token(&bob_token).await.unwrap().is_some());
     assert!(matches!(
         s.verify_login("alice", PASSWORD).await,
         Err(StoreError::BadCredentials)
@@ -109,6 +119,7 @@ pub async fn disabling_and_reset_end_sessions(ctx: Ctx) {
     ));
 
     let session = s.create_session(alice.id, ttl).await.unwrap();
+    let (_, token) = s.create_api_token("alice", "ci").await.unwrap();
     s.set_user_disabled("alice", true).await.unwrap();
     assert!(s.get_session(&session.token).await.unwrap().is_none());
     s.set_user_disabled("alice", false).await.unwrap();
@@ -116,6 +127,22 @@ pub async fn disabling_and_reset_end_sessions(ctx: Ctx) {
         s.get_session(&session.token).await.unwrap().is_none(),
         "sessions stay deleted"
     );
+    assert!(
+        s.authenticate_api_token(&token).await.unwrap().is_none(),
+        "tokens stay revoked"
+    );
+    assert!(s.list_api_tokens(Some(alice.id)).await.unwrap().iter().all(|t| t.revoked_at_ms.is_some()));
+
+    // Revoking credentials directly (e.g. a password change by the user).
+    let session = s.create_session(bob.id, ttl).await.unwrap();
+    s.revoke_user_credentials("bob").await.unwrap();
+    assert!(s.get_session(&session.token).await.unwrap().is_none());
+    assert!(s.get_session(&bob_session.token).await.unwrap().is_none());
+    assert!(s.authenticate_api_token(&bob_token).await.unwrap().is_none());
+    assert!(matches!(
+        s.revoke_user_credentials("nobody").await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 pub async fn sql_metacharacters_in_names_are_data(ctx: Ctx) {

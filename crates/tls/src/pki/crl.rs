@@ -122,7 +122,20 @@ impl Pki {
                 detail: "next update must be after this update".into(),
             });
         }
-        let ca = load_ca(self.dir(), CLIENT_CA)?;
+        self.sign_crl(CLIENT_CA, CRL_NUMBER_FILE, CRL_FILE, revoked, this_update, next_update)
+    }
+
+    /// Signs a CRL with CA `ca_stem`, bumping the number in `number_file`, and writes it to `out_file`.
+    pub(super) fn sign_crl(
+        &self,
+        ca_stem: &str,
+        number_file: &str,
+        out_file: &str,
+        revoked: &[RevokedCert],
+        this_update: DateTime<Utc>,
+        next_update: DateTime<Utc>,
+    ) -> Result<String, PkiError> {
+        let ca = load_ca(self.dir(), ca_stem)?;
         let revoked_certs = revoked
             .iter()
             .map(|r| {
@@ -136,7 +149,7 @@ impl Pki {
             .collect::<Result<Vec<_>, PkiError>>()?;
 
         // Bump the number before writing the CRL: a crash in between leaves a gap, never a reuse.
-        let number_path = self.path(CRL_NUMBER_FILE);
+        let number_path = self.path(number_file);
         let number = read_crl_number(&number_path)? + 1;
         fsutil::write_replace(&number_path, format!("{number}\n").as_bytes(), false)?;
 
@@ -152,7 +165,7 @@ impl Pki {
             .signed_by(&ca.issuer)
             .map_err(|e| PkiError::generate("CRL", e))?;
         let pem = crl.pem().map_err(|e| PkiError::generate("CRL PEM", e))?;
-        fsutil::write_replace(&self.path(CRL_FILE), pem.as_bytes(), false)?;
+        fsutil::write_replace(&self.path(out_file), pem.as_bytes(), false)?;
         Ok(pem)
     }
 }

@@ -3,6 +3,7 @@
 
 mod crl;
 mod fsutil;
+mod internal_crl;
 mod issue;
 mod pem;
 
@@ -13,7 +14,8 @@ use chrono::{DateTime, Utc};
 use rcgen::{Issuer, KeyPair, KeyUsagePurpose};
 
 pub use crl::{load_crl, LoadedCrl, RevokedCert};
-pub(crate) use pem::common_name;
+pub use internal_crl::{INTERNAL_CRL_FILE, REVOCABLE_SERVICES};
+pub(crate) use pem::common_name_and_serial;
 pub use pem::{fingerprint, load_certs_pem, load_key_pem};
 
 use crate::PkiError;

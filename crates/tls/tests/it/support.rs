@@ -106,6 +106,7 @@ pub async fn spawn(config: Arc<ServerConfig>) -> TestServer {
         config.clone(),
         router,
         shutdown.clone(),
+        Default::default(),
     ));
     TestServer {
         addr,

@@ -96,6 +96,12 @@ impl Role {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The role's ops `/ready` body (JSON).
+    pub fn ready_report(&self) -> serde_json::Value {
+        let body = http_get(self.port("ops"), "/ready").unwrap_or_default();
+        serde_json::from_str(&body).unwrap_or_default()
+    }
+
     /// A counter or gauge from the role's ops `/metrics`, summed over its labels (0 when absent).
     pub fn metric(&self, name: &str) -> f64 {
         let body = http_get(self.port("ops"), "/metrics").unwrap_or_default();
@@ -235,8 +241,13 @@ impl Stack {
     }
 
     pub fn start_proxy(&mut self) {
+        self.start_proxy_with(&[]);
+    }
+
+    /// Starts the proxy with these `<SECTION>__<KEY>` settings.
+    pub fn start_proxy_with(&mut self, settings: &[(&str, &str)]) {
         assert!(self.server_port.is_some(), "start the server first (the proxy fetches its sealing key)");
-        let role = Role::spawn("proxy", &["proxy"], &self.env(), self.data.path()).unwrap_or_else(|e| panic!("{e}"));
+        let role = Role::spawn("proxy", &["proxy"], &self.env_with(settings), self.data.path()).unwrap_or_else(|e| panic!("{e}"));
         self.proxy = Some(role);
     }
 
@@ -248,7 +259,7 @@ impl Stack {
         self.workers.push(role);
     }
 
-    fn proxy_url(&self) -> String {
+    pub fn proxy_url(&self) -> String {
         format!("https://localhost:{}", self.proxy.as_ref().expect("proxy running").port("proxy"))
     }
 

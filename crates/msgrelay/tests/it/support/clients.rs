@@ -11,9 +11,11 @@ use serde_json::Value;
 use super::{run_with_stdin, wait_for, TestRelay, SENDER};
 
 /// A portal session (cookie + CSRF token).
+#[derive(Clone, Debug, Default)]
 pub struct Session {
-    cookie: String,
-    csrf: String,
+    /// `name=value` of the session cookie, as sent back in a `Cookie` header.
+    pub cookie: String,
+    pub csrf: String,
 }
 
 impl TestRelay {
@@ -75,7 +77,7 @@ impl TestRelay {
 
     // ---- portal API ------------------------------------------------------------------------
 
-    fn portal_client(&self) -> reqwest::Client {
+    pub(super) fn portal_client(&self) -> reqwest::Client {
         msgrelay_tls::client::tls_client_builder(&self.read("pki/internal-ca.crt"), Duration::from_secs(10))
             .expect("portal client")
             .resolve("localhost", self.portal_addr())
@@ -83,7 +85,7 @@ impl TestRelay {
             .expect("build client")
     }
 
-    fn portal_url(&self, path: &str) -> String {
+    pub(super) fn portal_url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.portal_addr().port())
     }
 
@@ -120,7 +122,7 @@ impl TestRelay {
             .get_all(reqwest::header::SET_COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .find(|c| c.starts_with("msgrelay_session="))
+            .find(|c| c.split('=').next().is_some_and(|n| n.ends_with("msgrelay_session")))
             .and_then(|c| c.split(';').next())
             .expect("session cookie")
             .to_owned();

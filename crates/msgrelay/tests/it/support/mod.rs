@@ -4,6 +4,8 @@
 //! synchronisation: every wait polls a condition against a deadline.
 
 mod clients;
+#[allow(dead_code)] // the attack suite's portal helpers
+mod portal;
 mod process;
 mod relay;
 
@@ -12,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub use clients::Session;
+#[allow(unused_imports)]
+pub use portal::{hidden_value, rss_kib, Body, Resp};
 pub use process::Proc;
 pub use relay::TestRelay;
 

@@ -1,4 +1,5 @@
-//! Encryption at rest on the main server: AES-256-GCM for the body and the sender number, with
+//! Encryption at rest on the main server (only the main server and the operator tools link this
+//! crate; the proxy and the worker cannot name these keys, which a test checks with cargo metadata): AES-256-GCM for the body and the sender number, with
 //! the message id and the column name as associated data (a ciphertext cannot be moved to another
 //! row or column), a key id stored per row (rotation), and HMAC-SHA256 of the sender number for
 //! exact-match search.
@@ -20,8 +21,22 @@ use msgrelay_core::MessageId;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::keyfile::{read_secret, write_new_secret};
-use crate::CryptoError;
+use msgrelay_keyfile::{read_secret, write_new_secret, KeyFileError};
+
+/// What can go wrong with at-rest keys or stored ciphertexts. Messages never contain key material.
+#[derive(Debug, thiserror::Error)]
+pub enum AtRestError {
+    #[error(transparent)]
+    KeyFile(#[from] KeyFileError),
+    #[error("unknown at-rest key id {0}")]
+    UnknownKey(String),
+    #[error("stored ciphertext is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("stored ciphertext failed authentication (corrupted, or moved to another row or column)")]
+    Unauthentic,
+    #[error("encryption failed")]
+    Encrypt,
+}
 
 const NONCE: usize = 12;
 
@@ -60,7 +75,7 @@ fn random_key_b64() -> String {
 
 impl AtRestKeys {
     /// Creates the key file with one AES key and one HMAC key if it does not exist; returns true if created.
-    pub fn create_if_missing(path: &Path) -> Result<bool, CryptoError> {
+    pub fn create_if_missing(path: &Path) -> Result<bool, AtRestError> {
         if path.exists() {
             return Ok(false);
         }
@@ -69,12 +84,12 @@ impl AtRestKeys {
             keys: BTreeMap::from([("k1".to_owned(), random_key_b64())]),
             hmac_key: random_key_b64(),
         };
-        write_new_secret(path, &serde_json::to_vec_pretty(&file).expect("serializable"))
+        Ok(write_new_secret(path, &serde_json::to_vec_pretty(&file).expect("serializable"))?)
     }
 
     /// Loads and checks the key file.
-    pub fn load(path: &Path) -> Result<Self, CryptoError> {
-        let bad = |reason: &str| CryptoError::KeyFile { path: path.display().to_string(), reason: reason.to_owned() };
+    pub fn load(path: &Path) -> Result<Self, AtRestError> {
+        let bad = |reason: &str| AtRestError::KeyFile(KeyFileError::invalid(path, reason));
         let file: KeyFile = serde_json::from_slice(&read_secret(path)?).map_err(|_| bad("not a valid at-rest key file"))?;
         let mut ciphers = BTreeMap::new();
         for (id, b64) in &file.keys {
@@ -95,8 +110,8 @@ impl AtRestKeys {
     }
 
     /// Adds a new key and makes it current (old rows stay readable). Returns the new key id.
-    pub fn rotate(path: &Path) -> Result<String, CryptoError> {
-        let bad = |reason: &str| CryptoError::KeyFile { path: path.display().to_string(), reason: reason.to_owned() };
+    pub fn rotate(path: &Path) -> Result<String, AtRestError> {
+        let bad = |reason: &str| AtRestError::KeyFile(KeyFileError::invalid(path, reason));
         let mut file: KeyFile = serde_json::from_slice(&read_secret(path)?).map_err(|_| bad("not a valid at-rest key file"))?;
         let next = (1..).map(|n| format!("k{n}")).find(|k| !file.keys.contains_key(k)).expect("unbounded");
         file.keys.insert(next.clone(), random_key_b64());
@@ -104,7 +119,7 @@ impl AtRestKeys {
         let tmp = path.with_extension("rotate.tmp");
         let _ = std::fs::remove_file(&tmp);
         write_new_secret(&tmp, &serde_json::to_vec_pretty(&file).expect("serializable"))?;
-        std::fs::rename(&tmp, path).map_err(|source| CryptoError::Io { path: path.display().to_string(), source })?;
+        std::fs::rename(&tmp, path).map_err(|source| KeyFileError::Io { path: path.display().to_string(), source })?;
         Ok(next)
     }
 
@@ -121,7 +136,7 @@ impl AtRestKeys {
     }
 
     /// Encrypts both columns of a message with the current key.
-    pub fn encrypt_message(&self, id: &MessageId, sender_number: &str, body: &str) -> Result<EncryptedFields, CryptoError> {
+    pub fn encrypt_message(&self, id: &MessageId, sender_number: &str, body: &str) -> Result<EncryptedFields, AtRestError> {
         Ok(EncryptedFields {
             key_id: self.current.clone(),
             encrypted_body: self.encrypt(&self.current, id, "encrypted_body", body.as_bytes())?,
@@ -131,23 +146,23 @@ impl AtRestKeys {
     }
 
     /// Decrypts one column; `column` is `encrypted_body` or `encrypted_sender`.
-    pub fn decrypt(&self, key_id: &str, id: &MessageId, column: &str, data: &[u8]) -> Result<String, CryptoError> {
-        let cipher = self.ciphers.get(key_id).ok_or_else(|| CryptoError::UnknownKey(key_id.to_owned()))?;
+    pub fn decrypt(&self, key_id: &str, id: &MessageId, column: &str, data: &[u8]) -> Result<String, AtRestError> {
+        let cipher = self.ciphers.get(key_id).ok_or_else(|| AtRestError::UnknownKey(key_id.to_owned()))?;
         if data.len() < NONCE + 16 {
-            return Err(CryptoError::Malformed("ciphertext too short"));
+            return Err(AtRestError::Malformed("ciphertext too short"));
         }
         let aad = aad(id, column);
         let plain = cipher
             .decrypt(Nonce::from_slice(&data[..NONCE]), Payload { msg: &data[NONCE..], aad: &aad })
-            .map_err(|_| CryptoError::Unauthentic)?;
-        String::from_utf8(plain).map_err(|_| CryptoError::Malformed("not UTF-8"))
+            .map_err(|_| AtRestError::Unauthentic)?;
+        String::from_utf8(plain).map_err(|_| AtRestError::Malformed("not UTF-8"))
     }
 
-    fn encrypt(&self, key_id: &str, id: &MessageId, column: &str, plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let cipher = self.ciphers.get(key_id).ok_or_else(|| CryptoError::UnknownKey(key_id.to_owned()))?;
+    fn encrypt(&self, key_id: &str, id: &MessageId, column: &str, plain: &[u8]) -> Result<Vec<u8>, AtRestError> {
+        let cipher = self.ciphers.get(key_id).ok_or_else(|| AtRestError::UnknownKey(key_id.to_owned()))?;
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let aad = aad(id, column);
-        let ct = cipher.encrypt(&nonce, Payload { msg: plain, aad: &aad }).map_err(|_| CryptoError::Encrypt)?;
+        let ct = cipher.encrypt(&nonce, Payload { msg: plain, aad: &aad }).map_err(|_| AtRestError::Encrypt)?;
         let mut out = Vec::with_capacity(NONCE + ct.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
