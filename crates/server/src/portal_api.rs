@@ -106,7 +106,7 @@ pub(crate) async fn login(State(s): State<AppState>, peer: Option<axum::Extensio
         Ok(user) => {
             reservation.succeeded();
             let ttl = Duration::from_secs(s.cfg.portal.session_ttl_secs);
-            let session = match s.store.create_session(user.id, ttl).await {
+            let session = match s.store.open_session(user.id, ttl, Duration::from_secs(s.cfg.portal.session_absolute_secs)).await {
                 Ok(sess) => sess,
                 Err(e) => return store_problem(e).into_response(),
             };

@@ -118,7 +118,7 @@ pub async fn submit(State(s): State<AppState>, req: Request) -> Result<Response,
         s.store.delete_session(&old).await?;
     }
     let ttl = Duration::from_secs(s.cfg.portal.session_ttl_secs);
-    let session = s.store.create_session(user.id, ttl).await?;
+    let session = s.store.open_session(user.id, ttl, Duration::from_secs(s.cfg.portal.session_absolute_secs)).await?;
     tracing::info!(username = %user.username, role = user.role.as_str(), "portal login");
     s.metrics.logins.get_or_create(&Reason { reason: "success".into() }).inc();
     let mut resp = Redirect::to(&next).into_response();
