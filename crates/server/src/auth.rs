@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 use crate::AppState;
 
 /// Name of the portal session cookie.
-pub const SESSION_COOKIE: &str = "msgrelay_session";
+pub const SESSION_COOKIE: &str = "__Host-msgrelay_session";
 
 /// How the caller authenticated.
 #[derive(Debug, Clone)]

@@ -81,7 +81,12 @@ impl Server {
             metrics,
             keys: Arc::new(state::Keys { sealing, opener, at_rest }),
             pki: Arc::new(pki.clone()),
-            login_throttle: Arc::default(),
+            login_limiter: msgrelay_auth::LoginLimiter::new(msgrelay_auth::LoginLimits {
+                per_user: cfg.portal.login_max_failures_per_user,
+                per_ip: cfg.portal.login_max_failures_per_ip,
+                window: std::time::Duration::from_secs(cfg.portal.login_window_secs),
+                capacity: cfg.portal.login_limiter_capacity,
+            }),
         };
         let s = store.clone();
         ops.add_check("database", move || {

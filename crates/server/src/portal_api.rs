@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::NaiveDate;
-use msgrelay_core::{now_ms, ClientId, MessageId, MessageStatus};
+use msgrelay_core::{ClientId, MessageId, MessageStatus};
 use msgrelay_ops::metrics::Reason;
 use msgrelay_ops::Problem;
 use msgrelay_store::{MessageFilter, StoreError};
@@ -19,13 +19,12 @@ use crate::auth::{Caller, Via, SESSION_COOKIE};
 use crate::views::{MessageDetail, MessageSummary};
 use crate::AppState;
 
-/// Failed logins allowed per username within the window before further attempts are refused.
-const MAX_FAILURES: u32 = 5;
-const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Largest login body read (JSON or form); a username is at most 64 bytes, a password not huge.
+pub(crate) const MAX_LOGIN_BODY: usize = 16 * 1024;
 
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
-        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/login", post(login).layer(axum::extract::DefaultBodyLimit::max(MAX_LOGIN_BODY)))
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/auth/me", get(me))
         .route("/api/v1/messages", get(list_messages))
@@ -67,19 +66,15 @@ pub(crate) struct LoginRequest {
     password: String,
 }
 
-pub(crate) fn throttled(state: &AppState, username: &str) -> bool {
-    let map = state.login_throttle.lock().unwrap_or_else(|p| p.into_inner());
-    map.get(username).is_some_and(|(n, since)| *n >= MAX_FAILURES && now_ms() - since < FAILURE_WINDOW_MS)
+/// The client address the login limiter counts against.
+pub(crate) fn client_ip(peer: Option<&msgrelay_tls::PeerInfo>) -> std::net::IpAddr {
+    peer.map(|p| p.remote_addr.ip()).unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
 }
 
-pub(crate) fn record_failure(state: &AppState, username: &str) {
-    let mut map = state.login_throttle.lock().unwrap_or_else(|p| p.into_inner());
-    let now = now_ms();
-    let entry = map.entry(username.to_owned()).or_insert((0, now));
-    if now - entry.1 >= FAILURE_WINDOW_MS {
-        *entry = (0, now);
-    }
-    entry.0 += 1;
+/// Logs and counts a refusal by the login limiter.
+pub(crate) fn note_refused(s: &AppState, username: &str, refused: &msgrelay_auth::Refused) {
+    tracing::warn!(user_tag = %msgrelay_auth::username_tag(username), limit = refused.limit, retry_after_secs = refused.retry_after_secs(), "login refused: too many failures");
+    s.metrics.logins.get_or_create(&Reason { reason: "throttled".into() }).inc();
 }
 
 /// Session cookie: never readable by scripts, never sent cross-site or over plain HTTP.
@@ -92,21 +87,26 @@ pub(crate) fn session_cookie(token: &str, max_age_secs: u64) -> HeaderValue {
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, security(),
     responses((status = 200, description = "`{\"csrf_token\", \"user\": {\"username\", \"role\"}}` and the session cookie"),
         (status = 401, body = crate::portal::openapi::ProblemDoc, description = "wrong username or password, or the account is disabled"),
-        (status = 429, body = crate::portal::openapi::ProblemDoc, description = "too many failed logins for this username")))]
-pub(crate) async fn login(State(s): State<AppState>, Json(req): Json<LoginRequest>) -> Response {
-    let username = req.username.trim().to_owned();
-    if throttled(&s, &username) {
-        tracing::warn!(username = %username, "login refused: too many failures");
-        s.metrics.logins.get_or_create(&Reason { reason: "throttled".into() }).inc();
-        let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "throttled", "too many failed logins; try again in 15 minutes");
-        p.retry_after_secs = Some(900);
-        return p.into_response();
+        (status = 413, description = "body over 16 KiB"), (status = 422, body = crate::portal::openapi::ProblemDoc, description = "username over 64 bytes"), (status = 429, body = crate::portal::openapi::ProblemDoc, description = "too many failed logins for this username or from this address; see Retry-After")))]
+pub(crate) async fn login(State(s): State<AppState>, peer: Option<axum::Extension<msgrelay_tls::PeerInfo>>, Json(req): Json<LoginRequest>) -> Response {
+    if req.username.len() > msgrelay_auth::MAX_USERNAME_BYTES {
+        return Problem::invalid_field("username", format!("must be at most {} bytes", msgrelay_auth::MAX_USERNAME_BYTES)).into_response();
     }
+    let username = req.username.trim().to_owned();
+    let reservation = match s.login_limiter.reserve(&username, client_ip(peer.as_deref())) {
+        Ok(r) => r,
+        Err(refused) => {
+            note_refused(&s, &username, &refused);
+            let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "throttled", format!("too many failed logins; try again in {} seconds", refused.retry_after_secs()));
+            p.retry_after_secs = Some(refused.retry_after_secs());
+            return p.into_response();
+        }
+    };
     match s.store.verify_login(&username, &req.password).await {
         Ok(user) => {
-            s.login_throttle.lock().unwrap_or_else(|p| p.into_inner()).remove(&username);
+            reservation.succeeded();
             let ttl = Duration::from_secs(s.cfg.portal.session_ttl_secs);
-            let session = match s.store.create_session(user.id, ttl).await {
+            let session = match s.store.open_session(user.id, ttl, Duration::from_secs(s.cfg.portal.session_absolute_secs)).await {
                 Ok(sess) => sess,
                 Err(e) => return store_problem(e).into_response(),
             };
@@ -119,8 +119,7 @@ pub(crate) async fn login(State(s): State<AppState>, Json(req): Json<LoginReques
             ([(header::SET_COOKIE, session_cookie(&session.token, ttl.as_secs()))], body).into_response()
         }
         Err(StoreError::BadCredentials) => {
-            record_failure(&s, &username);
-            tracing::warn!(username = %username, "login failed");
+            tracing::warn!(user_tag = %msgrelay_auth::username_tag(&username), "login failed");
             s.metrics.logins.get_or_create(&Reason { reason: "failure".into() }).inc();
             Problem::new(StatusCode::UNAUTHORIZED, "bad-credentials", "wrong username or password, or the account is disabled").into_response()
         }

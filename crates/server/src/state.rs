@@ -1,7 +1,6 @@
 //! The server's shared state, cheap to clone.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use msgrelay_core::Config;
 use msgrelay_at_rest::AtRestKeys;
@@ -18,9 +17,6 @@ pub struct Keys {
     pub at_rest: AtRestKeys,
 }
 
-/// Failed logins per username: (failures, window start ms).
-pub type LoginThrottle = Mutex<HashMap<String, (u32, i64)>>;
-
 #[derive(Clone)]
 pub struct AppState {
     pub cfg: Arc<Config>,
@@ -29,5 +25,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub keys: Arc<Keys>,
     pub pki: Arc<Pki>,
-    pub login_throttle: Arc<LoginThrottle>,
+    /// Bounded failed-login limiter shared by the login page and the JSON login.
+    pub login_limiter: msgrelay_auth::LoginLimiter,
 }

@@ -14,3 +14,4 @@ mod internal_trust;
 mod portal;
 mod queue_dump;
 mod validation;
+mod login;

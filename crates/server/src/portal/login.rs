@@ -14,9 +14,9 @@ use serde::Deserialize;
 
 use super::error::PageError;
 use super::layout::Layout;
-use super::session::{form_bytes, login_csrf_cookie, login_csrf_ok, parse_form, random_token, CsrfForm, PageUser};
+use super::session::{form_bytes_max, login_csrf_cookie, login_csrf_ok, parse_form, random_token, CsrfForm, PageUser};
 use crate::auth::{cookie, SESSION_COOKIE};
-use crate::portal_api::{record_failure, session_cookie, throttled};
+use crate::portal_api::{client_ip, note_refused, session_cookie, MAX_LOGIN_BODY};
 use crate::AppState;
 
 #[derive(Template)]
@@ -36,13 +36,7 @@ pub struct LoginQuery {
     logged_out: Option<String>,
 }
 
-/// Only local paths are followed after login (no `//host` or `https://…` open redirect).
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && !n.starts_with("/login") => n.to_owned(),
-        _ => "/".to_owned(),
-    }
-}
+use msgrelay_auth::safe_next;
 
 fn render(token: &str, next: &str, username: &str, notice: Option<&'static str>, error: Option<&'static str>, status: StatusCode, set_cookie: bool) -> Response {
     let page = LoginPage {
@@ -88,38 +82,43 @@ struct LoginForm {
 
 pub async fn submit(State(s): State<AppState>, req: Request) -> Result<Response, PageError> {
     let (parts, body) = req.into_parts();
-    let form: LoginForm = parse_form(&form_bytes(Request::from_parts(parts.clone(), body)).await?)?;
+    let form: LoginForm = parse_form(&form_bytes_max(Request::from_parts(parts.clone(), body), MAX_LOGIN_BODY).await?)?;
     if !login_csrf_ok(&parts, &form.csrf_token) {
         tracing::warn!("login form refused: bad CSRF token");
         return Err(PageError::forbidden("The login form has expired or did not come from this site. Open the login page again and retry."));
     }
     let next = safe_next(form.next.as_deref());
+    if form.username.len() > msgrelay_auth::MAX_USERNAME_BYTES {
+        return Ok(render(&form.csrf_token, &next, "", None, Some("Usernames are at most 64 bytes long."), StatusCode::UNPROCESSABLE_ENTITY, false));
+    }
     let username = form.username.trim().to_owned();
     let again = |error: &'static str, status: StatusCode| render(&form.csrf_token, &next, &username, None, Some(error), status, false);
-    if throttled(&s, &username) {
-        tracing::warn!(username = %username, "portal login refused: too many failures");
-        s.metrics.logins.get_or_create(&Reason { reason: "throttled".into() }).inc();
-        let mut resp = again("Too many failed logins for this user. Wait 15 minutes, then try again.", StatusCode::TOO_MANY_REQUESTS);
-        resp.headers_mut().insert(header::RETRY_AFTER, 900.into());
-        return Ok(resp);
-    }
+    let peer = parts.extensions.get::<msgrelay_tls::PeerInfo>();
+    let reservation = match s.login_limiter.reserve(&username, client_ip(peer)) {
+        Ok(r) => r,
+        Err(refused) => {
+            note_refused(&s, &username, &refused);
+            let mut resp = again("Too many failed logins. Wait a while, then try again.", StatusCode::TOO_MANY_REQUESTS);
+            resp.headers_mut().insert(header::RETRY_AFTER, refused.retry_after_secs().into());
+            return Ok(resp);
+        }
+    };
     let user = match s.store.verify_login(&username, &form.password).await {
         Ok(u) => u,
         Err(StoreError::BadCredentials) => {
-            record_failure(&s, &username);
-            tracing::warn!(username = %username, "portal login failed");
+            tracing::warn!(user_tag = %msgrelay_auth::username_tag(&username), "portal login failed");
             s.metrics.logins.get_or_create(&Reason { reason: "failure".into() }).inc();
             return Ok(again("Wrong username or password, or the account is disabled.", StatusCode::UNAUTHORIZED));
         }
         Err(e) => return Err(e.into()),
     };
-    s.login_throttle.lock().unwrap_or_else(|p| p.into_inner()).remove(&username);
+    reservation.succeeded();
     // Rotate: whatever session id the browser had is ended; the new one is fresh.
     if let Some(old) = cookie(&parts, SESSION_COOKIE).filter(|t| !t.is_empty()) {
         s.store.delete_session(&old).await?;
     }
     let ttl = Duration::from_secs(s.cfg.portal.session_ttl_secs);
-    let session = s.store.create_session(user.id, ttl).await?;
+    let session = s.store.open_session(user.id, ttl, Duration::from_secs(s.cfg.portal.session_absolute_secs)).await?;
     tracing::info!(username = %user.username, role = user.role.as_str(), "portal login");
     s.metrics.logins.get_or_create(&Reason { reason: "success".into() }).inc();
     let mut resp = Redirect::to(&next).into_response();
@@ -146,19 +145,5 @@ pub async fn home(u: Result<PageUser, PageError>) -> Redirect {
     match u {
         Ok(u) if u.is_admin() => Redirect::to("/admin"),
         _ => Redirect::to("/messages"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn next_is_local_only() {
-        assert_eq!(safe_next(Some("/messages?page=2")), "/messages?page=2");
-        for bad in ["//evil.example", "https://evil.example", "/\\evil", "evil", "/login?next=/x"] {
-            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
-        }
-        assert_eq!(safe_next(None), "/");
     }
 }

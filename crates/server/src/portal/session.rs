@@ -1,7 +1,7 @@
 //! Authentication of HTML pages: the session cookie only (no Bearer tokens in a browser), and a
 //! CSRF token in a hidden form field on every POST, checked by the [`CsrfForm`] extractor before
 //! the handler runs. The login form itself, having no session yet, uses a double-submit token: a
-//! random value in a `__Host-`-style cookie that must equal the hidden field.
+//! random value in a `__Host-` cookie that must equal the hidden field.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -20,7 +20,7 @@ use crate::auth::{cookie, Caller, Via, SESSION_COOKIE};
 use crate::AppState;
 
 /// Cookie holding the login form's CSRF token (only sent to `/login`).
-pub const LOGIN_CSRF_COOKIE: &str = "msgrelay_login_csrf";
+pub const LOGIN_CSRF_COOKIE: &str = "__Host-msgrelay_login_csrf";
 /// Largest form body accepted.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
@@ -95,7 +95,12 @@ fn csrf_refused() -> PageError {
 
 /// Reads an `application/x-www-form-urlencoded` body of at most [`MAX_FORM_BYTES`].
 pub async fn form_bytes(req: Request) -> Result<axum::body::Bytes, PageError> {
-    axum::body::to_bytes(req.into_body(), MAX_FORM_BYTES).await.map_err(|_| PageError::page(StatusCode::PAYLOAD_TOO_LARGE, "Form too large", "The submitted form is larger than the server accepts."))
+    form_bytes_max(req, MAX_FORM_BYTES).await
+}
+
+/// Reads a form body of at most `max` bytes.
+pub async fn form_bytes_max(req: Request, max: usize) -> Result<axum::body::Bytes, PageError> {
+    axum::body::to_bytes(req.into_body(), max).await.map_err(|_| PageError::page(StatusCode::PAYLOAD_TOO_LARGE, "Form too large", "The submitted form is larger than the server accepts."))
 }
 
 /// Parses a form body; a malformed one is a 400 page naming no internals.
@@ -141,9 +146,9 @@ pub fn random_token() -> String {
     B64URL.encode(b)
 }
 
-/// The login form's CSRF cookie (scoped to `/login`, gone after an hour or a login).
+/// The login form's CSRF cookie (`__Host-`: Secure, Path=/, no Domain; gone after an hour or a login).
 pub fn login_csrf_cookie(token: &str, max_age_secs: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("{LOGIN_CSRF_COOKIE}={token}; Path=/login; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}"))
+    HeaderValue::from_str(&format!("{LOGIN_CSRF_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}"))
         .expect("token is base64url")
 }
 

@@ -78,7 +78,7 @@ async fn forms_need_the_csrf_token() {
 async fn login_form_needs_its_token_and_rotates_the_session() {
     let app = spawn_app().await;
     let form = app.get("/login", &Session::default()).await;
-    let pre = form.set_cookie("msgrelay_login_csrf").unwrap();
+    let pre = form.set_cookie("__Host-msgrelay_login_csrf").unwrap();
     let token = hidden_value(&form.body, "csrf_token").unwrap();
     let body = |t: &str| serde_urlencoded::to_string([("csrf_token", t), ("username", "alice"), ("password", PASSWORD)]).unwrap();
     // No cookie, wrong token.
@@ -97,7 +97,7 @@ async fn login_form_needs_its_token_and_rotates_the_session() {
     let both = Session { cookie: format!("{pre}; {}", old.cookie), csrf: String::new() };
     let r = app.request(Method::POST, "/login", &both, Some(body(&token)), None).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let new = r.set_cookie("msgrelay_session").unwrap();
+    let new = r.set_cookie("__Host-msgrelay_session").unwrap();
     assert_ne!(new, old.cookie);
     assert!(app.get("/messages", &old).await.location().starts_with("/login"));
     assert_eq!(app.get("/messages", &Session { cookie: new, csrf: String::new() }).await.status, StatusCode::OK);
@@ -114,7 +114,7 @@ async fn a_logged_out_cookie_is_dead() {
     let alice = app.login("alice").await;
     let r = app.post_form("/logout", &alice, &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert!(r.headers.get_all("set-cookie").iter().any(|v| v.to_str().unwrap().starts_with("msgrelay_session=;")));
+    assert!(r.headers.get_all("set-cookie").iter().any(|v| v.to_str().unwrap().starts_with("__Host-msgrelay_session=;")));
     // The browser forgot the cookie; an attacker who kept a copy gets nothing.
     let page = app.get("/messages", &alice).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);

@@ -152,12 +152,12 @@ impl TestApp {
     pub async fn login(&self, username: &str) -> Session {
         let form = self.get("/login", &Session::default()).await;
         assert_eq!(form.status, StatusCode::OK);
-        let pre = form.set_cookie("msgrelay_login_csrf").expect("login CSRF cookie");
+        let pre = form.set_cookie("__Host-msgrelay_login_csrf").expect("login CSRF cookie");
         let token = hidden_value(&form.body, "csrf_token").expect("csrf field");
         let body = serde_urlencoded::to_string([("csrf_token", token.as_str()), ("username", username), ("password", PASSWORD), ("next", "/messages")]).unwrap();
         let r = self.request(Method::POST, "/login", &Session { cookie: pre, csrf: String::new() }, Some(body), None).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "login of {username}: {}", r.body);
-        let cookie = r.set_cookie("msgrelay_session").expect("session cookie");
+        let cookie = r.set_cookie("__Host-msgrelay_session").expect("session cookie");
         let mut s = Session { cookie, csrf: String::new() };
         let page = self.get("/messages", &s).await;
         s.csrf = hidden_value(&page.body, "csrf_token").expect("csrf in the logout form");
