@@ -84,8 +84,13 @@ async fn forged_queue_entries_are_dead_lettered_and_never_stored() {
         metrics(server_ops).await.contains("msgrelay_payloads_refused_total{reason=\"unknown_key\"}").then_some(())
     })
     .await;
-    let stats = relay.queue_stats().await;
-    assert_eq!(stats.failed, n as u64, "kept in the queue as failed, for the operator");
+    // The counter moves when the worker decides; the queue's writer commits the dead letter a
+    // moment later (group commit), so poll the queue rather than read it once.
+    let relay_ref = &relay;
+    wait_for("the forged entries to be kept in the queue as failed, for the operator", DEADLINE, || async move {
+        (relay_ref.queue_stats().await.failed == n as u64).then_some(())
+    })
+    .await;
 
     // Control: a genuine message goes through the same worker and server.
     relay.start_proxy(&[]).await;
