@@ -16,10 +16,20 @@ use crate::AppState;
 pub const SESSION_COOKIE: &str = "__Host-msgrelay_session";
 
 /// How the caller authenticated.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Via {
     Session { token: String, csrf: String },
     Bearer,
+}
+
+/// Redacted: a session id or CSRF token in a log is a stolen session.
+impl std::fmt::Debug for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Via::Session { .. } => f.write_str("Session { token: ***, csrf: *** }"),
+            Via::Bearer => f.write_str("Bearer"),
+        }
+    }
 }
 
 /// An authenticated portal caller.

@@ -25,11 +25,28 @@ pub const LOGIN_CSRF_COOKIE: &str = "__Host-msgrelay_login_csrf";
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// A user with a live portal session.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PageUser {
     pub user: User,
     pub token: String,
     pub csrf: String,
+}
+
+/// Redacted: the session id and CSRF token never reach a log.
+impl std::fmt::Debug for PageUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageUser").field("user", &self.user).field("token", &"***").field("csrf", &"***").finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debug_redacts_session_secrets() {
+        let u = super::PageUser { user: msgrelay_store::User { id: 1, username: "u".into(), role: msgrelay_core::Role::User, disabled: false, created_at_ms: 0, last_login_at_ms: None }, token: "sekrit-token".into(), csrf: "sekrit-csrf".into() };
+        let d = format!("{u:?} {:?}", u.caller());
+        assert!(!d.contains("sekrit"), "{d}");
+    }
 }
 
 impl PageUser {
