@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
 use msgrelay_core::Role;
 use msgrelay_ops::Problem;
-use msgrelay_store::User;
+use msgrelay_store::{TokenScope, User};
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
@@ -19,7 +19,8 @@ pub const SESSION_COOKIE: &str = "__Host-msgrelay_session";
 #[derive(Clone)]
 pub enum Via {
     Session { token: String, csrf: String },
-    Bearer,
+    /// An API token; its scope limits what it may do (`read`: the message API only).
+    Bearer { scope: TokenScope },
 }
 
 /// Redacted: a session id or CSRF token in a log is a stolen session.
@@ -27,7 +28,7 @@ impl std::fmt::Debug for Via {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Via::Session { .. } => f.write_str("Session { token: ***, csrf: *** }"),
-            Via::Bearer => f.write_str("Bearer"),
+            Via::Bearer { scope } => write!(f, "Bearer {{ scope: {} }}", scope.as_str()),
         }
     }
 }
@@ -77,8 +78,10 @@ impl FromRequestParts<AppState> for Caller {
         };
         if let Some(auth) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
             let token = auth.strip_prefix("Bearer ").ok_or_else(|| unauthorized("use `Authorization: Bearer <token>`"))?;
-            let user = state.store.authenticate_api_token(token.trim()).await.map_err(db_error)?;
-            return user.map(|user| Caller { user, via: Via::Bearer }).ok_or_else(|| unauthorized("invalid or revoked API token"));
+            let auth = state.store.authenticate_scoped_api_token(token.trim()).await.map_err(db_error)?;
+            return auth
+                .map(|a| Caller { user: a.user, via: Via::Bearer { scope: a.scope } })
+                .ok_or_else(|| unauthorized("invalid, expired or revoked API token"));
         }
         let token = cookie(parts, SESSION_COOKIE).ok_or_else(|| unauthorized("log in first (POST /api/v1/auth/login)"))?;
         let (user, csrf) = state.store.get_session(&token).await.map_err(db_error)?.ok_or_else(|| unauthorized("session expired or logged out"))?;
@@ -101,6 +104,11 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let caller = Caller::from_request_parts(parts, state).await?;
+        if let Via::Bearer { scope } = caller.via {
+            if !scope.allows(TokenScope::Admin) {
+                return Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "this API token has the read scope; the admin API needs an admin-scope token"));
+            }
+        }
         if caller.is_admin() {
             Ok(Admin(caller))
         } else {

@@ -144,7 +144,7 @@ pub(crate) async fn logout(State(s): State<AppState>, caller: Caller) -> Respons
 pub(crate) async fn me(caller: Caller) -> Response {
     let csrf = match &caller.via {
         Via::Session { csrf, .. } => Some(csrf.clone()),
-        Via::Bearer => None,
+        Via::Bearer { .. } => None,
     };
     Json(serde_json::json!({"username": caller.user.username, "role": caller.user.role.as_str(), "csrf_token": csrf})).into_response()
 }

@@ -173,3 +173,29 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// A token made with `msgrelay admin token create`; the token is the second line of the output.
+async fn cli_token(relay: &TestRelay, scope: &str) -> String {
+    let out = crate::support::run(relay.cli(&["admin", "token", "create", "--username", "admin", "--name", scope, "--scope", scope, "--days", "1"])).await;
+    assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().nth(1).expect("the token line").trim().to_owned()
+}
+
+async fn status_with_token(relay: &TestRelay, token: &str, path: &str) -> StatusCode {
+    let url = format!("https://localhost:{}{path}", relay.portal_addr().port());
+    relay.portal_raw_client(None).get(url).bearer_auth(token).send().await.expect("request").status()
+}
+
+#[tokio::test]
+async fn a_read_scope_token_of_an_admin_cannot_use_the_admin_api() {
+    let relay = TestRelay::up(&[]).await;
+    let read = cli_token(&relay, "read").await;
+    let admin = cli_token(&relay, "admin").await;
+    // The legitimate uses: read scope on the message API, admin scope on the admin API.
+    assert_eq!(status_with_token(&relay, &read, "/api/v1/messages").await, StatusCode::OK);
+    assert_eq!(status_with_token(&relay, &admin, "/api/v1/admin/users").await, StatusCode::OK);
+    // The attack: the administrator's read-only token (e.g. leaked from a reporting script).
+    assert_eq!(status_with_token(&relay, &read, "/api/v1/admin/users").await, StatusCode::FORBIDDEN);
+    // And a made-up token is no token at all.
+    assert_eq!(status_with_token(&relay, "mrt_not-a-token", "/api/v1/messages").await, StatusCode::UNAUTHORIZED);
+}
