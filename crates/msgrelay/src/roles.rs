@@ -40,6 +40,7 @@ fn logging(cfg: &Config) -> Option<impl Drop> {
 }
 
 /// Runs `role` until Ctrl-C, SIGTERM or `stop`.
+#[cfg_attr(not(windows), allow(dead_code))] // used by the Windows service entry point
 pub async fn run(role: crate::service::ServiceRole, cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     use crate::service::ServiceRole;
     match role {

@@ -21,6 +21,7 @@ pub enum ServiceRole {
 
 impl ServiceRole {
     /// The role's name as used in service names and on the command line.
+    #[cfg_attr(not(windows), allow(dead_code))] // used by the Windows service entry point
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Proxy => "proxy",
@@ -88,6 +89,7 @@ pub struct NameArgs {
 
 impl NameArgs {
     /// The service name given, or the role's default.
+    #[cfg_attr(not(windows), allow(dead_code))] // used by the Windows service entry point
     pub fn service_name(&self) -> String {
         self.name.clone().unwrap_or_else(|| default_name(self.role.unwrap_or(ServiceRole::Up)))
     }
@@ -102,12 +104,14 @@ pub struct RunArgs {
 }
 
 /// `msgrelay-<role>`.
+#[cfg_attr(not(windows), allow(dead_code))] // used by the Windows service entry point
 pub fn default_name(role: ServiceRole) -> String {
     format!("msgrelay-{}", role.as_str())
 }
 
 /// What `install` records so the service finds the same state as the admin who installed it.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(not(windows), allow(dead_code))] // used by the Windows service entry point
 pub struct Location {
     pub config: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
