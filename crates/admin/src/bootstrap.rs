@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use msgrelay_core::{ClientId, Config, Role};
 use msgrelay_at_rest::AtRestKeys;
+use msgrelay_core::{ClientId, Config, Role};
 use msgrelay_sealing::SealingKeyPair;
 use msgrelay_store::Store;
 use msgrelay_tls::Pki;
@@ -157,7 +157,12 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> Result<InitReport, AdminE
     }
     if let Some(dir) = &demo_bundle {
         secrets.push(dir.clone());
-        secrets.extend(std::fs::read_dir(dir).map_err(AdminError::io("listing", dir))?.flatten().map(|e| e.path()));
+        secrets.extend(
+            std::fs::read_dir(dir)
+                .map_err(AdminError::io("listing", dir))?
+                .flatten()
+                .map(|e| e.path()),
+        );
     }
     if cfg!(windows) {
         for path in secrets.iter().filter(|p| p.exists()) {

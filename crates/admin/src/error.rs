@@ -2,8 +2,8 @@
 
 use msgrelay_at_rest::AtRestError;
 use msgrelay_keyfile::KeyFileError;
-use msgrelay_sealing::SealError;
 use msgrelay_queue::QueueError;
+use msgrelay_sealing::SealError;
 use msgrelay_store::StoreError;
 use msgrelay_tls::PkiError;
 use std::path::{Path, PathBuf};

@@ -32,7 +32,9 @@ pub enum AtRestError {
     UnknownKey(String),
     #[error("stored ciphertext is malformed: {0}")]
     Malformed(&'static str),
-    #[error("stored ciphertext failed authentication (corrupted, or moved to another row or column)")]
+    #[error(
+        "stored ciphertext failed authentication (corrupted, or moved to another row or column)"
+    )]
     Unauthentic,
     #[error("encryption failed")]
     Encrypt,
@@ -56,7 +58,12 @@ pub struct AtRestKeys {
 
 impl fmt::Debug for AtRestKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AtRestKeys(current={}, keys={}, ***)", self.current, self.ciphers.len())
+        write!(
+            f,
+            "AtRestKeys(current={}, keys={}, ***)",
+            self.current,
+            self.ciphers.len()
+        )
     }
 }
 
@@ -84,42 +91,65 @@ impl AtRestKeys {
             keys: BTreeMap::from([("k1".to_owned(), random_key_b64())]),
             hmac_key: random_key_b64(),
         };
-        Ok(write_new_secret(path, &serde_json::to_vec_pretty(&file).expect("serializable"))?)
+        Ok(write_new_secret(
+            path,
+            &serde_json::to_vec_pretty(&file).expect("serializable"),
+        )?)
     }
 
     /// Loads and checks the key file.
     pub fn load(path: &Path) -> Result<Self, AtRestError> {
         let bad = |reason: &str| AtRestError::KeyFile(KeyFileError::invalid(path, reason));
-        let file: KeyFile = serde_json::from_slice(&read_secret(path)?).map_err(|_| bad("not a valid at-rest key file"))?;
+        let file: KeyFile = serde_json::from_slice(&read_secret(path)?)
+            .map_err(|_| bad("not a valid at-rest key file"))?;
         let mut ciphers = BTreeMap::new();
         for (id, b64) in &file.keys {
             let bytes = B64.decode(b64).map_err(|_| bad("a key is not base64"))?;
             if bytes.len() != 32 {
                 return Err(bad("a key is not 32 bytes"));
             }
-            ciphers.insert(id.clone(), Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)));
+            ciphers.insert(
+                id.clone(),
+                Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)),
+            );
         }
         if !ciphers.contains_key(&file.current) {
             return Err(bad("`current` names a key that is not in `keys`"));
         }
-        let hmac_key = B64.decode(&file.hmac_key).map_err(|_| bad("hmac_key is not base64"))?;
+        let hmac_key = B64
+            .decode(&file.hmac_key)
+            .map_err(|_| bad("hmac_key is not base64"))?;
         if hmac_key.len() < 32 {
             return Err(bad("hmac_key must be at least 32 bytes"));
         }
-        Ok(Self { current: file.current, ciphers, hmac_key })
+        Ok(Self {
+            current: file.current,
+            ciphers,
+            hmac_key,
+        })
     }
 
     /// Adds a new key and makes it current (old rows stay readable). Returns the new key id.
     pub fn rotate(path: &Path) -> Result<String, AtRestError> {
         let bad = |reason: &str| AtRestError::KeyFile(KeyFileError::invalid(path, reason));
-        let mut file: KeyFile = serde_json::from_slice(&read_secret(path)?).map_err(|_| bad("not a valid at-rest key file"))?;
-        let next = (1..).map(|n| format!("k{n}")).find(|k| !file.keys.contains_key(k)).expect("unbounded");
+        let mut file: KeyFile = serde_json::from_slice(&read_secret(path)?)
+            .map_err(|_| bad("not a valid at-rest key file"))?;
+        let next = (1..)
+            .map(|n| format!("k{n}"))
+            .find(|k| !file.keys.contains_key(k))
+            .expect("unbounded");
         file.keys.insert(next.clone(), random_key_b64());
         file.current = next.clone();
         let tmp = path.with_extension("rotate.tmp");
         let _ = std::fs::remove_file(&tmp);
-        write_new_secret(&tmp, &serde_json::to_vec_pretty(&file).expect("serializable"))?;
-        std::fs::rename(&tmp, path).map_err(|source| KeyFileError::Io { path: path.display().to_string(), source })?;
+        write_new_secret(
+            &tmp,
+            &serde_json::to_vec_pretty(&file).expect("serializable"),
+        )?;
+        std::fs::rename(&tmp, path).map_err(|source| KeyFileError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok(next)
     }
 
@@ -130,39 +160,82 @@ impl AtRestKeys {
 
     /// Keyed hash of a sender number, lowercase hex (what the `sender` filter matches on).
     pub fn sender_hash(&self, sender_number: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.hmac_key).expect("HMAC takes any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.hmac_key)
+            .expect("HMAC takes any key length");
         mac.update(sender_number.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
 
     /// Encrypts both columns of a message with the current key.
-    pub fn encrypt_message(&self, id: &MessageId, sender_number: &str, body: &str) -> Result<EncryptedFields, AtRestError> {
+    pub fn encrypt_message(
+        &self,
+        id: &MessageId,
+        sender_number: &str,
+        body: &str,
+    ) -> Result<EncryptedFields, AtRestError> {
         Ok(EncryptedFields {
             key_id: self.current.clone(),
             encrypted_body: self.encrypt(&self.current, id, "encrypted_body", body.as_bytes())?,
-            encrypted_sender: self.encrypt(&self.current, id, "encrypted_sender", sender_number.as_bytes())?,
+            encrypted_sender: self.encrypt(
+                &self.current,
+                id,
+                "encrypted_sender",
+                sender_number.as_bytes(),
+            )?,
             sender_hash: self.sender_hash(sender_number),
         })
     }
 
     /// Decrypts one column; `column` is `encrypted_body` or `encrypted_sender`.
-    pub fn decrypt(&self, key_id: &str, id: &MessageId, column: &str, data: &[u8]) -> Result<String, AtRestError> {
-        let cipher = self.ciphers.get(key_id).ok_or_else(|| AtRestError::UnknownKey(key_id.to_owned()))?;
+    pub fn decrypt(
+        &self,
+        key_id: &str,
+        id: &MessageId,
+        column: &str,
+        data: &[u8],
+    ) -> Result<String, AtRestError> {
+        let cipher = self
+            .ciphers
+            .get(key_id)
+            .ok_or_else(|| AtRestError::UnknownKey(key_id.to_owned()))?;
         if data.len() < NONCE + 16 {
             return Err(AtRestError::Malformed("ciphertext too short"));
         }
         let aad = aad(id, column);
         let plain = cipher
-            .decrypt(Nonce::from_slice(&data[..NONCE]), Payload { msg: &data[NONCE..], aad: &aad })
+            .decrypt(
+                Nonce::from_slice(&data[..NONCE]),
+                Payload {
+                    msg: &data[NONCE..],
+                    aad: &aad,
+                },
+            )
             .map_err(|_| AtRestError::Unauthentic)?;
         String::from_utf8(plain).map_err(|_| AtRestError::Malformed("not UTF-8"))
     }
 
-    fn encrypt(&self, key_id: &str, id: &MessageId, column: &str, plain: &[u8]) -> Result<Vec<u8>, AtRestError> {
-        let cipher = self.ciphers.get(key_id).ok_or_else(|| AtRestError::UnknownKey(key_id.to_owned()))?;
+    fn encrypt(
+        &self,
+        key_id: &str,
+        id: &MessageId,
+        column: &str,
+        plain: &[u8],
+    ) -> Result<Vec<u8>, AtRestError> {
+        let cipher = self
+            .ciphers
+            .get(key_id)
+            .ok_or_else(|| AtRestError::UnknownKey(key_id.to_owned()))?;
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let aad = aad(id, column);
-        let ct = cipher.encrypt(&nonce, Payload { msg: plain, aad: &aad }).map_err(|_| AtRestError::Encrypt)?;
+        let ct = cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plain,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| AtRestError::Encrypt)?;
         let mut out = Vec::with_capacity(NONCE + ct.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
@@ -194,12 +267,31 @@ mod tests {
     fn round_trip_and_no_swapping() {
         let (path, keys) = temp_keys();
         let id = MessageId::new();
-        let enc = keys.encrypt_message(&id, "+15551234567", "hello world").unwrap();
-        assert_eq!(keys.decrypt(&enc.key_id, &id, "encrypted_body", &enc.encrypted_body).unwrap(), "hello world");
-        assert_eq!(keys.decrypt(&enc.key_id, &id, "encrypted_sender", &enc.encrypted_sender).unwrap(), "+15551234567");
+        let enc = keys
+            .encrypt_message(&id, "+15551234567", "hello world")
+            .unwrap();
+        assert_eq!(
+            keys.decrypt(&enc.key_id, &id, "encrypted_body", &enc.encrypted_body)
+                .unwrap(),
+            "hello world"
+        );
+        assert_eq!(
+            keys.decrypt(&enc.key_id, &id, "encrypted_sender", &enc.encrypted_sender)
+                .unwrap(),
+            "+15551234567"
+        );
         // Swapped column or row fails authentication.
-        assert!(keys.decrypt(&enc.key_id, &id, "encrypted_sender", &enc.encrypted_body).is_err());
-        assert!(keys.decrypt(&enc.key_id, &MessageId::new(), "encrypted_body", &enc.encrypted_body).is_err());
+        assert!(keys
+            .decrypt(&enc.key_id, &id, "encrypted_sender", &enc.encrypted_body)
+            .is_err());
+        assert!(keys
+            .decrypt(
+                &enc.key_id,
+                &MessageId::new(),
+                "encrypted_body",
+                &enc.encrypted_body
+            )
+            .is_err());
         assert_eq!(enc.sender_hash, keys.sender_hash("+15551234567"));
         assert_ne!(enc.sender_hash, keys.sender_hash("+15551234568"));
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
@@ -213,7 +305,12 @@ mod tests {
         assert_eq!(AtRestKeys::rotate(&path).unwrap(), "k2");
         let keys2 = AtRestKeys::load(&path).unwrap();
         assert_eq!(keys2.current_key_id(), "k2");
-        assert_eq!(keys2.decrypt(&old.key_id, &id, "encrypted_body", &old.encrypted_body).unwrap(), "before");
+        assert_eq!(
+            keys2
+                .decrypt(&old.key_id, &id, "encrypted_body", &old.encrypted_body)
+                .unwrap(),
+            "before"
+        );
         assert_eq!(keys2.sender_hash("+15551234567"), old.sender_hash);
         assert!(!AtRestKeys::create_if_missing(&path).unwrap());
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();

@@ -78,7 +78,10 @@ pub struct LoginLimiter {
 
 impl std::fmt::Debug for LoginLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginLimiter").field("limits", &self.limits).field("entries", &self.len()).finish()
+        f.debug_struct("LoginLimiter")
+            .field("limits", &self.limits)
+            .field("entries", &self.len())
+            .finish()
     }
 }
 
@@ -163,23 +166,42 @@ impl LoginLimiter {
         let (user, ipk) = (Key::UserAtIp(user_key(username, &ipk)), Key::Ip(ipk));
         let window = self.limits.window;
         let mut map = self.lock();
-        let live = |w: Option<&Window>| w.copied().filter(|w| now.duration_since(w.started) < window);
-        for (key, limit, name) in [(user, self.limits.per_user, "user"), (ipk, self.limits.per_ip, "ip")] {
+        let live = |w: Option<&Window>| {
+            w.copied()
+                .filter(|w| now.duration_since(w.started) < window)
+        };
+        for (key, limit, name) in [
+            (user, self.limits.per_user, "user"),
+            (ipk, self.limits.per_ip, "ip"),
+        ] {
             if let Some(w) = live(map.get(&key)) {
                 if w.count >= limit {
-                    return Err(Refused { retry_after: window - now.duration_since(w.started), limit: name });
+                    return Err(Refused {
+                        retry_after: window - now.duration_since(w.started),
+                        limit: name,
+                    });
                 }
             }
         }
         for key in [user, ipk] {
             let next = match live(map.get(&key)) {
-                Some(w) => Window { count: w.count + 1, ..w },
-                None => Window { count: 1, started: now },
+                Some(w) => Window {
+                    count: w.count + 1,
+                    ..w
+                },
+                None => Window {
+                    count: 1,
+                    started: now,
+                },
             };
             map.insert(key, next);
         }
         drop(map);
-        Ok(Reservation { limiter: self.clone(), user, ip: ipk })
+        Ok(Reservation {
+            limiter: self.clone(),
+            user,
+            ip: ipk,
+        })
     }
 }
 
@@ -188,7 +210,12 @@ mod tests {
     use super::*;
 
     fn limiter(per_user: u32, per_ip: u32, capacity: usize) -> LoginLimiter {
-        LoginLimiter::new(LoginLimits { per_user, per_ip, window: Duration::from_secs(60), capacity })
+        LoginLimiter::new(LoginLimits {
+            per_user,
+            per_ip,
+            window: Duration::from_secs(60),
+            capacity,
+        })
     }
 
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
@@ -234,8 +261,13 @@ mod tests {
         let l = limiter(1, 100, 1000);
         let t0 = Instant::now();
         drop(l.reserve_at("admin", A, t0).unwrap());
-        assert!(l.reserve_at("admin", A, t0 + Duration::from_secs(59)).is_err());
-        drop(l.reserve_at("admin", A, t0 + Duration::from_secs(60)).unwrap());
+        assert!(l
+            .reserve_at("admin", A, t0 + Duration::from_secs(59))
+            .is_err());
+        drop(
+            l.reserve_at("admin", A, t0 + Duration::from_secs(60))
+                .unwrap(),
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ const MAX_NEXT: usize = 2048;
 fn plain(s: &str) -> bool {
     s.starts_with('/')
         && !s.starts_with("//")
-        && !s.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+        && !s
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
 }
 
 /// Percent-decodes `s` once (invalid escapes stay as they are).
@@ -57,7 +59,13 @@ mod tests {
 
     #[test]
     fn local_paths_pass() {
-        for ok in ["/", "/messages?page=2&status=delivered", "/messages/0b7e-1", "/admin/users#x", "/a%41b"] {
+        for ok in [
+            "/",
+            "/messages?page=2&status=delivered",
+            "/messages/0b7e-1",
+            "/admin/users#x",
+            "/a%41b",
+        ] {
             assert_eq!(local_path(ok), Some(ok), "{ok}");
             assert_eq!(safe_next(Some(ok)), ok);
         }

@@ -18,7 +18,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: &str, reason: impl Into<String>) -> Self {
-        Self { key: key.to_owned(), reason: reason.into() }
+        Self {
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -152,10 +155,17 @@ impl DatabaseLocation {
     /// opens read-write and creates the file) becomes a path, resolved against `base` when
     /// relative; anything else is a server URL.
     pub fn from_setting(url: &str, base: &Path) -> Self {
-        match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        match url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
             Some(rest) => {
                 let path = Path::new(rest.split_once('?').map_or(rest, |(p, _)| p));
-                Self::Sqlite(if path_is_absolute(path) { path.to_path_buf() } else { base.join(path) })
+                Self::Sqlite(if path_is_absolute(path) {
+                    path.to_path_buf()
+                } else {
+                    base.join(path)
+                })
             }
             None => Self::Server(url.to_owned()),
         }
@@ -169,7 +179,10 @@ fn path_is_absolute(p: &Path) -> bool {
     let b = s.as_bytes();
     p.is_absolute()
         || s.starts_with("\\\\")
-        || (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/'))
+        || (b.len() >= 3
+            && b[0].is_ascii_alphabetic()
+            && b[1] == b':'
+            && (b[2] == b'\\' || b[2] == b'/'))
 }
 
 impl std::fmt::Debug for DatabaseLocation {
@@ -259,7 +272,10 @@ impl Default for ProxyConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9443".into(), max_payload_age_days: 30 }
+        Self {
+            listen: "127.0.0.1:9443".into(),
+            max_payload_age_days: 30,
+        }
     }
 }
 
@@ -280,7 +296,9 @@ impl Default for PortalConfig {
 
 impl Default for OpsConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9100".into() }
+        Self {
+            listen: "127.0.0.1:9100".into(),
+        }
     }
 }
 
@@ -322,7 +340,10 @@ impl Default for QueueConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: "sqlite://msgrelay.db".into(), max_connections: 8 }
+        Self {
+            url: "sqlite://msgrelay.db".into(),
+            max_connections: 8,
+        }
     }
 }
 
@@ -343,13 +364,20 @@ impl Default for WorkerConfig {
 
 impl Default for ValidationConfig {
     fn default() -> Self {
-        Self { allow_alphanumeric_senders: false, max_message_chars: 4096 }
+        Self {
+            allow_alphanumeric_senders: false,
+            max_message_chars: 4096,
+        }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into(), dir: PathBuf::from("logs"), keep_days: 30 }
+        Self {
+            level: "info".into(),
+            dir: PathBuf::from("logs"),
+            keep_days: 30,
+        }
     }
 }
 
@@ -360,11 +388,18 @@ impl Config {
         Self::load_with_env(file, data_dir, env_provider("MSGRELAY_"))
     }
 
-    fn load_with_env(file: Option<&Path>, data_dir: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+    fn load_with_env(
+        file: Option<&Path>,
+        data_dir: Option<&Path>,
+        env: Env,
+    ) -> Result<Self, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             if !file.is_file() {
-                return Err(ConfigError::new("--config", format!("file {} not found", file.display())));
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("file {} not found", file.display()),
+                ));
             }
             fig = fig.merge(Toml::file(file));
         }
@@ -401,78 +436,154 @@ impl Config {
             ("portal.listen", &self.portal.listen),
             ("ops.listen", &self.ops.listen),
         ] {
-            value
-                .parse::<SocketAddr>()
-                .map_err(|_| ConfigError::new(key, format!("'{value}' is not an address like 127.0.0.1:8443")))?;
+            value.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new(
+                    key,
+                    format!("'{value}' is not an address like 127.0.0.1:8443"),
+                )
+            })?;
         }
         let ops: SocketAddr = self.ops.listen.parse().expect("checked above");
         if !ops.ip().is_loopback() {
-            return Err(ConfigError::new("ops.listen", "the ops listener is plain HTTP and must bind a loopback address"));
+            return Err(ConfigError::new(
+                "ops.listen",
+                "the ops listener is plain HTTP and must bind a loopback address",
+            ));
         }
-        for (key, url) in [("proxy.main_server_url", &self.proxy.main_server_url), ("worker.main_server_url", &self.worker.main_server_url)] {
+        for (key, url) in [
+            ("proxy.main_server_url", &self.proxy.main_server_url),
+            ("worker.main_server_url", &self.worker.main_server_url),
+        ] {
             if !url.starts_with("https://") {
-                return Err(ConfigError::new(key, format!("'{url}' must be an https:// URL (mutual TLS)")));
+                return Err(ConfigError::new(
+                    key,
+                    format!("'{url}' must be an https:// URL (mutual TLS)"),
+                ));
             }
         }
         if self.proxy.domains.is_empty() {
-            return Err(ConfigError::new("proxy.domains", "list at least one domain name"));
+            return Err(ConfigError::new(
+                "proxy.domains",
+                "list at least one domain name",
+            ));
         }
         if let Some(bad) = self.proxy.domains.iter().find(|d| !valid_dns_name(d)) {
-            return Err(ConfigError::new("proxy.domains", format!("'{bad}' is not a DNS name")));
+            return Err(ConfigError::new(
+                "proxy.domains",
+                format!("'{bad}' is not a DNS name"),
+            ));
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.proxy.max_body_bytes) {
-            return Err(ConfigError::new("proxy.max_body_bytes", "must be between 1024 and 16777216"));
+            return Err(ConfigError::new(
+                "proxy.max_body_bytes",
+                "must be between 1024 and 16777216",
+            ));
         }
         if !(1..=3650).contains(&self.server.max_payload_age_days) {
-            return Err(ConfigError::new("server.max_payload_age_days", "must be between 1 and 3650"));
+            return Err(ConfigError::new(
+                "server.max_payload_age_days",
+                "must be between 1 and 3650",
+            ));
         }
         self.validate_durations()?;
         self.validate_http()?;
         let p = &self.portal;
         if !(1..=30 * 86_400).contains(&p.session_absolute_secs) {
-            return Err(ConfigError::new("portal.session_absolute_secs", "must be between 1 and 2592000 (30 days)"));
+            return Err(ConfigError::new(
+                "portal.session_absolute_secs",
+                "must be between 1 and 2592000 (30 days)",
+            ));
         }
         if !(1..=1_000_000).contains(&p.login_max_failures_per_user) {
-            return Err(ConfigError::new("portal.login_max_failures_per_user", "must be between 1 and 1000000"));
+            return Err(ConfigError::new(
+                "portal.login_max_failures_per_user",
+                "must be between 1 and 1000000",
+            ));
         }
         if !(1..=1_000_000).contains(&p.login_max_failures_per_ip) {
-            return Err(ConfigError::new("portal.login_max_failures_per_ip", "must be between 1 and 1000000"));
+            return Err(ConfigError::new(
+                "portal.login_max_failures_per_ip",
+                "must be between 1 and 1000000",
+            ));
         }
         if !(1..=86_400).contains(&p.login_window_secs) {
-            return Err(ConfigError::new("portal.login_window_secs", "must be between 1 and 86400"));
+            return Err(ConfigError::new(
+                "portal.login_window_secs",
+                "must be between 1 and 86400",
+            ));
         }
         if !(100..=10_000_000).contains(&p.login_limiter_capacity) {
-            return Err(ConfigError::new("portal.login_limiter_capacity", "must be between 100 and 10000000"));
+            return Err(ConfigError::new(
+                "portal.login_limiter_capacity",
+                "must be between 100 and 10000000",
+            ));
         }
         if p.password_hash_concurrency > 256 {
-            return Err(ConfigError::new("portal.password_hash_concurrency", "must be between 0 (one per core) and 256"));
+            return Err(ConfigError::new(
+                "portal.password_hash_concurrency",
+                "must be between 0 (one per core) and 256",
+            ));
         }
         if self.queue.backend == QueueBackend::Redis
-            && !(self.queue.redis_url.starts_with("redis://") || self.queue.redis_url.starts_with("rediss://"))
+            && !(self.queue.redis_url.starts_with("redis://")
+                || self.queue.redis_url.starts_with("rediss://"))
         {
-            return Err(ConfigError::new("queue.redis_url", "must start with redis:// or rediss://"));
+            return Err(ConfigError::new(
+                "queue.redis_url",
+                "must start with redis:// or rediss://",
+            ));
         }
         let prefix_ok = !self.queue.key_prefix.is_empty()
             && self.queue.key_prefix.len() <= 64
-            && self.queue.key_prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+            && self
+                .queue
+                .key_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
         if !prefix_ok {
-            return Err(ConfigError::new("queue.key_prefix", "must be 1-64 characters of letters, digits, '-', '_', '.', ':'"));
+            return Err(ConfigError::new(
+                "queue.key_prefix",
+                "must be 1-64 characters of letters, digits, '-', '_', '.', ':'",
+            ));
         }
-        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("mysql://") || self.database.url.starts_with("mariadb://")) {
-            return Err(ConfigError::new("database.url", "must start with sqlite:// or mysql://"));
+        if !(self.database.url.starts_with("sqlite:")
+            || self.database.url.starts_with("mysql://")
+            || self.database.url.starts_with("mariadb://"))
+        {
+            return Err(ConfigError::new(
+                "database.url",
+                "must start with sqlite:// or mysql://",
+            ));
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError::new("database.max_connections", "must be at least 1"));
+            return Err(ConfigError::new(
+                "database.max_connections",
+                "must be at least 1",
+            ));
         }
         let w = &self.worker;
-        if w.name.len() > 64 || !w.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-            return Err(ConfigError::new("worker.name", "must be at most 64 letters, digits, '-', '_' or '.'"));
+        if w.name.len() > 64
+            || !w
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(ConfigError::new(
+                "worker.name",
+                "must be at most 64 letters, digits, '-', '_' or '.'",
+            ));
         }
         if !(1..=1024).contains(&w.concurrency) {
-            return Err(ConfigError::new("worker.concurrency", "must be between 1 and 1024"));
+            return Err(ConfigError::new(
+                "worker.concurrency",
+                "must be between 1 and 1024",
+            ));
         }
         if !(1..=1000).contains(&w.batch_size) {
-            return Err(ConfigError::new("worker.batch_size", "must be between 1 and 1000"));
+            return Err(ConfigError::new(
+                "worker.batch_size",
+                "must be between 1 and 1000",
+            ));
         }
         if w.lease_secs <= w.delivery_timeout_secs {
             return Err(ConfigError::new(
@@ -484,7 +595,10 @@ impl Config {
             ));
         }
         if !(1..=1_000_000).contains(&self.validation.max_message_chars) {
-            return Err(ConfigError::new("validation.max_message_chars", "must be between 1 and 1000000"));
+            return Err(ConfigError::new(
+                "validation.max_message_chars",
+                "must be between 1 and 1000000",
+            ));
         }
         Ok(())
     }
@@ -501,7 +615,9 @@ impl std::fmt::Debug for DatabaseConfig {
 
 /// A URL with the password of its `user:password@` part replaced by `***`.
 pub fn redact_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     match authority.rsplit_once('@') {
@@ -520,11 +636,31 @@ impl Config {
     fn validate_durations(&self) -> Result<(), ConfigError> {
         let w = &self.worker;
         for (key, value, lo, hi) in [
-            ("proxy.revocation_refresh_secs", self.proxy.revocation_refresh_secs, 1, DAY),
-            ("proxy.crl_grace_secs", self.proxy.crl_grace_secs, 0, 30 * DAY),
-            ("portal.session_ttl_secs", self.portal.session_ttl_secs, 60, 30 * DAY),
+            (
+                "proxy.revocation_refresh_secs",
+                self.proxy.revocation_refresh_secs,
+                1,
+                DAY,
+            ),
+            (
+                "proxy.crl_grace_secs",
+                self.proxy.crl_grace_secs,
+                0,
+                30 * DAY,
+            ),
+            (
+                "portal.session_ttl_secs",
+                self.portal.session_ttl_secs,
+                60,
+                30 * DAY,
+            ),
             ("worker.lease_secs", w.lease_secs, 2, DAY),
-            ("worker.delivery_timeout_secs", w.delivery_timeout_secs, 1, HOUR),
+            (
+                "worker.delivery_timeout_secs",
+                w.delivery_timeout_secs,
+                1,
+                HOUR,
+            ),
             ("worker.retry_interval_secs", w.retry_interval_secs, 1, DAY),
         ] {
             in_range(key, value, lo, hi)?;
@@ -535,17 +671,62 @@ impl Config {
     fn validate_http(&self) -> Result<(), ConfigError> {
         let h = &self.http;
         for (key, value, lo, hi) in [
-            ("http.tls_handshake_timeout_secs", h.tls_handshake_timeout_secs, 1, HOUR),
-            ("http.header_read_timeout_secs", h.header_read_timeout_secs, 1, HOUR),
-            ("http.body_read_timeout_secs", h.body_read_timeout_secs, 1, HOUR),
+            (
+                "http.tls_handshake_timeout_secs",
+                h.tls_handshake_timeout_secs,
+                1,
+                HOUR,
+            ),
+            (
+                "http.header_read_timeout_secs",
+                h.header_read_timeout_secs,
+                1,
+                HOUR,
+            ),
+            (
+                "http.body_read_timeout_secs",
+                h.body_read_timeout_secs,
+                1,
+                HOUR,
+            ),
             ("http.request_timeout_secs", h.request_timeout_secs, 1, HOUR),
             ("http.idle_timeout_secs", h.idle_timeout_secs, 1, DAY),
-            ("http.h2_keepalive_interval_secs", h.h2_keepalive_interval_secs, 1, HOUR),
-            ("http.h2_keepalive_timeout_secs", h.h2_keepalive_timeout_secs, 1, HOUR),
-            ("http.h2_max_concurrent_streams", u64::from(h.h2_max_concurrent_streams), 1, 10_000),
-            ("http.max_connections", h.max_connections as u64, 1, 1_000_000),
-            ("http.max_connections_per_ip", h.max_connections_per_ip as u64, 1, h.max_connections as u64),
-            ("http.drain_max_bytes", h.drain_max_bytes, 0, 64 * 1024 * 1024),
+            (
+                "http.h2_keepalive_interval_secs",
+                h.h2_keepalive_interval_secs,
+                1,
+                HOUR,
+            ),
+            (
+                "http.h2_keepalive_timeout_secs",
+                h.h2_keepalive_timeout_secs,
+                1,
+                HOUR,
+            ),
+            (
+                "http.h2_max_concurrent_streams",
+                u64::from(h.h2_max_concurrent_streams),
+                1,
+                10_000,
+            ),
+            (
+                "http.max_connections",
+                h.max_connections as u64,
+                1,
+                1_000_000,
+            ),
+            (
+                "http.max_connections_per_ip",
+                h.max_connections_per_ip as u64,
+                1,
+                h.max_connections as u64,
+            ),
+            (
+                "http.drain_max_bytes",
+                h.drain_max_bytes,
+                0,
+                64 * 1024 * 1024,
+            ),
         ] {
             in_range(key, value, lo, hi)?;
         }
@@ -560,7 +741,10 @@ fn in_range(key: &str, value: u64, lo: u64, hi: u64) -> Result<(), ConfigError> 
     if (lo..=hi).contains(&value) {
         Ok(())
     } else {
-        Err(ConfigError::new(key, format!("{value} is out of range; must be between {lo} and {hi}")))
+        Err(ConfigError::new(
+            key,
+            format!("{value} is out of range; must be between {lo} and {hi}"),
+        ))
     }
 }
 
@@ -568,7 +752,11 @@ fn valid_dns_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|l| {
-            !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
 }
 
@@ -576,7 +764,9 @@ fn valid_dns_name(s: &str) -> bool {
 /// variables (the clients' MSGRELAY_URL, test settings) must not trip the unknown-key check.
 /// The filter sees the key as written (`DATA_DIR`), so the comparison ignores case.
 fn env_provider(prefix: &str) -> Env {
-    Env::prefixed(prefix).filter(|k| k.as_str().contains("__") || k.as_str().eq_ignore_ascii_case("data_dir")).split("__")
+    Env::prefixed(prefix)
+        .filter(|k| k.as_str().contains("__") || k.as_str().eq_ignore_ascii_case("data_dir"))
+        .split("__")
 }
 
 /// Turns figment's error into one naming the dotted key (`worker.concurrency`).
@@ -587,7 +777,9 @@ fn figment_error(e: figment::Error) -> ConfigError {
         _ => e.path.join("."),
     };
     let reason = match &e.kind {
-        figment::error::Kind::UnknownField(..) => "unknown key (check the spelling against docs/interface.md)".to_owned(),
+        figment::error::Kind::UnknownField(..) => {
+            "unknown key (check the spelling against docs/interface.md)".to_owned()
+        }
         kind => kind.to_string(),
     };
     ConfigError { key, reason }
@@ -639,20 +831,42 @@ mod tests {
     #[test]
     fn out_of_range_durations_name_the_key() {
         for (toml, key) in [
-            ("[proxy]\ncrl_grace_secs = 9999999999\n", "proxy.crl_grace_secs"),
-            ("[proxy]\nrevocation_refresh_secs = 0\n", "proxy.revocation_refresh_secs"),
-            ("[portal]\nsession_ttl_secs = 9999999999\n", "portal.session_ttl_secs"),
-            ("[worker]\nretry_interval_secs = 9999999999\n", "worker.retry_interval_secs"),
+            (
+                "[proxy]\ncrl_grace_secs = 9999999999\n",
+                "proxy.crl_grace_secs",
+            ),
+            (
+                "[proxy]\nrevocation_refresh_secs = 0\n",
+                "proxy.revocation_refresh_secs",
+            ),
+            (
+                "[portal]\nsession_ttl_secs = 9999999999\n",
+                "portal.session_ttl_secs",
+            ),
+            (
+                "[worker]\nretry_interval_secs = 9999999999\n",
+                "worker.retry_interval_secs",
+            ),
             ("[worker]\nlease_secs = 9999999999\n", "worker.lease_secs"),
             ("[http]\nidle_timeout_secs = 0\n", "http.idle_timeout_secs"),
-            ("[http]\ntls_handshake_timeout_secs = 9999999999\n", "http.tls_handshake_timeout_secs"),
-            ("[http]\nmax_connections = 10\nmax_connections_per_ip = 11\n", "http.max_connections_per_ip"),
-            ("[http]\nh2_max_concurrent_streams = 0\n", "http.h2_max_concurrent_streams"),
+            (
+                "[http]\ntls_handshake_timeout_secs = 9999999999\n",
+                "http.tls_handshake_timeout_secs",
+            ),
+            (
+                "[http]\nmax_connections = 10\nmax_connections_per_ip = 11\n",
+                "http.max_connections_per_ip",
+            ),
+            (
+                "[http]\nh2_max_concurrent_streams = 0\n",
+                "http.h2_max_concurrent_streams",
+            ),
         ] {
             let e = load(toml).unwrap_err();
             assert_eq!(e.key, key, "{toml}: {e}");
         }
-        let ok = load("[proxy]\ncrl_grace_secs = 0\n[http]\nheader_read_timeout_secs = 1\n").unwrap();
+        let ok =
+            load("[proxy]\ncrl_grace_secs = 0\n[http]\nheader_read_timeout_secs = 1\n").unwrap();
         assert_eq!(ok.http.header_read_timeout_secs, 1);
     }
 
@@ -673,22 +887,47 @@ mod tests {
     #[test]
     fn database_password_is_redacted_in_debug() {
         let mut cfg = Config::default();
-        cfg.database.url = "mysql://relay:s3cr%40t:pw@db.example:3306/msgrelay?ssl-mode=required".into();
+        cfg.database.url =
+            "mysql://relay:s3cr%40t:pw@db.example:3306/msgrelay?ssl-mode=required".into();
         let shown = format!("{cfg:?}");
         assert!(!shown.contains("s3cr") && !shown.contains("pw@"), "{shown}");
-        assert!(shown.contains("mysql://relay:***@db.example:3306/msgrelay?ssl-mode=required"), "{shown}");
-        assert_eq!(redact_url_password("mysql://root@h/db"), "mysql://root@h/db");
-        assert_eq!(redact_url_password("sqlite://msgrelay.db"), "sqlite://msgrelay.db");
+        assert!(
+            shown.contains("mysql://relay:***@db.example:3306/msgrelay?ssl-mode=required"),
+            "{shown}"
+        );
+        assert_eq!(
+            redact_url_password("mysql://root@h/db"),
+            "mysql://root@h/db"
+        );
+        assert_eq!(
+            redact_url_password("sqlite://msgrelay.db"),
+            "sqlite://msgrelay.db"
+        );
     }
 
     #[test]
     fn portal_limits_are_bounded() {
         for (toml, key) in [
-            ("[portal]\nsession_absolute_secs = 0\n", "portal.session_absolute_secs"),
-            ("[portal]\nlogin_max_failures_per_user = 0\n", "portal.login_max_failures_per_user"),
-            ("[portal]\nlogin_window_secs = 99999999999\n", "portal.login_window_secs"),
-            ("[portal]\nlogin_limiter_capacity = 1\n", "portal.login_limiter_capacity"),
-            ("[portal]\npassword_hash_concurrency = 100000\n", "portal.password_hash_concurrency"),
+            (
+                "[portal]\nsession_absolute_secs = 0\n",
+                "portal.session_absolute_secs",
+            ),
+            (
+                "[portal]\nlogin_max_failures_per_user = 0\n",
+                "portal.login_max_failures_per_user",
+            ),
+            (
+                "[portal]\nlogin_window_secs = 99999999999\n",
+                "portal.login_window_secs",
+            ),
+            (
+                "[portal]\nlogin_limiter_capacity = 1\n",
+                "portal.login_limiter_capacity",
+            ),
+            (
+                "[portal]\npassword_hash_concurrency = 100000\n",
+                "portal.password_hash_concurrency",
+            ),
         ] {
             assert_eq!(load(toml).unwrap_err().key, key, "{toml}");
         }
@@ -696,20 +935,42 @@ mod tests {
 
     #[test]
     fn sqlite_path_is_resolved_against_data_dir() {
-        let cfg = Config { data_dir: PathBuf::from("/srv/relay"), ..Config::default() };
-        assert_eq!(cfg.database(), DatabaseLocation::Sqlite(PathBuf::from("/srv/relay/msgrelay.db")));
+        let cfg = Config {
+            data_dir: PathBuf::from("/srv/relay"),
+            ..Config::default()
+        };
+        assert_eq!(
+            cfg.database(),
+            DatabaseLocation::Sqlite(PathBuf::from("/srv/relay/msgrelay.db"))
+        );
     }
 
     #[test]
     fn windows_sqlite_paths_stay_paths() {
         let base = Path::new(r"C:\ProgramData\msgrelay");
         for (setting, want) in [
-            (r"sqlite://C:\msgrelay\data\msgrelay.db", r"C:\msgrelay\data\msgrelay.db"),
-            ("sqlite:C:/msgrelay/data/msgrelay.db", "C:/msgrelay/data/msgrelay.db"),
-            (r"sqlite://\\fileserver\share\relay db#1.db?mode=rwc", r"\\fileserver\share\relay db#1.db"),
-            ("sqlite:///srv/relay/msgrelay.db?mode=rwc", "/srv/relay/msgrelay.db"),
+            (
+                r"sqlite://C:\msgrelay\data\msgrelay.db",
+                r"C:\msgrelay\data\msgrelay.db",
+            ),
+            (
+                "sqlite:C:/msgrelay/data/msgrelay.db",
+                "C:/msgrelay/data/msgrelay.db",
+            ),
+            (
+                r"sqlite://\\fileserver\share\relay db#1.db?mode=rwc",
+                r"\\fileserver\share\relay db#1.db",
+            ),
+            (
+                "sqlite:///srv/relay/msgrelay.db?mode=rwc",
+                "/srv/relay/msgrelay.db",
+            ),
         ] {
-            assert_eq!(DatabaseLocation::from_setting(setting, base), DatabaseLocation::Sqlite(PathBuf::from(want)), "{setting}");
+            assert_eq!(
+                DatabaseLocation::from_setting(setting, base),
+                DatabaseLocation::Sqlite(PathBuf::from(want)),
+                "{setting}"
+            );
         }
         // Relative: joined to the data directory with the platform's separator, never parsed as a host.
         assert_eq!(
@@ -720,6 +981,10 @@ mod tests {
             DatabaseLocation::from_setting("mysql://u:secret@db:3306/m", base),
             DatabaseLocation::Server("mysql://u:secret@db:3306/m".into())
         );
-        assert!(!format!("{:?}", DatabaseLocation::Server("mysql://u:secret@db/m".into())).contains("secret"));
+        assert!(!format!(
+            "{:?}",
+            DatabaseLocation::Server("mysql://u:secret@db/m".into())
+        )
+        .contains("secret"));
     }
 }

@@ -42,7 +42,9 @@ impl std::fmt::Debug for BatchItem {
 pub struct BatchError(&'static str);
 
 /// Encodes `items` (anything that yields `(id, client, accepted_at_ms, attempts, sealed)`).
-pub fn encode<'a>(items: impl ExactSizeIterator<Item = (MessageId, &'a ClientId, i64, u32, &'a [u8])>) -> Vec<u8> {
+pub fn encode<'a>(
+    items: impl ExactSizeIterator<Item = (MessageId, &'a ClientId, i64, u32, &'a [u8])>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(9 + items.len() * 512);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
@@ -86,13 +88,20 @@ pub fn decode(mut b: &[u8]) -> Result<Vec<BatchItem>, BatchError> {
     for _ in 0..count {
         let id = MessageId(uuid::Uuid::from_bytes(array(&mut b)?));
         let len = take(&mut b, 1)?[0] as usize;
-        let client = std::str::from_utf8(take(&mut b, len)?).map_err(|_| BatchError("client_id is not UTF-8"))?;
+        let client = std::str::from_utf8(take(&mut b, len)?)
+            .map_err(|_| BatchError("client_id is not UTF-8"))?;
         let client_id = ClientId::parse(client).map_err(|_| BatchError("invalid client_id"))?;
         let accepted_at_ms = i64::from_be_bytes(array(&mut b)?);
         let attempt_count = u32::from_be_bytes(array(&mut b)?);
         let len = u32::from_be_bytes(array(&mut b)?) as usize;
         let sealed = take(&mut b, len)?.to_vec();
-        items.push(BatchItem { id, client_id, accepted_at_ms, attempt_count, sealed });
+        items.push(BatchItem {
+            id,
+            client_id,
+            accepted_at_ms,
+            attempt_count,
+            sealed,
+        });
     }
     if !b.is_empty() {
         return Err(BatchError("trailing bytes"));
@@ -117,7 +126,15 @@ mod tests {
     }
 
     fn enc(items: &[BatchItem]) -> Vec<u8> {
-        encode(items.iter().map(|i| (i.id, &i.client_id, i.accepted_at_ms, i.attempt_count, i.sealed.as_slice())))
+        encode(items.iter().map(|i| {
+            (
+                i.id,
+                &i.client_id,
+                i.accepted_at_ms,
+                i.attempt_count,
+                i.sealed.as_slice(),
+            )
+        }))
     }
 
     #[test]

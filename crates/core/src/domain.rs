@@ -13,7 +13,10 @@ pub struct DomainError {
 
 impl DomainError {
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self { field, reason: reason.into() }
+        Self {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -27,7 +30,9 @@ impl MessageId {
         Self(uuid::Uuid::now_v7())
     }
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        uuid::Uuid::parse_str(s).map(Self).map_err(|_| DomainError::new("id", "not a UUID"))
+        uuid::Uuid::parse_str(s)
+            .map(Self)
+            .map_err(|_| DomainError::new("id", "not a UUID"))
     }
 }
 
@@ -52,7 +57,9 @@ impl ClientId {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         let ok_len = (1..=64).contains(&s.len());
         let ok_first = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-        let ok_chars = s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        let ok_chars = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
         if ok_len && ok_first && ok_chars {
             Ok(Self(s.to_owned()))
         } else {
@@ -114,7 +121,10 @@ impl SenderNumber {
                 "must be E.164 (+ and 8-15 digits) or an alphanumeric sender id of at most 11 characters",
             ));
         }
-        Err(DomainError::new(field, "must be in E.164 format: '+' followed by 8-15 digits, no leading zero"))
+        Err(DomainError::new(
+            field,
+            "must be in E.164 format: '+' followed by 8-15 digits, no leading zero",
+        ))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -139,7 +149,10 @@ impl MessageBody {
         }
         let n = s.chars().count();
         if n > max_chars {
-            return Err(DomainError::new(field, format!("must be at most {max_chars} characters (got {n})")));
+            return Err(DomainError::new(
+                field,
+                format!("must be at most {max_chars} characters (got {n})"),
+            ));
         }
         if s.contains('\0') {
             return Err(DomainError::new(field, "must not contain NUL characters"));
@@ -179,7 +192,10 @@ impl MessageStatus {
             "queued" => Ok(Self::Queued),
             "delivered" => Ok(Self::Delivered),
             "failed" => Ok(Self::Failed),
-            _ => Err(DomainError::new("status", "must be one of queued, delivered, failed")),
+            _ => Err(DomainError::new(
+                "status",
+                "must be one of queued, delivered, failed",
+            )),
         }
     }
 }
@@ -221,7 +237,15 @@ mod tests {
     #[test]
     fn e164_accepts_valid_and_rejects_invalid() {
         assert!(SenderNumber::parse("+15551234567", false).is_ok());
-        for bad in ["", "15551234567", "+0123456789", "+1234567", "+1234567890123456", "+1555abc4567", "ACME"] {
+        for bad in [
+            "",
+            "15551234567",
+            "+0123456789",
+            "+1234567",
+            "+1234567890123456",
+            "+1555abc4567",
+            "ACME",
+        ] {
             assert!(SenderNumber::parse(bad, false).is_err(), "{bad}");
         }
     }

@@ -8,7 +8,9 @@ pub mod domain;
 pub mod wire;
 
 pub use config::{Config, ConfigError, DatabaseLocation};
-pub use domain::{ClientId, DomainError, MessageBody, MessageId, MessageStatus, Role, SenderNumber};
+pub use domain::{
+    ClientId, DomainError, MessageBody, MessageId, MessageStatus, Role, SenderNumber,
+};
 
 /// Milliseconds since the Unix epoch, the one timestamp representation used in queues and stores.
 pub fn now_ms() -> i64 {

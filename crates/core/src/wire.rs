@@ -65,7 +65,8 @@ pub enum DeliverOutcome {
 /// `last_error` of a queue dead letter that the main server refused as not authentic (unreadable,
 /// forged, re-attributed). Such entries stay in the queue for the operator but never become rows
 /// in `messages`: their client_id is only what the queue entry claims.
-pub const REJECTED_DEAD_LETTER: &str = "rejected by the main server (cannot be opened or attributed)";
+pub const REJECTED_DEAD_LETTER: &str =
+    "rejected by the main server (cannot be opened or attributed)";
 
 /// One entry of the client registry the proxy caches (`GET /internal/clients`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,18 +11,27 @@ pub enum KeyFileError {
     #[error("key file {path}: {reason}")]
     Invalid { path: String, reason: String },
     #[error("I/O error on {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl KeyFileError {
     /// A key file that exists but whose content is not what it should be.
     pub fn invalid(path: &Path, reason: impl Into<String>) -> Self {
-        Self::Invalid { path: path.display().to_string(), reason: reason.into() }
+        Self::Invalid {
+            path: path.display().to_string(),
+            reason: reason.into(),
+        }
     }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
-    move |source| KeyFileError::Io { path: path.display().to_string(), source }
+    move |source| KeyFileError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Writes `contents` to `path` readable by the owner only (0600 on Unix; on Windows the data
@@ -83,7 +92,12 @@ pub fn replace_private(path: &Path, contents: &[u8]) -> Result<(), KeyFileError>
 
 /// Reads a key file, naming the file in the error.
 pub fn read_secret(path: &Path) -> Result<Vec<u8>, KeyFileError> {
-    std::fs::read(path).map_err(|e| KeyFileError::invalid(path, format!("{e} (run `msgrelay init` to create the keys)")))
+    std::fs::read(path).map_err(|e| {
+        KeyFileError::invalid(
+            path,
+            format!("{e} (run `msgrelay init` to create the keys)"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -101,7 +115,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -117,7 +134,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -52,7 +52,9 @@ async fn delivered(client: &reqwest::Client, urls: &[String]) -> Option<u64> {
     let mut total = 0.0;
     for url in urls {
         let text = client.get(url).send().await.ok()?.text().await.ok()?;
-        let line = text.lines().find(|l| l.starts_with("msgrelay_messages_delivered_total "))?;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("msgrelay_messages_delivered_total "))?;
         total += line.split_whitespace().nth(1)?.parse::<f64>().ok()?;
     }
     Some(total as u64)
@@ -66,8 +68,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
-    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()));
-    let client = msgrelay_tls::mtls_client(&read(&a.ca)?, &read(&a.cert)?, &read(&a.key)?, Duration::from_secs(30))?;
+    let read = |p: &PathBuf| {
+        std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+    };
+    let client = msgrelay_tls::mtls_client(
+        &read(&a.ca)?,
+        &read(&a.cert)?,
+        &read(&a.key)?,
+        Duration::from_secs(30),
+    )?;
     let plain = reqwest::Client::new();
     let url = format!("{}/api/v1/messages", a.url.trim_end_matches('/'));
     let delivered_before = delivered(&plain, &a.metrics_urls).await;
@@ -78,20 +87,35 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         Some(d) => ProgressBar::new(d),
         None => ProgressBar::new(a.count),
     };
-    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
+            .expect("valid template"),
+    );
     let issued = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     // Why requests failed (HTTP status or transport error kind), for the summary.
-    let error_kinds = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
+    let error_kinds = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+        String,
+        u64,
+    >::new()));
     let body = "x".repeat(a.body_chars.max(1));
-    let interval = a.rate.map(|r| Duration::from_secs_f64(a.concurrency as f64 / r.max(0.001)));
+    let interval = a
+        .rate
+        .map(|r| Duration::from_secs_f64(a.concurrency as f64 / r.max(0.001)));
     let started = Instant::now();
 
     let mut tasks = Vec::new();
     for t in 0..a.concurrency {
-        let (client, url, body, issued, accepted, errors, bar) =
-            (client.clone(), url.clone(), body.clone(), issued.clone(), accepted.clone(), errors.clone(), bar.clone());
+        let (client, url, body, issued, accepted, errors, bar) = (
+            client.clone(),
+            url.clone(),
+            body.clone(),
+            issued.clone(),
+            accepted.clone(),
+            errors.clone(),
+            bar.clone(),
+        );
         let error_kinds = error_kinds.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -142,7 +166,10 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                 if deadline.is_some() {
                     bar.set_position(el as u64);
                 }
-                bar.set_message(format!("{:.0} msgs/s accepted", accepted.load(Ordering::Relaxed) as f64 / el.max(0.001)));
+                bar.set_message(format!(
+                    "{:.0} msgs/s accepted",
+                    accepted.load(Ordering::Relaxed) as f64 / el.max(0.001)
+                ));
             }
         })
     };
@@ -155,7 +182,10 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     bar.finish();
     latencies.sort_by(|a, b| a.total_cmp(b));
     let ok = accepted.load(Ordering::Relaxed);
-    println!("sent:      {ok} accepted, {} errors in {send_secs:.2} s", errors.load(Ordering::Relaxed));
+    println!(
+        "sent:      {ok} accepted, {} errors in {send_secs:.2} s",
+        errors.load(Ordering::Relaxed)
+    );
     let kinds = error_kinds.lock().unwrap_or_else(|p| p.into_inner());
     if !kinds.is_empty() {
         let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k}: {n}")).collect();
@@ -174,25 +204,40 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         let drain_started = Instant::now();
         let bar = ProgressBar::new(ok);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} delivered {msg}").expect("valid template"),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} delivered {msg}",
+            )
+            .expect("valid template"),
         );
         loop {
             let now = delivered(&plain, &a.metrics_urls).await.unwrap_or(before);
             let done = now.saturating_sub(before);
             bar.set_position(done.min(ok));
-            bar.set_message(format!("{:.0} msgs/s end to end", done as f64 / started.elapsed().as_secs_f64().max(0.001)));
+            bar.set_message(format!(
+                "{:.0} msgs/s end to end",
+                done as f64 / started.elapsed().as_secs_f64().max(0.001)
+            ));
             if done >= ok || Instant::now() > drain_deadline {
                 bar.finish();
                 let secs = started.elapsed().as_secs_f64();
-                println!("delivered: {done} end to end in {secs:.2} s = {:.0} msgs/s", done as f64 / secs);
-                println!("drain:     {:.2} s after the load stopped", drain_started.elapsed().as_secs_f64());
+                println!(
+                    "delivered: {done} end to end in {secs:.2} s = {:.0} msgs/s",
+                    done as f64 / secs
+                );
+                println!(
+                    "drain:     {:.2} s after the load stopped",
+                    drain_started.elapsed().as_secs_f64()
+                );
                 break;
             }
             // Each scrape samples the queue; poll gently so the measurement does not slow the relay.
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     } else if !a.metrics_urls.is_empty() {
-        println!("delivered: unknown (cannot read {})", a.metrics_urls.join(", "));
+        println!(
+            "delivered: unknown (cannot read {})",
+            a.metrics_urls.join(", ")
+        );
     }
     Ok(())
 }

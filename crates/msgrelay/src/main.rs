@@ -113,7 +113,10 @@ fn main() -> ExitCode {
         Command::Service(cmd) => {
             // Not inside a runtime: the service entry point blocks this thread in the service
             // dispatcher and runs the role on a runtime of its own.
-            let location = service::Location { config: cli.common.config, data_dir: cli.common.data_dir };
+            let location = service::Location {
+                config: cli.common.config,
+                data_dir: cli.common.data_dir,
+            };
             return match service::run(cmd, location) {
                 Ok(code) => code,
                 Err(e) => {
@@ -122,9 +125,15 @@ fn main() -> ExitCode {
                 }
             };
         }
-        command => Cli { common: cli.common, command },
+        command => Cli {
+            common: cli.common,
+            command,
+        },
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -156,14 +165,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             cfg.validate()?;
-            let report = msgrelay_admin::init(&cfg, &msgrelay_admin::InitOptions { domains, demo }).await?;
+            let report =
+                msgrelay_admin::init(&cfg, &msgrelay_admin::InitOptions { domains, demo }).await?;
             for line in &report.created {
                 println!("created {line}");
             }
             if report.created.is_empty() {
-                println!("nothing to do: {} is already initialised", cfg.data_dir.display());
+                println!(
+                    "nothing to do: {} is already initialised",
+                    cfg.data_dir.display()
+                );
             }
-            println!("credentials (passwords): {}", report.credentials_file.display());
+            println!(
+                "credentials (passwords): {}",
+                report.credentials_file.display()
+            );
         }
         Command::Proxy => roles::proxy(cfg, CancellationToken::new()).await?,
         Command::Worker => roles::worker(cfg, CancellationToken::new()).await?,
@@ -180,9 +196,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Backup { out } => msgrelay_admin::ops::run_backup(&cfg, &out, &mut std::io::stdout()).await?,
-        Command::Restore { from, force } => msgrelay_admin::ops::run_restore(&cfg, &from, force, &mut std::io::stdout())?,
-        Command::Keys(KeysCommand::Rotate) => msgrelay_admin::ops::run_keys_rotate(&cfg, &mut std::io::stdout())?,
+        Command::Backup { out } => {
+            msgrelay_admin::ops::run_backup(&cfg, &out, &mut std::io::stdout()).await?
+        }
+        Command::Restore { from, force } => {
+            msgrelay_admin::ops::run_restore(&cfg, &from, force, &mut std::io::stdout())?
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            msgrelay_admin::ops::run_keys_rotate(&cfg, &mut std::io::stdout())?
+        }
         Command::Send(_) | Command::Bench(_) | Command::Service(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use msgrelay_core::Config;
 use msgrelay_ops::{Metrics, OpsHandle, OpsState};
-use msgrelay_queue::Queue;
 use msgrelay_proxy::Proxy;
+use msgrelay_queue::Queue;
 use msgrelay_server::Server;
 use msgrelay_worker::Worker;
 use tokio_util::sync::CancellationToken;
@@ -41,7 +41,11 @@ fn logging(cfg: &Config) -> Option<impl Drop> {
 
 /// Runs `role` until Ctrl-C, SIGTERM or `stop`.
 #[cfg_attr(not(windows), allow(dead_code))] // used by the Windows service entry point
-pub async fn run(role: crate::service::ServiceRole, cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    role: crate::service::ServiceRole,
+    cfg: Config,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     use crate::service::ServiceRole;
     match role {
         ServiceRole::Proxy => proxy(cfg, stop).await,
@@ -55,7 +59,13 @@ pub async fn run(role: crate::service::ServiceRole, cfg: Config, stop: Cancellat
 const SUMMARY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Starts the ops listener, waits for a signal, stops everything.
-async fn serve_until_signal(cfg: &Config, ops: OpsState, shutdown: CancellationToken, stop: &CancellationToken, ready_line: String) -> anyhow::Result<OpsHandle> {
+async fn serve_until_signal(
+    cfg: &Config,
+    ops: OpsState,
+    shutdown: CancellationToken,
+    stop: &CancellationToken,
+    ready_line: String,
+) -> anyhow::Result<OpsHandle> {
     ops.metrics.spawn_summary(SUMMARY_EVERY, shutdown.clone());
     let handle = OpsHandle::start(&cfg.ops.listen, ops, shutdown.clone())
         .await
@@ -70,8 +80,14 @@ async fn serve_until_signal(cfg: &Config, ops: OpsState, shutdown: CancellationT
 
 /// Connects the configured queue once per process and registers its readiness check and the
 /// queue-depth gauges; every role in the process shares it (one writer, one set of connections).
-async fn connect_queue(cfg: &Config, metrics: &Arc<Metrics>, ops: &mut OpsState) -> anyhow::Result<Queue> {
-    let queue = Queue::connect(&cfg.queue, &cfg.data_dir).await.map_err(|e| anyhow::anyhow!("queue: {e}"))?;
+async fn connect_queue(
+    cfg: &Config,
+    metrics: &Arc<Metrics>,
+    ops: &mut OpsState,
+) -> anyhow::Result<Queue> {
+    let queue = Queue::connect(&cfg.queue, &cfg.data_dir)
+        .await
+        .map_err(|e| anyhow::anyhow!("queue: {e}"))?;
     let q = queue.clone();
     ops.add_check("queue", move || {
         let q = q.clone();
@@ -97,10 +113,20 @@ pub async fn proxy(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
     let proxy = Proxy::start(cfg.clone(), queue, metrics, &mut ops, shutdown.clone()).await?;
-    let ops = serve_until_signal(&cfg, ops, shutdown, &stop, format!("proxy=https://{}", proxy.addr)).await?;
+    let ops = serve_until_signal(
+        &cfg,
+        ops,
+        shutdown,
+        &stop,
+        format!("proxy=https://{}", proxy.addr),
+    )
+    .await?;
     proxy.join().await;
     ops.join().await;
-    tracing::info!(role = "proxy", "stopped gracefully: in-flight requests finished");
+    tracing::info!(
+        role = "proxy",
+        "stopped gracefully: in-flight requests finished"
+    );
     Ok(())
 }
 
@@ -115,7 +141,10 @@ pub async fn worker(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
     let ops = serve_until_signal(&cfg, ops, shutdown, &stop, "worker=running".into()).await?;
     worker.join().await;
     ops.join().await;
-    tracing::info!(role = "worker", "stopped gracefully: leased batches finished, no lease held");
+    tracing::info!(
+        role = "worker",
+        "stopped gracefully: leased batches finished, no lease held"
+    );
     Ok(())
 }
 
@@ -127,17 +156,30 @@ pub async fn server(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
     let shutdown = CancellationToken::new();
     let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
     let server = Server::start(cfg.clone(), queue, metrics, &mut ops, shutdown.clone()).await?;
-    let line = format!("server=https://{} portal=https://{}", server.internal_addr, server.portal_addr);
+    let line = format!(
+        "server=https://{} portal=https://{}",
+        server.internal_addr, server.portal_addr
+    );
     let ops = serve_until_signal(&cfg, ops, shutdown, &stop, line).await?;
     server.join().await;
     ops.join().await;
-    tracing::info!(role = "server", "stopped gracefully: in-flight requests finished");
+    tracing::info!(
+        role = "server",
+        "stopped gracefully: in-flight requests finished"
+    );
     Ok(())
 }
 
 /// Everything in one process: bootstrap, main server, proxy and workers sharing one ops listener.
 pub async fn up(mut cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
-    let report = msgrelay_admin::init(&cfg, &msgrelay_admin::InitOptions { domains: Vec::new(), demo: true }).await?;
+    let report = msgrelay_admin::init(
+        &cfg,
+        &msgrelay_admin::InitOptions {
+            domains: Vec::new(),
+            demo: true,
+        },
+    )
+    .await?;
     let _guard = logging(&cfg);
     for line in &report.created {
         tracing::info!(created = %line, "bootstrap");
@@ -147,25 +189,56 @@ pub async fn up(mut cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
     let shutdown = CancellationToken::new();
 
     let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
-    let server = Server::start(Arc::new(cfg.clone()), queue.clone(), metrics.clone(), &mut ops, shutdown.clone()).await?;
+    let server = Server::start(
+        Arc::new(cfg.clone()),
+        queue.clone(),
+        metrics.clone(),
+        &mut ops,
+        shutdown.clone(),
+    )
+    .await?;
     // The proxy and the workers reach the main server where it actually listens.
     let internal_url = format!("https://localhost:{}", server.internal_addr.port());
     cfg.proxy.main_server_url = internal_url.clone();
     cfg.worker.main_server_url = internal_url;
     let cfg = Arc::new(cfg);
-    let proxy = Proxy::start(cfg.clone(), queue.clone(), metrics.clone(), &mut ops, shutdown.clone()).await?;
+    let proxy = Proxy::start(
+        cfg.clone(),
+        queue.clone(),
+        metrics.clone(),
+        &mut ops,
+        shutdown.clone(),
+    )
+    .await?;
     let worker = Worker::start(cfg.clone(), queue, metrics, shutdown.clone()).await?;
 
-    let domain = cfg.proxy.domains.first().cloned().unwrap_or_else(|| "localhost".into());
+    let domain = cfg
+        .proxy
+        .domains
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "localhost".into());
     let proxy_url = format!("https://{domain}:{}", proxy.addr.port());
     let bundle = cfg.path("clients").join("demo");
     println!();
     println!("msgrelay is running (Ctrl-C stops it)");
     println!("  proxy (mutual TLS):  {proxy_url}/api/v1/messages");
-    println!("  portal (HTTPS):      https://localhost:{}/  (JSON API under /api/v1)", server.portal_addr.port());
-    println!("  internal API:        https://localhost:{}", server.internal_addr.port());
-    println!("  credentials:         {}  (admin and demo passwords)", report.credentials_file.display());
-    println!("  portal CA:           {}", cfg.path("pki").join("internal-ca.crt").display());
+    println!(
+        "  portal (HTTPS):      https://localhost:{}/  (JSON API under /api/v1)",
+        server.portal_addr.port()
+    );
+    println!(
+        "  internal API:        https://localhost:{}",
+        server.internal_addr.port()
+    );
+    println!(
+        "  credentials:         {}  (admin and demo passwords)",
+        report.credentials_file.display()
+    );
+    println!(
+        "  portal CA:           {}",
+        cfg.path("pki").join("internal-ca.crt").display()
+    );
     println!();
     println!("send a message:");
     println!("  {}", client_command(&proxy_url, &bundle));
@@ -179,7 +252,10 @@ pub async fn up(mut cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
     worker.join().await;
     server.join().await;
     ops.join().await;
-    tracing::info!(role = "up", "stopped gracefully: in-flight requests finished, no lease held");
+    tracing::info!(
+        role = "up",
+        "stopped gracefully: in-flight requests finished, no lease held"
+    );
     Ok(())
 }
 
@@ -187,9 +263,13 @@ pub async fn up(mut cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
 /// single-quoted), a POSIX shell elsewhere.
 fn client_command(proxy_url: &str, bundle: &std::path::Path) -> String {
     let (py, script, quote): (&str, &str, fn(&std::path::Path) -> String) = if cfg!(windows) {
-        ("py", r"clients\python\send_message.py", |p| format!("'{}'", p.display().to_string().replace('\'', "''")))
+        ("py", r"clients\python\send_message.py", |p| {
+            format!("'{}'", p.display().to_string().replace('\'', "''"))
+        })
     } else {
-        ("python3", "clients/python/send_message.py", |p| format!("'{}'", p.display().to_string().replace('\'', r"'\''")))
+        ("python3", "clients/python/send_message.py", |p| {
+            format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+        })
     };
     format!(
         "{py} {script} --url {proxy_url} --cert {} --key {} --ca {} --sender +15551234567 --body \"hello\"",

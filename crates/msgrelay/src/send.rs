@@ -43,11 +43,22 @@ pub struct SendArgs {
 }
 
 fn read(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read the {what} file {}: {e}; check the --{what} path", path.display()))
+    std::fs::read(path).map_err(|e| {
+        format!(
+            "cannot read the {what} file {}: {e}; check the --{what} path",
+            path.display()
+        )
+    })
 }
 
 pub async fn run(args: SendArgs) -> ExitCode {
-    let files = (|| Ok::<_, String>((read(&args.ca, "ca")?, read(&args.cert, "cert")?, read(&args.key, "key")?)))();
+    let files = (|| {
+        Ok::<_, String>((
+            read(&args.ca, "ca")?,
+            read(&args.cert, "cert")?,
+            read(&args.key, "key")?,
+        ))
+    })();
     let (ca, cert, key) = match files {
         Ok(f) => f,
         Err(e) => {
@@ -55,17 +66,22 @@ pub async fn run(args: SendArgs) -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    let client = match msgrelay_tls::mtls_client(&ca, &cert, &key, Duration::from_secs(args.timeout)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}; check that --cert and --key are a matching PEM pair");
-            return ExitCode::from(64);
-        }
-    };
-    let key = args.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let client =
+        match msgrelay_tls::mtls_client(&ca, &cert, &key, Duration::from_secs(args.timeout)) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}; check that --cert and --key are a matching PEM pair");
+                return ExitCode::from(64);
+            }
+        };
+    let key = args
+        .idempotency_key
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let mut body = serde_json::json!({"sender_number": args.sender, "message_body": args.body});
     if let Some(id) = &args.client_id {
-        body["metadata"] = serde_json::json!({"client_id": id, "timestamp": chrono::Utc::now().to_rfc3339()});
+        body["metadata"] =
+            serde_json::json!({"client_id": id, "timestamp": chrono::Utc::now().to_rfc3339()});
     }
     let url = format!("{}/api/v1/messages", args.url.trim_end_matches('/'));
     let mut delay = Duration::from_secs(1);
@@ -75,7 +91,12 @@ pub async fn run(args: SendArgs) -> ExitCode {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(30));
         }
-        let resp = client.post(&url).header("Idempotency-Key", &key).json(&body).send().await;
+        let resp = client
+            .post(&url)
+            .header("Idempotency-Key", &key)
+            .json(&body)
+            .send()
+            .await;
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
@@ -84,7 +105,11 @@ pub async fn run(args: SendArgs) -> ExitCode {
             }
         };
         let status = resp.status();
-        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         let json: serde_json::Value = resp.json().await.unwrap_or_default();
         if status.is_success() {
             println!("{}", json["id"].as_str().unwrap_or_default());
@@ -97,8 +122,16 @@ pub async fn run(args: SendArgs) -> ExitCode {
             }
             continue;
         }
-        let field = json["field"].as_str().map(|f| format!(" (field: {f})")).unwrap_or_default();
-        eprintln!("error: {} {}: {}{field}", status.as_u16(), json["title"].as_str().unwrap_or(""), json["detail"].as_str().unwrap_or(""));
+        let field = json["field"]
+            .as_str()
+            .map(|f| format!(" (field: {f})"))
+            .unwrap_or_default();
+        eprintln!(
+            "error: {} {}: {}{field}",
+            status.as_u16(),
+            json["title"].as_str().unwrap_or(""),
+            json["detail"].as_str().unwrap_or("")
+        );
         return ExitCode::from(2);
     }
     eprintln!("error: gave up after {} retries: {last_error}; check that the proxy is running at {} and that its CA is --ca", args.retries, args.url);

@@ -15,11 +15,17 @@ use std::sync::Arc;
 
 /// How a role runs its TLS listener `listener` (`proxy`, `internal`, `portal`): the `[http]`
 /// limits, with connection events counted in `metrics` under that fixed name.
-pub fn serve_options(cfg: &msgrelay_core::Config, listener: &'static str, metrics: &Arc<Metrics>) -> msgrelay_tls::ServeOptions {
+pub fn serve_options(
+    cfg: &msgrelay_core::Config,
+    listener: &'static str,
+    metrics: &Arc<Metrics>,
+) -> msgrelay_tls::ServeOptions {
     let m = metrics.clone();
     msgrelay_tls::ServeOptions {
         limits: msgrelay_tls::ListenerLimits::from(&cfg.http),
-        events: Some(Arc::new(move |e: msgrelay_tls::ConnEvent| m.connection_event(listener, e.as_str()))),
+        events: Some(Arc::new(move |e: msgrelay_tls::ConnEvent| {
+            m.connection_event(listener, e.as_str())
+        })),
         revoked_serials: None,
     }
 }

@@ -33,7 +33,12 @@ pub struct OpsState {
 
 impl OpsState {
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics, checks: Vec::new(), warnings: Vec::new(), samplers: Vec::new() }
+        Self {
+            metrics,
+            checks: Vec::new(),
+            warnings: Vec::new(),
+            samplers: Vec::new(),
+        }
     }
 
     /// Adds a named readiness check (e.g. "queue", "database", "crl").
@@ -42,7 +47,8 @@ impl OpsState {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
-        self.checks.push((name.to_owned(), Arc::new(move || Box::pin(f()))));
+        self.checks
+            .push((name.to_owned(), Arc::new(move || Box::pin(f()))));
     }
 
     /// Adds a named warning (e.g. "crl": "crl expires in 5h"), listed under `warnings` on /ready
@@ -52,7 +58,8 @@ impl OpsState {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Option<String>> + Send + 'static,
     {
-        self.warnings.push((name.to_owned(), Arc::new(move || Box::pin(f()))));
+        self.warnings
+            .push((name.to_owned(), Arc::new(move || Box::pin(f()))));
     }
 
     /// Adds a hook run before every /metrics scrape.
@@ -66,7 +73,10 @@ impl OpsState {
 
     pub fn router(self) -> Router {
         Router::new()
-            .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+            .route(
+                "/health",
+                get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+            )
             .route("/ready", get(ready))
             .route("/metrics", get(metrics))
             .with_state(self)
@@ -93,19 +103,36 @@ async fn ready(State(s): State<OpsState>) -> Response {
     }
     let mut warnings = serde_json::Map::new();
     for (name, warning) in &s.warnings {
-        if let Ok(Some(text)) = tokio::time::timeout(std::time::Duration::from_secs(2), warning()).await {
+        if let Ok(Some(text)) =
+            tokio::time::timeout(std::time::Duration::from_secs(2), warning()).await
+        {
             warnings.insert(name.clone(), text.into());
         }
     }
-    let status = if all_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(serde_json::json!({"ready": all_ok, "checks": report, "warnings": warnings}))).into_response()
+    let status = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::json!({"ready": all_ok, "checks": report, "warnings": warnings})),
+    )
+        .into_response()
 }
 
 async fn metrics(State(s): State<OpsState>) -> Response {
     for sampler in &s.samplers {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), sampler()).await;
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.encode()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
 }
 
 /// A bound ops listener.
@@ -116,12 +143,18 @@ pub struct OpsHandle {
 
 impl OpsHandle {
     /// Binds `listen` and serves until `shutdown`.
-    pub async fn start(listen: &str, state: OpsState, shutdown: CancellationToken) -> std::io::Result<Self> {
+    pub async fn start(
+        listen: &str,
+        state: OpsState,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let router = state.router();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await;
         });
         Ok(Self { addr, task })
     }

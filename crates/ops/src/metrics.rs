@@ -109,31 +109,71 @@ impl Metrics {
             password_hashes_peak: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register("messages_accepted", "Messages accepted by the proxy (202, durable)", m.accepted.clone());
-        registry.register("messages_rejected", "Requests refused by the proxy, by reason", m.rejected.clone());
-        registry.register("messages_registered", "Messages registered as queued at the main server", m.registered.clone());
-        registry.register("messages_delivered", "Messages confirmed stored by the main server", m.delivered.clone());
-        registry.register("delivery_attempts", "Delivery attempts by workers (per message)", m.delivery_attempts.clone());
-        registry.register("delivery_failures", "Failed delivery attempts, by reason", m.delivery_failures.clone());
-        registry.register("messages_dead_lettered", "Messages moved to failed (max attempts or rejected)", m.dead_lettered.clone());
+        registry.register(
+            "messages_accepted",
+            "Messages accepted by the proxy (202, durable)",
+            m.accepted.clone(),
+        );
+        registry.register(
+            "messages_rejected",
+            "Requests refused by the proxy, by reason",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "messages_registered",
+            "Messages registered as queued at the main server",
+            m.registered.clone(),
+        );
+        registry.register(
+            "messages_delivered",
+            "Messages confirmed stored by the main server",
+            m.delivered.clone(),
+        );
+        registry.register(
+            "delivery_attempts",
+            "Delivery attempts by workers (per message)",
+            m.delivery_attempts.clone(),
+        );
+        registry.register(
+            "delivery_failures",
+            "Failed delivery attempts, by reason",
+            m.delivery_failures.clone(),
+        );
+        registry.register(
+            "messages_dead_lettered",
+            "Messages moved to failed (max attempts or rejected)",
+            m.dead_lettered.clone(),
+        );
         registry.register(
             "payloads_refused",
             "Sealed payloads the main server did not store: unknown_key (retried), unauthentic, malformed, mismatch, too_old",
             m.payloads_refused.clone(),
         );
-        registry.register("queue_depth", "Messages in the queue, by state", m.queue_depth.clone());
+        registry.register(
+            "queue_depth",
+            "Messages in the queue, by state",
+            m.queue_depth.clone(),
+        );
         registry.register(
             "queue_saturated",
             "1 while the proxy answers 503 because the queue holds queue.max_depth undelivered messages",
             m.queue_saturated.clone(),
         );
-        registry.register("ingest_latency_seconds", "Proxy request handling time for accepted messages", m.ingest_latency.clone());
+        registry.register(
+            "ingest_latency_seconds",
+            "Proxy request handling time for accepted messages",
+            m.ingest_latency.clone(),
+        );
         registry.register(
             "end_to_end_latency_seconds",
             "Time from acceptance at the proxy to confirmed storage",
             m.end_to_end_latency.clone(),
         );
-        registry.register("portal_logins", "Portal login attempts, by outcome", m.logins.clone());
+        registry.register(
+            "portal_logins",
+            "Portal login attempts, by outcome",
+            m.logins.clone(),
+        );
         registry.register(
             "certificates_expiring_30d",
             "Client certificates neither revoked nor expired that expire within 30 days",
@@ -144,15 +184,31 @@ impl Metrics {
             "Seconds until the proxy's client CRL reaches its next update (negative once past it)",
             m.crl_seconds_until_next_update.clone(),
         );
-        registry.register("connections_open", "Open connections per TLS listener", m.connections_open.clone());
+        registry.register(
+            "connections_open",
+            "Open connections per TLS listener",
+            m.connections_open.clone(),
+        );
         registry.register(
             "connection_events",
             "Connections refused at a cap, closed by a timeout or failing the handshake, per TLS listener",
             m.connection_events.clone(),
         );
-        registry.register("password_hashes", "Password hashes run (login checks and new passwords)", m.password_hashes.clone());
-        registry.register("password_hashes_in_flight", "Password hashes running now", m.password_hashes_in_flight.clone());
-        registry.register("password_hashes_peak", "The most password hashes that ran at once since start", m.password_hashes_peak.clone());
+        registry.register(
+            "password_hashes",
+            "Password hashes run (login checks and new passwords)",
+            m.password_hashes.clone(),
+        );
+        registry.register(
+            "password_hashes_in_flight",
+            "Password hashes running now",
+            m.password_hashes_in_flight.clone(),
+        );
+        registry.register(
+            "password_hashes_peak",
+            "The most password hashes that ran at once since start",
+            m.password_hashes_peak.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -175,7 +231,9 @@ impl Metrics {
     /// Counts a failed delivery attempt.
     pub fn delivery_failed(&self, reason: &'static str) {
         self.delivery_failures_total.inc();
-        self.delivery_failures.get_or_create(&Reason { reason }).inc();
+        self.delivery_failures
+            .get_or_create(&Reason { reason })
+            .inc();
     }
 
     /// Records a connection event of a TLS listener: `opened`/`closed` move the open gauge,
@@ -183,33 +241,52 @@ impl Metrics {
     pub fn connection_event(&self, listener: &'static str, event: &'static str) {
         match event {
             "opened" => {
-                self.connections_open.get_or_create(&Listener { listener }).inc();
+                self.connections_open
+                    .get_or_create(&Listener { listener })
+                    .inc();
             }
             "closed" => {
-                self.connections_open.get_or_create(&Listener { listener }).dec();
+                self.connections_open
+                    .get_or_create(&Listener { listener })
+                    .dec();
             }
             _ => {
-                self.connection_events.get_or_create(&ListenerEvent { listener, event }).inc();
+                self.connection_events
+                    .get_or_create(&ListenerEvent { listener, event })
+                    .inc();
             }
         }
     }
 
     /// Counts a sealed payload the main server did not store; `reason` is one of a fixed set.
     pub fn payload_refused(&self, reason: &'static str) {
-        self.payloads_refused.get_or_create(&Reason { reason }).inc();
+        self.payloads_refused
+            .get_or_create(&Reason { reason })
+            .inc();
     }
 
     /// Sets the queue depth gauges.
     pub fn set_queue_depth(&self, ready: u64, in_flight: u64, delayed: u64, failed: u64) {
-        for (state, v) in [("ready", ready), ("in_flight", in_flight), ("delayed", delayed), ("failed", failed)] {
-            self.queue_depth.get_or_create(&State { state }).set(v as i64);
+        for (state, v) in [
+            ("ready", ready),
+            ("in_flight", in_flight),
+            ("delayed", delayed),
+            ("failed", failed),
+        ] {
+            self.queue_depth
+                .get_or_create(&State { state })
+                .set(v as i64);
         }
     }
 
     /// Logs one INFO line per `every` with what this process accepted, delivered and refused
     /// since the last one (nothing when idle), until `shutdown`. The hot paths log per message
     /// only at debug: one line per message would cost more than the message at full load.
-    pub fn spawn_summary(self: &std::sync::Arc<Self>, every: std::time::Duration, shutdown: tokio_util::sync::CancellationToken) {
+    pub fn spawn_summary(
+        self: &std::sync::Arc<Self>,
+        every: std::time::Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
         let m = self.clone();
         tokio::spawn(async move {
             let mut last = m.summary_counts();
@@ -247,7 +324,8 @@ impl Metrics {
     /// Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }
@@ -271,11 +349,23 @@ mod tests {
         let text = m.encode();
         assert!(text.contains("msgrelay_password_hashes_total 7"), "{text}");
         assert!(text.contains("msgrelay_password_hashes_peak 2"), "{text}");
-        assert!(text.contains("msgrelay_password_hashes_in_flight 0"), "{text}");
+        assert!(
+            text.contains("msgrelay_password_hashes_in_flight 0"),
+            "{text}"
+        );
         assert!(text.contains("msgrelay_queue_saturated 1"), "{text}");
-        assert!(text.contains("msgrelay_certificates_expiring_30d 2"), "{text}");
-        assert!(text.contains("msgrelay_crl_seconds_until_next_update -30"), "{text}");
-        assert!(text.contains("msgrelay_messages_accepted_total 1"), "{text}");
+        assert!(
+            text.contains("msgrelay_certificates_expiring_30d 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("msgrelay_crl_seconds_until_next_update -30"),
+            "{text}"
+        );
+        assert!(
+            text.contains("msgrelay_messages_accepted_total 1"),
+            "{text}"
+        );
         assert!(text.contains("msgrelay_messages_rejected_total{reason=\"sender_number\"} 1"));
         assert!(text.contains("msgrelay_queue_depth{state=\"failed\"} 2"));
         assert!(text.contains("msgrelay_end_to_end_latency_seconds_count 1"));

@@ -45,9 +45,16 @@ impl Problem {
     /// 422 naming one invalid field.
     pub fn invalid_field(field: &str, reason: impl Into<String>) -> Self {
         let reason = reason.into();
-        let mut p = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", format!("{field}: {reason}"));
+        let mut p = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            format!("{field}: {reason}"),
+        );
         p.field = Some(field.to_owned());
-        p.errors.push(FieldError { field: field.to_owned(), reason });
+        p.errors.push(FieldError {
+            field: field.to_owned(),
+            reason,
+        });
         p
     }
 
@@ -72,7 +79,11 @@ impl Problem {
 
     /// 500 without details (log the cause before returning this).
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the cause was logged")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the cause was logged",
+        )
     }
 
     pub fn status(&self) -> StatusCode {
@@ -85,7 +96,10 @@ impl IntoResponse for Problem {
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut resp = (self.status(), body).into_response();
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Some(secs) = self.retry_after_secs {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -27,17 +27,31 @@ pub fn init(level: &str, log_dir: Option<&Path>, keep_days: usize) -> Option<Wor
                 Ok(a) => a,
                 Err(e) => {
                     eprintln!("file logs disabled: cannot open {}: {e}", dir.display());
-                    let _ = tracing_subscriber::registry().with(filter).with(stdout).try_init();
+                    let _ = tracing_subscriber::registry()
+                        .with(filter)
+                        .with(stdout)
+                        .try_init();
                     return None;
                 }
             };
             let (writer, guard) = tracing_appender::non_blocking(appender);
-            let file = fmt::layer().json().with_writer(writer).with_current_span(false);
-            let ok = tracing_subscriber::registry().with(filter).with(stdout).with(file).try_init().is_ok();
+            let file = fmt::layer()
+                .json()
+                .with_writer(writer)
+                .with_current_span(false);
+            let ok = tracing_subscriber::registry()
+                .with(filter)
+                .with(stdout)
+                .with(file)
+                .try_init()
+                .is_ok();
             ok.then_some(guard)
         }
         None => {
-            let _ = tracing_subscriber::registry().with(filter).with(stdout).try_init();
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(stdout)
+                .try_init();
             None
         }
     }

@@ -29,7 +29,12 @@ pub(crate) struct Backpressure {
 
 impl Backpressure {
     /// Starts sampling `queue` until `shutdown`; `max_depth` 0 disables the limit (still sampled, for /ready).
-    pub(crate) fn start(max_depth: u64, queue: Queue, metrics: Arc<Metrics>, shutdown: CancellationToken) -> Arc<Self> {
+    pub(crate) fn start(
+        max_depth: u64,
+        queue: Queue,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
         let bp = Arc::new(Self {
             max_depth,
             sampled: AtomicU64::new(0),
@@ -52,9 +57,17 @@ impl Backpressure {
                     let now = b.refresh();
                     if now != was {
                         if now {
-                            tracing::warn!(depth, max_depth = b.max_depth, "queue at queue.max_depth: answering 503 until workers drain it");
+                            tracing::warn!(
+                                depth,
+                                max_depth = b.max_depth,
+                                "queue at queue.max_depth: answering 503 until workers drain it"
+                            );
                         } else {
-                            tracing::info!(depth, max_depth = b.max_depth, "queue below queue.max_depth again: accepting");
+                            tracing::info!(
+                                depth,
+                                max_depth = b.max_depth,
+                                "queue below queue.max_depth again: accepting"
+                            );
                         }
                     }
                     metrics.queue_saturated.set(i64::from(now));
@@ -66,7 +79,10 @@ impl Backpressure {
 
     /// Recomputes and stores the saturation flag.
     fn refresh(&self) -> bool {
-        let depth = self.sampled.load(Ordering::Relaxed).saturating_add(self.since_sample.load(Ordering::Relaxed));
+        let depth = self
+            .sampled
+            .load(Ordering::Relaxed)
+            .saturating_add(self.since_sample.load(Ordering::Relaxed));
         let saturated = self.max_depth > 0 && depth >= self.max_depth;
         self.saturated.store(saturated, Ordering::Relaxed);
         saturated
@@ -88,7 +104,10 @@ impl Backpressure {
     /// For /ready: why the proxy refuses messages, if it does.
     pub(crate) fn check(&self) -> Result<(), String> {
         if self.saturated() {
-            let depth = self.sampled.load(Ordering::Relaxed).saturating_add(self.since_sample.load(Ordering::Relaxed));
+            let depth = self
+                .sampled
+                .load(Ordering::Relaxed)
+                .saturating_add(self.since_sample.load(Ordering::Relaxed));
             Err(format!("saturated: {depth} undelivered messages, queue.max_depth is {}; answering 503 until workers drain it", self.max_depth))
         } else {
             Ok(())

@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use msgrelay_core::Config;
-use msgrelay_sealing::{Sealer, SealingKeyPair};
 use msgrelay_ops::{Metrics, OpsState};
 use msgrelay_queue::Queue;
+use msgrelay_sealing::{Sealer, SealingKeyPair};
 use msgrelay_tls::Pki;
 use tokio_util::sync::CancellationToken;
 
@@ -32,7 +32,10 @@ pub enum ProxyError {
     #[error("keys: {0}")]
     Sealing(#[from] msgrelay_sealing::SealError),
     #[error("cannot bind proxy.listen {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Upstream(String),
 }
@@ -74,7 +77,9 @@ impl Proxy {
         let proxy_key = SealingKeyPair::load(&cfg.path("keys/proxy-sealing.key"))?;
         let (server_public, trusted) = upstream.sealing_key(&proxy_key.key_id()).await?;
         if trusted == Some(false) {
-            return Err(ProxyError::Upstream(trust::not_trusted(&proxy_key.key_id())));
+            return Err(ProxyError::Upstream(trust::not_trusted(
+                &proxy_key.key_id(),
+            )));
         }
         if trusted.is_none() {
             tracing::warn!(proxy_key_id = %proxy_key.key_id(), "cannot confirm that the main server trusts this proxy's sealing key; /ready reports it once known");
@@ -88,7 +93,8 @@ impl Proxy {
             async move { t.check() }
         });
 
-        let revocation = Revocation::start(cfg.clone(), pki, upstream.clone(), shutdown.clone()).await?;
+        let revocation =
+            Revocation::start(cfg.clone(), pki, upstream.clone(), shutdown.clone()).await?;
         let register = register::spawn(upstream, metrics.clone(), shutdown.clone());
 
         let r = revocation.clone();
@@ -114,22 +120,43 @@ impl Proxy {
             async move { warning }
         });
 
-        let backpressure = backpressure::Backpressure::start(cfg.queue.max_depth, queue.clone(), metrics.clone(), shutdown.clone());
+        let backpressure = backpressure::Backpressure::start(
+            cfg.queue.max_depth,
+            queue.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
         let bp = backpressure.clone();
         ops.add_check("backpressure", move || {
             let bp = bp.clone();
             async move { bp.check() }
         });
 
-        let state = AppState { cfg: cfg.clone(), queue, sealer, metrics, revocation: revocation.clone(), register, backpressure };
+        let state = AppState {
+            cfg: cfg.clone(),
+            queue,
+            sealer,
+            metrics,
+            revocation: revocation.clone(),
+            register,
+            backpressure,
+        };
         let listener = tokio::net::TcpListener::bind(&cfg.proxy.listen)
             .await
-            .map_err(|source| ProxyError::Bind { addr: cfg.proxy.listen.clone(), source })?;
-        let addr = listener.local_addr().map_err(|source| ProxyError::Bind { addr: cfg.proxy.listen.clone(), source })?;
+            .map_err(|source| ProxyError::Bind {
+                addr: cfg.proxy.listen.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ProxyError::Bind {
+            addr: cfg.proxy.listen.clone(),
+            source,
+        })?;
         let tls: Arc<ArcSwap<_>> = revocation.tls_config();
         let serve = msgrelay_ops::serve_options(&cfg, "proxy", &state.metrics);
         let router = routes::router(state);
-        let task = tokio::spawn(msgrelay_tls::serve_tls(listener, tls, router, shutdown, serve));
+        let task = tokio::spawn(msgrelay_tls::serve_tls(
+            listener, tls, router, shutdown, serve,
+        ));
         tracing::info!(%addr, domains = ?cfg.proxy.domains, "proxy listening");
         Ok(Self { addr, task })
     }

@@ -26,7 +26,11 @@ impl RegisterSender {
     }
 }
 
-pub(crate) fn spawn(upstream: Upstream, metrics: Arc<Metrics>, shutdown: CancellationToken) -> RegisterSender {
+pub(crate) fn spawn(
+    upstream: Upstream,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> RegisterSender {
     let (tx, mut rx) = mpsc::channel::<RegisterItem>(20_000);
     tokio::spawn(async move {
         loop {
@@ -43,11 +47,16 @@ pub(crate) fn spawn(upstream: Upstream, metrics: Arc<Metrics>, shutdown: Cancell
                 }
             }
             let n = batch.len() as u64;
-            match upstream.register(&RegisterRequest { messages: batch }).await {
+            match upstream
+                .register(&RegisterRequest { messages: batch })
+                .await
+            {
                 Ok(()) => {
                     metrics.registered.inc_by(n);
                 }
-                Err(e) => tracing::warn!(count = n, error = %e, "registering queued messages failed; delivery will create them"),
+                Err(e) => {
+                    tracing::warn!(count = n, error = %e, "registering queued messages failed; delivery will create them")
+                }
             }
         }
     });

@@ -43,7 +43,12 @@ pub struct Revocation {
 impl Revocation {
     /// Loads the registry and CRL (main server, else cache, else the local PKI), builds the TLS
     /// configuration and starts the refresh task.
-    pub(crate) async fn start(cfg: Arc<Config>, pki: Pki, upstream: Upstream, shutdown: CancellationToken) -> Result<Arc<Self>, ProxyError> {
+    pub(crate) async fn start(
+        cfg: Arc<Config>,
+        pki: Pki,
+        upstream: Upstream,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, ProxyError> {
         let client_ca_pem = pki.read("client-ca.crt")?;
         let mut server_certs = ServerCerts::new();
         for domain in &cfg.proxy.domains {
@@ -63,7 +68,11 @@ impl Revocation {
             tls: Arc::new(ArcSwap::new(initial)),
         };
 
-        if let Some(cached) = this.upstream.load_cache("registry.json").and_then(|b| serde_json::from_slice(&b).ok()) {
+        if let Some(cached) = this
+            .upstream
+            .load_cache("registry.json")
+            .and_then(|b| serde_json::from_slice(&b).ok())
+        {
             this.set_registry(cached);
         }
         let mut candidates = Vec::new();
@@ -78,7 +87,9 @@ impl Revocation {
         }
         this.refresh().await;
         if this.crl.load().is_none() {
-            tracing::error!("no valid CRL for the client CA: refusing every client until one is available");
+            tracing::error!(
+                "no valid CRL for the client CA: refusing every client until one is available"
+            );
         }
 
         let this = Arc::new(this);
@@ -116,9 +127,13 @@ impl Revocation {
         match self.crl.load().as_ref() {
             None => Err("no valid CRL loaded".into()),
             Some(crl) => {
-                let limit = crl.next_update + chrono::Duration::from_std(self.grace).unwrap_or_default();
+                let limit =
+                    crl.next_update + chrono::Duration::from_std(self.grace).unwrap_or_default();
                 if Utc::now() > limit {
-                    Err(format!("CRL expired at {} (grace ended {limit})", crl.next_update))
+                    Err(format!(
+                        "CRL expired at {} (grace ended {limit})",
+                        crl.next_update
+                    ))
                 } else {
                     Ok(())
                 }
@@ -128,7 +143,11 @@ impl Revocation {
 
     /// Seconds until the loaded CRL's next update (negative once past it); None without a CRL.
     pub fn crl_seconds_left(&self) -> Option<i64> {
-        self.crl.load().as_ref().as_ref().map(|c| (c.next_update - Utc::now()).num_seconds())
+        self.crl
+            .load()
+            .as_ref()
+            .as_ref()
+            .map(|c| (c.next_update - Utc::now()).num_seconds())
     }
 
     async fn refresh(&self) {
@@ -139,11 +158,18 @@ impl Revocation {
                 }
                 self.set_registry(reg);
             }
-            Err(e) => tracing::warn!(error = %e, "client registry refresh failed; keeping the last one"),
+            Err(e) => {
+                tracing::warn!(error = %e, "client registry refresh failed; keeping the last one")
+            }
         }
         match self.upstream.crl().await {
             Ok(pem) => {
-                let unchanged = self.crl.load().as_ref().as_ref().is_some_and(|c| c.pem == pem);
+                let unchanged = self
+                    .crl
+                    .load()
+                    .as_ref()
+                    .as_ref()
+                    .is_some_and(|c| c.pem == pem);
                 if !unchanged && self.apply_crl(pem.clone()) {
                     self.upstream.store_cache("client-ca.crl", &pem);
                 }
@@ -156,7 +182,11 @@ impl Revocation {
     }
 
     fn set_registry(&self, reg: RegistryResponse) {
-        let map = reg.clients.into_iter().map(|e| (e.fingerprint.to_ascii_lowercase(), e)).collect();
+        let map = reg
+            .clients
+            .into_iter()
+            .map(|e| (e.fingerprint.to_ascii_lowercase(), e))
+            .collect();
         self.registry.store(Arc::new(map));
     }
 
@@ -176,10 +206,18 @@ impl Revocation {
                 return false;
             }
         }
-        match msgrelay_tls::mtls_server_config(&self.server_certs, &self.client_ca_pem, vec![loaded.der]) {
+        match msgrelay_tls::mtls_server_config(
+            &self.server_certs,
+            &self.client_ca_pem,
+            vec![loaded.der],
+        ) {
             Ok(config) => {
                 self.tls.store(config);
-                self.crl.store(Arc::new(Some(CrlState { pem, this_update: loaded.this_update, next_update: loaded.next_update })));
+                self.crl.store(Arc::new(Some(CrlState {
+                    pem,
+                    this_update: loaded.this_update,
+                    next_update: loaded.next_update,
+                })));
                 tracing::info!(next_update = %loaded.next_update, revoked = loaded.revoked_serials.len(), "CRL applied");
                 true
             }

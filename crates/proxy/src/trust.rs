@@ -32,7 +32,10 @@ impl SealingTrust {
             Some(true) => TRUSTED,
             Some(false) => NOT_TRUSTED,
         };
-        Arc::new(Self { state: AtomicU8::new(state), proxy_key_id })
+        Arc::new(Self {
+            state: AtomicU8::new(state),
+            proxy_key_id,
+        })
     }
 
     /// The readiness check: an error while the main server is known not to open our payloads.
@@ -45,13 +48,20 @@ impl SealingTrust {
     }
 
     /// Asks the main server every [`RECHECK`] until `shutdown`.
-    pub fn spawn(self: &Arc<Self>, upstream: Upstream, server_public: String, shutdown: CancellationToken) {
+    pub fn spawn(
+        self: &Arc<Self>,
+        upstream: Upstream,
+        server_public: String,
+        shutdown: CancellationToken,
+    ) {
         let this = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
             loop {
                 tokio::select! { _ = shutdown.cancelled() => break, _ = tick.tick() => {} }
-                let Ok(key) = upstream.fetch_sealing_key().await else { continue };
+                let Ok(key) = upstream.fetch_sealing_key().await else {
+                    continue;
+                };
                 let state = if key.public_key != server_public {
                     KEY_CHANGED
                 } else if key.trusted_proxy_key_ids.contains(&this.proxy_key_id) {

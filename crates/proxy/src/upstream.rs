@@ -49,7 +49,12 @@ impl Upstream {
     }
 
     async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, String> {
-        let resp = self.client.get(format!("{}{path}", self.base)).send().await.map_err(|e| e.to_string())?;
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         if !resp.status().is_success() {
             return Err(format!("{path} answered {}", resp.status()));
         }
@@ -63,8 +68,14 @@ impl Upstream {
     /// `cache/server-sealing.pub` (0600), and a different key later is refused until an operator
     /// removes that file. When the main server is unreachable the pinned copy is used and trust
     /// is unknown (`None`).
-    pub async fn sealing_key(&self, proxy_key_id: &str) -> Result<(String, Option<bool>), ProxyError> {
-        let pinned = self.load_cache(SEALING_PIN).and_then(|b| String::from_utf8(b).ok()).map(|k| k.trim().to_owned());
+    pub async fn sealing_key(
+        &self,
+        proxy_key_id: &str,
+    ) -> Result<(String, Option<bool>), ProxyError> {
+        let pinned = self
+            .load_cache(SEALING_PIN)
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(|k| k.trim().to_owned());
         match self.fetch_sealing_key().await {
             Ok(key) => {
                 match &pinned {
@@ -97,7 +108,8 @@ impl Upstream {
     /// `GET /internal/sealing-key`, parsed.
     pub async fn fetch_sealing_key(&self) -> Result<SealingKeyResponse, String> {
         let bytes = self.get_bytes("/internal/sealing-key").await?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("main server sent a malformed sealing key: {e}"))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("main server sent a malformed sealing key: {e}"))
     }
 
     /// The client registry, raw JSON (validated by the caller).

@@ -85,7 +85,12 @@ pub(crate) enum TokenRepr {
     /// Row id plus the random nonce written by the lease.
     Sqlite { seq: i64, nonce: String },
     /// Stream entry id plus the owner and delivery count seen at lease time (XPENDING), and the message id.
-    Redis { entry: String, consumer: String, deliveries: i64, msg_id: String },
+    Redis {
+        entry: String,
+        consumer: String,
+        deliveries: i64,
+        msg_id: String,
+    },
 }
 
 /// Queue depth by state; `ready` includes retries and expired leases that are due.
@@ -165,7 +170,8 @@ impl Queue {
                 Ok(Queue::Sqlite(SqliteQueue::open(&path).await?))
             }
             QueueBackend::Redis => Ok(Queue::Redis(
-                RedisQueue::connect(&cfg.redis_url, &cfg.key_prefix, cfg.allow_non_durable_redis).await?,
+                RedisQueue::connect(&cfg.redis_url, &cfg.key_prefix, cfg.allow_non_durable_redis)
+                    .await?,
             )),
         }
     }
@@ -189,7 +195,12 @@ impl Queue {
     }
 
     /// Leases up to `max` due messages to `consumer` for `lease`; counts an attempt on each.
-    pub async fn lease(&self, consumer: &str, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError> {
+    pub async fn lease(
+        &self,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Leased>, QueueError> {
         dispatch!(self.lease(consumer, max, lease))
     }
 

@@ -5,7 +5,9 @@
 use futures::future::join_all;
 use msgrelay_core::config::{QueueBackend, QueueConfig};
 use msgrelay_core::{now_ms, ClientId, MessageId};
-use msgrelay_queue::{EnqueueOutcome, Idempotency, LeaseToken, NewMessage, Queue, QueueError, QueueStats};
+use msgrelay_queue::{
+    EnqueueOutcome, Idempotency, LeaseToken, NewMessage, Queue, QueueError, QueueStats,
+};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -23,8 +25,14 @@ fn redis_url() -> String {
 
 impl Env {
     fn sqlite() -> Option<Env> {
-        let cfg = QueueConfig { backend: QueueBackend::Sqlite, ..QueueConfig::default() };
-        Some(Env { cfg, dir: tempfile::tempdir().unwrap() })
+        let cfg = QueueConfig {
+            backend: QueueBackend::Sqlite,
+            ..QueueConfig::default()
+        };
+        Some(Env {
+            cfg,
+            dir: tempfile::tempdir().unwrap(),
+        })
     }
 
     fn redis() -> Option<Env> {
@@ -39,11 +47,16 @@ impl Env {
             allow_non_durable_redis: true,
             ..QueueConfig::default()
         };
-        Some(Env { cfg, dir: tempfile::tempdir().unwrap() })
+        Some(Env {
+            cfg,
+            dir: tempfile::tempdir().unwrap(),
+        })
     }
 
     async fn open(&self) -> Queue {
-        Queue::connect(&self.cfg, self.dir.path()).await.expect("connect")
+        Queue::connect(&self.cfg, self.dir.path())
+            .await
+            .expect("connect")
     }
 
     async fn cleanup(&self) {
@@ -52,10 +65,17 @@ impl Env {
         }
         let client = ::redis::Client::open(self.cfg.redis_url.as_str()).unwrap();
         let mut con = client.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> =
-            ::redis::cmd("KEYS").arg(format!("{}:*", self.cfg.key_prefix)).query_async(&mut con).await.unwrap();
+        let keys: Vec<String> = ::redis::cmd("KEYS")
+            .arg(format!("{}:*", self.cfg.key_prefix))
+            .query_async(&mut con)
+            .await
+            .unwrap();
         if !keys.is_empty() {
-            let _: () = ::redis::cmd("DEL").arg(keys).query_async(&mut con).await.unwrap();
+            let _: () = ::redis::cmd("DEL")
+                .arg(keys)
+                .query_async(&mut con)
+                .await
+                .unwrap();
         }
     }
 }
@@ -74,7 +94,13 @@ fn message(n: u32) -> NewMessage {
 }
 
 fn idem(key: &str, hash: &str) -> Option<(ClientId, Idempotency)> {
-    Some((client(), Idempotency { key: key.into(), request_hash: hash.into() }))
+    Some((
+        client(),
+        Idempotency {
+            key: key.into(),
+            request_hash: hash.into(),
+        },
+    ))
 }
 
 fn tokens(leased: &[msgrelay_queue::Leased]) -> Vec<LeaseToken> {
@@ -94,14 +120,22 @@ async fn lease_eventually(q: &Queue, consumer: &str, max: usize) -> Vec<msgrelay
 }
 
 fn stats(ready: u64, in_flight: u64, delayed: u64, failed: u64) -> QueueStats {
-    QueueStats { ready, in_flight, delayed, failed }
+    QueueStats {
+        ready,
+        in_flight,
+        delayed,
+        failed,
+    }
 }
 
 async fn enqueue_lease_ack(env: &Env) {
     let q = env.open().await;
     let msgs: Vec<_> = (0..3).map(message).collect();
     for m in &msgs {
-        assert_eq!(q.enqueue(m.clone(), None).await.unwrap(), EnqueueOutcome::Enqueued);
+        assert_eq!(
+            q.enqueue(m.clone(), None).await.unwrap(),
+            EnqueueOutcome::Enqueued
+        );
     }
     assert_eq!(q.stats().await.unwrap(), stats(3, 0, 0, 0));
     let leased = q.lease("w1", 10, LEASE).await.unwrap();
@@ -122,13 +156,28 @@ async fn enqueue_lease_ack(env: &Env) {
 async fn idempotent_duplicate(env: &Env) {
     let q = env.open().await;
     let first = message(1);
-    assert_eq!(q.enqueue(first.clone(), idem("k1", "h1")).await.unwrap(), EnqueueOutcome::Enqueued);
+    assert_eq!(
+        q.enqueue(first.clone(), idem("k1", "h1")).await.unwrap(),
+        EnqueueOutcome::Enqueued
+    );
     let again = q.enqueue(message(1), idem("k1", "h1")).await.unwrap();
     assert_eq!(again, EnqueueOutcome::Duplicate { id: first.id });
     // Another client may use the same key.
-    let other = NewMessage { client_id: ClientId::parse("other").unwrap(), ..message(2) };
-    let other_idem = Some((other.client_id.clone(), Idempotency { key: "k1".into(), request_hash: "h1".into() }));
-    assert_eq!(q.enqueue(other, other_idem).await.unwrap(), EnqueueOutcome::Enqueued);
+    let other = NewMessage {
+        client_id: ClientId::parse("other").unwrap(),
+        ..message(2)
+    };
+    let other_idem = Some((
+        other.client_id.clone(),
+        Idempotency {
+            key: "k1".into(),
+            request_hash: "h1".into(),
+        },
+    ));
+    assert_eq!(
+        q.enqueue(other, other_idem).await.unwrap(),
+        EnqueueOutcome::Enqueued
+    );
     assert_eq!(q.stats().await.unwrap().ready, 2);
     let leased = q.lease("w", 10, LEASE).await.unwrap();
     assert_eq!(leased.iter().filter(|l| l.id == first.id).count(), 1);
@@ -139,7 +188,10 @@ async fn idempotency_conflict(env: &Env) {
     let q = env.open().await;
     let first = message(1);
     q.enqueue(first.clone(), idem("k", "h1")).await.unwrap();
-    assert_eq!(q.enqueue(message(2), idem("k", "h2")).await.unwrap(), EnqueueOutcome::Conflict { id: first.id });
+    assert_eq!(
+        q.enqueue(message(2), idem("k", "h2")).await.unwrap(),
+        EnqueueOutcome::Conflict { id: first.id }
+    );
     assert_eq!(q.stats().await.unwrap(), stats(1, 0, 0, 0));
 }
 
@@ -153,7 +205,9 @@ async fn concurrent_consumers_get_disjoint_sets(env: &Env) {
         async move { q.enqueue(m, None).await }
     }))
     .await;
-    assert!(results.iter().all(|r| matches!(r, Ok(EnqueueOutcome::Enqueued))));
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Ok(EnqueueOutcome::Enqueued))));
 
     let worker = |name: &'static str| {
         let env_cfg = env.cfg.clone();
@@ -191,13 +245,18 @@ async fn expired_lease_returns_and_stale_token_is_refused(env: &Env) {
     q.enqueue(m.clone(), None).await.unwrap();
     let first = q.lease("crashed", 1, LEASE).await.unwrap();
     assert_eq!(first.len(), 1);
-    assert!(q.lease("rescuer", 1, LEASE).await.unwrap().is_empty(), "leased twice");
+    assert!(
+        q.lease("rescuer", 1, LEASE).await.unwrap().is_empty(),
+        "leased twice"
+    );
     let second = lease_eventually(&q, "rescuer", 1).await;
     assert_eq!(second.len(), 1);
     assert_eq!((second[0].id, second[0].attempts), (m.id, 2));
     // The crashed worker comes back: its token no longer matches anything.
     assert_eq!(q.ack(&tokens(&first)).await.unwrap(), 0);
-    q.retry_later(&tokens(&first), Duration::ZERO, 0, "stale").await.unwrap();
+    q.retry_later(&tokens(&first), Duration::ZERO, 0, "stale")
+        .await
+        .unwrap();
     q.dead_letter(&tokens(&first), "stale").await.unwrap();
     assert_eq!(q.stats().await.unwrap(), stats(0, 1, 0, 0));
     assert_eq!(q.ack(&tokens(&second)).await.unwrap(), 1);
@@ -210,12 +269,29 @@ async fn retry_later_waits_for_retry_after(env: &Env) {
     q.enqueue(m.clone(), None).await.unwrap();
     let leased = q.lease("w", 1, Duration::from_secs(30)).await.unwrap();
     let released = Instant::now();
-    q.retry_later(&tokens(&leased), Duration::from_secs(1), 0, "main server down").await.unwrap();
-    assert!(q.lease("w", 1, LEASE).await.unwrap().is_empty(), "due before retry_after");
+    q.retry_later(
+        &tokens(&leased),
+        Duration::from_secs(1),
+        0,
+        "main server down",
+    )
+    .await
+    .unwrap();
+    assert!(
+        q.lease("w", 1, LEASE).await.unwrap().is_empty(),
+        "due before retry_after"
+    );
     assert_eq!(q.stats().await.unwrap(), stats(0, 0, 1, 0));
     let again = lease_eventually(&q, "w2", 1).await;
-    assert!(released.elapsed() >= Duration::from_millis(900), "due after {:?}", released.elapsed());
-    assert_eq!((again[0].id, again[0].attempts, &again[0].payload), (m.id, 2, &m.payload));
+    assert!(
+        released.elapsed() >= Duration::from_millis(900),
+        "due after {:?}",
+        released.elapsed()
+    );
+    assert_eq!(
+        (again[0].id, again[0].attempts, &again[0].payload),
+        (m.id, 2, &m.payload)
+    );
 }
 
 async fn max_attempts_fail_and_admin_retry(env: &Env) {
@@ -223,15 +299,25 @@ async fn max_attempts_fail_and_admin_retry(env: &Env) {
     let m = message(1);
     q.enqueue(m.clone(), None).await.unwrap();
     let l1 = q.lease("w", 1, LEASE).await.unwrap();
-    q.retry_later(&tokens(&l1), Duration::ZERO, 2, "timeout").await.unwrap();
+    q.retry_later(&tokens(&l1), Duration::ZERO, 2, "timeout")
+        .await
+        .unwrap();
     let l2 = lease_eventually(&q, "w", 1).await;
     assert_eq!(l2[0].attempts, 2);
-    q.retry_later(&tokens(&l2), Duration::ZERO, 2, "timeout again").await.unwrap();
+    q.retry_later(&tokens(&l2), Duration::ZERO, 2, "timeout again")
+        .await
+        .unwrap();
     assert_eq!(q.stats().await.unwrap(), stats(0, 0, 0, 1));
-    assert!(q.lease("w", 1, LEASE).await.unwrap().is_empty(), "a failed message was leased");
+    assert!(
+        q.lease("w", 1, LEASE).await.unwrap().is_empty(),
+        "a failed message was leased"
+    );
     let failed = q.list_failed(10).await.unwrap();
     assert_eq!(failed.len(), 1);
-    assert_eq!((failed[0].id, &failed[0].client_id, failed[0].attempts), (m.id, &m.client_id, 2));
+    assert_eq!(
+        (failed[0].id, &failed[0].client_id, failed[0].attempts),
+        (m.id, &m.client_id, 2)
+    );
     assert_eq!(failed[0].last_error, "timeout again");
     assert!(failed[0].failed_at_ms > 0);
 
@@ -239,30 +325,45 @@ async fn max_attempts_fail_and_admin_retry(env: &Env) {
     let d = message(2);
     q.enqueue(d.clone(), None).await.unwrap();
     let ld = q.lease("w", 1, LEASE).await.unwrap();
-    q.dead_letter(&tokens(&ld), "rejected: unknown client").await.unwrap();
+    q.dead_letter(&tokens(&ld), "rejected: unknown client")
+        .await
+        .unwrap();
     assert_eq!(q.stats().await.unwrap().failed, 2);
 
-    assert_eq!(q.retry_failed(Some(&[m.id, MessageId::new()])).await.unwrap(), 1);
+    assert_eq!(
+        q.retry_failed(Some(&[m.id, MessageId::new()]))
+            .await
+            .unwrap(),
+        1
+    );
     let l3 = lease_eventually(&q, "w", 1).await;
     assert_eq!((l3[0].id, l3[0].attempts), (m.id, 3));
     assert_eq!(q.retry_failed(None).await.unwrap(), 1);
     assert_eq!(q.retry_failed(None).await.unwrap(), 0);
     let l4 = lease_eventually(&q, "w", 1).await;
-    assert_eq!((l4[0].id, l4[0].attempts, &l4[0].payload), (d.id, 2, &d.payload));
+    assert_eq!(
+        (l4[0].id, l4[0].attempts, &l4[0].payload),
+        (d.id, 2, &d.payload)
+    );
     assert!(q.list_failed(10).await.unwrap().is_empty());
 }
 
 async fn survives_reopen(env: &Env) {
     let q = env.open().await;
     let msgs: Vec<_> = (0..5).map(message).collect();
-    q.enqueue(msgs[0].clone(), idem("key", "hash")).await.unwrap();
+    q.enqueue(msgs[0].clone(), idem("key", "hash"))
+        .await
+        .unwrap();
     for m in &msgs[1..] {
         q.enqueue(m.clone(), None).await.unwrap();
     }
     drop(q);
     let q = env.open().await;
     assert_eq!(q.stats().await.unwrap(), stats(5, 0, 0, 0));
-    assert_eq!(q.enqueue(message(9), idem("key", "hash")).await.unwrap(), EnqueueOutcome::Duplicate { id: msgs[0].id });
+    assert_eq!(
+        q.enqueue(message(9), idem("key", "hash")).await.unwrap(),
+        EnqueueOutcome::Duplicate { id: msgs[0].id }
+    );
     let leased = q.lease("w", 10, LEASE).await.unwrap();
     let ids: Vec<_> = leased.iter().map(|l| l.id).collect();
     assert_eq!(ids, msgs.iter().map(|m| m.id).collect::<Vec<_>>());
@@ -316,10 +417,16 @@ async fn depth_counts_undelivered_but_not_failed(env: &Env) {
     assert_eq!(q.depth().await.unwrap(), 4);
     let leased = q.lease("w", 3, LEASE).await.unwrap();
     assert_eq!(q.depth().await.unwrap(), 4, "in flight still counts");
-    q.retry_later(&tokens(&leased[..1]), Duration::from_secs(60), 0, "later").await.unwrap();
+    q.retry_later(&tokens(&leased[..1]), Duration::from_secs(60), 0, "later")
+        .await
+        .unwrap();
     q.dead_letter(&tokens(&leased[1..2]), "bad").await.unwrap();
     assert_eq!(q.stats().await.unwrap(), stats(1, 1, 1, 1));
-    assert_eq!(q.depth().await.unwrap(), 3, "delayed counts, failed does not");
+    assert_eq!(
+        q.depth().await.unwrap(),
+        3,
+        "delayed counts, failed does not"
+    );
     assert_eq!(q.ack(&tokens(&leased[2..])).await.unwrap(), 1);
     assert_eq!(q.depth().await.unwrap(), 2);
 }
@@ -351,7 +458,12 @@ async fn redis_refuses_non_durable_server() {
     let Some(mut env) = Env::redis() else { return };
     let client = ::redis::Client::open(env.cfg.redis_url.as_str()).unwrap();
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
-    let aof: Vec<String> = ::redis::cmd("CONFIG").arg("GET").arg("appendonly").query_async(&mut con).await.unwrap();
+    let aof: Vec<String> = ::redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("appendonly")
+        .query_async(&mut con)
+        .await
+        .unwrap();
     if aof.get(1).map(String::as_str) == Some("yes") {
         eprintln!("skipped: this Redis server has appendonly=yes");
         return;
@@ -379,7 +491,11 @@ async fn redis_unreachable_is_unavailable() {
     };
     let start = Instant::now();
     let r = Queue::connect(&cfg, std::path::Path::new(".")).await;
-    assert!(matches!(r, Err(QueueError::Unavailable(_))), "{:?}", r.err());
+    assert!(
+        matches!(r, Err(QueueError::Unavailable(_))),
+        "{:?}",
+        r.err()
+    );
     assert!(start.elapsed() < Duration::from_secs(5));
 }
 
@@ -398,7 +514,10 @@ async fn redis_restarted_consumer_takes_back_its_own_pending_first() {
     drop(before); // the worker process dies with its leases
 
     let other = env.open().await;
-    assert!(other.lease("host-b-0", 10, long).await.unwrap().is_empty(), "another consumer took live leases");
+    assert!(
+        other.lease("host-b-0", 10, long).await.unwrap().is_empty(),
+        "another consumer took live leases"
+    );
     let restarted = env.open().await;
     let back = restarted.lease("host-a-0", 10, long).await.unwrap();
     assert_eq!(back.len(), 5, "own pending entries were not taken back");
@@ -407,6 +526,10 @@ async fn redis_restarted_consumer_takes_back_its_own_pending_first() {
     assert_eq!(restarted.ack(&tokens(&held)).await.unwrap(), 0);
     assert_eq!(restarted.ack(&tokens(&back)).await.unwrap(), 5);
     // Later leases by the same consumer read only new entries.
-    assert!(restarted.lease("host-a-0", 10, long).await.unwrap().is_empty());
+    assert!(restarted
+        .lease("host-a-0", 10, long)
+        .await
+        .unwrap()
+        .is_empty());
     env.cleanup().await;
 }

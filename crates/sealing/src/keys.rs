@@ -29,7 +29,9 @@ impl fmt::Debug for SealingKeyPair {
 impl SealingKeyPair {
     /// A fresh random key pair.
     pub fn generate() -> Self {
-        Self { secret: crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng) }
+        Self {
+            secret: crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng),
+        }
     }
 
     /// Creates the secret key file (owner-only) and its `.pub` companion if missing; returns true if created.
@@ -42,8 +44,10 @@ impl SealingKeyPair {
         if created {
             let kp = Self::load(path)?;
             let pub_path = path.with_extension("pub");
-            std::fs::write(&pub_path, kp.public_key_b64())
-                .map_err(|source| KeyFileError::Io { path: pub_path.display().to_string(), source })?;
+            std::fs::write(&pub_path, kp.public_key_b64()).map_err(|source| KeyFileError::Io {
+                path: pub_path.display().to_string(),
+                source,
+            })?;
         }
         Ok(created)
     }
@@ -54,7 +58,9 @@ impl SealingKeyPair {
         let text = read_secret(path)?;
         let bytes = decode_key(std::str::from_utf8(&text).unwrap_or(""))
             .ok_or_else(|| KeyFileError::invalid(path, "not a base64 X25519 secret key"))?;
-        Ok(Self { secret: crypto_box::SecretKey::from(bytes) })
+        Ok(Self {
+            secret: crypto_box::SecretKey::from(bytes),
+        })
     }
 
     /// The public key, base64.
@@ -72,11 +78,13 @@ impl SealingKeyPair {
     }
 
     pub(crate) fn hpke_private(&self) -> <Kem as hpke::Kem>::PrivateKey {
-        <Kem as hpke::Kem>::PrivateKey::from_bytes(&self.secret.to_bytes()).expect("any 32 bytes are an X25519 secret")
+        <Kem as hpke::Kem>::PrivateKey::from_bytes(&self.secret.to_bytes())
+            .expect("any 32 bytes are an X25519 secret")
     }
 
     pub(crate) fn hpke_public(&self) -> <Kem as hpke::Kem>::PublicKey {
-        <Kem as hpke::Kem>::PublicKey::from_bytes(self.secret.public_key().as_bytes()).expect("32-byte X25519 public key")
+        <Kem as hpke::Kem>::PublicKey::from_bytes(self.secret.public_key().as_bytes())
+            .expect("32-byte X25519 public key")
     }
 }
 
@@ -90,9 +98,15 @@ pub(crate) struct PublicKey {
 
 impl PublicKey {
     pub fn parse_b64(b64: &str) -> Result<Self, SealError> {
-        let bytes = decode_key(b64).ok_or(SealError::Malformed("public key is not base64 of 32 bytes"))?;
-        let hpke = <Kem as hpke::Kem>::PublicKey::from_bytes(&bytes).map_err(|_| SealError::Malformed("not an X25519 public key"))?;
-        Ok(Self { kid: kid_of(&bytes), box_key: crypto_box::PublicKey::from(bytes), hpke })
+        let bytes =
+            decode_key(b64).ok_or(SealError::Malformed("public key is not base64 of 32 bytes"))?;
+        let hpke = <Kem as hpke::Kem>::PublicKey::from_bytes(&bytes)
+            .map_err(|_| SealError::Malformed("not an X25519 public key"))?;
+        Ok(Self {
+            kid: kid_of(&bytes),
+            box_key: crypto_box::PublicKey::from(bytes),
+            hpke,
+        })
     }
 
     pub fn bytes(&self) -> Vec<u8> {

@@ -19,25 +19,37 @@ const NONCE: usize = 24;
 const HEADER: usize = 4 + 2 * KID + NONCE;
 
 /// Opens a v1 payload with the box of (server secret, proxy public); returns the inner JSON.
-pub(crate) fn open(server: &SealingKeyPair, proxy: &PublicKey, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+pub(crate) fn open(
+    server: &SealingKeyPair,
+    proxy: &PublicKey,
+    sealed: &[u8],
+) -> Result<Vec<u8>, SealError> {
     if sealed.len() < HEADER + 16 {
         return Err(SealError::Malformed("v1 payload too short"));
     }
     let cipher = ChaChaBox::new(&proxy.box_key, &server.secret);
     let nonce = crypto_box::Nonce::from_slice(&sealed[4 + 2 * KID..HEADER]);
-    cipher.decrypt(nonce, &sealed[HEADER..]).map_err(|_| SealError::Unauthentic)
+    cipher
+        .decrypt(nonce, &sealed[HEADER..])
+        .map_err(|_| SealError::Unauthentic)
 }
 
 /// Seals in the retired v1 format, exactly as the proxy did before v2: only so that tests can put
 /// pre-upgrade payloads into a queue. No role calls this.
 #[cfg(any(test, feature = "v1-fixture"))]
-pub fn seal_v1(proxy: &SealingKeyPair, server_public_b64: &str, payload: &crate::PlainPayload) -> Result<Vec<u8>, SealError> {
+pub fn seal_v1(
+    proxy: &SealingKeyPair,
+    server_public_b64: &str,
+    payload: &crate::PlainPayload,
+) -> Result<Vec<u8>, SealError> {
     use crypto_box::aead::{AeadCore, OsRng};
     let server = PublicKey::parse_b64(server_public_b64)?;
     let cipher = ChaChaBox::new(&server.box_key, &proxy.secret);
     let plain = serde_json::to_vec(payload).map_err(|_| SealError::Encrypt)?;
     let nonce = ChaChaBox::generate_nonce(&mut OsRng);
-    let ct = cipher.encrypt(&nonce, plain.as_slice()).map_err(|_| SealError::Encrypt)?;
+    let ct = cipher
+        .encrypt(&nonce, plain.as_slice())
+        .map_err(|_| SealError::Encrypt)?;
     let mut out = Vec::with_capacity(HEADER + ct.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&server.kid);

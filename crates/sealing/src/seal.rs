@@ -42,7 +42,11 @@ pub struct PlainPayload {
 
 impl fmt::Debug for PlainPayload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PlainPayload(id={}, client_id={}, ***)", self.id, self.client_id)
+        write!(
+            f,
+            "PlainPayload(id={}, client_id={}, ***)",
+            self.id, self.client_id
+        )
     }
 }
 
@@ -81,7 +85,12 @@ impl Sealer {
         let mut header_ids = [0u8; 2 * KID];
         header_ids[..KID].copy_from_slice(&server.kid);
         header_ids[KID..].copy_from_slice(&proxy.kid());
-        Ok(Self { proxy_private: proxy.hpke_private(), proxy_public: proxy.hpke_public(), server, header_ids })
+        Ok(Self {
+            proxy_private: proxy.hpke_private(),
+            proxy_public: proxy.hpke_public(),
+            server,
+            header_ids,
+        })
     }
 
     /// Key id of the server key this sealer seals to.
@@ -95,10 +104,22 @@ impl Sealer {
         let mut header = Vec::with_capacity(HEADER);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&self.header_ids);
-        let aad = aad(&header, &payload.id, &payload.client_id, payload.accepted_at_ms);
+        let aad = aad(
+            &header,
+            &payload.id,
+            &payload.client_id,
+            payload.accepted_at_ms,
+        );
         let mode = OpModeS::Auth((self.proxy_private.clone(), self.proxy_public.clone()));
-        let (enc, ct) = hpke::single_shot_seal::<Aead, Kdf, Kem, _>(&mode, &self.server.hpke, INFO, &plain, &aad, &mut crate::rng::OsRng)
-            .map_err(|_| SealError::Encrypt)?;
+        let (enc, ct) = hpke::single_shot_seal::<Aead, Kdf, Kem, _>(
+            &mode,
+            &self.server.hpke,
+            INFO,
+            &plain,
+            &aad,
+            &mut crate::rng::OsRng,
+        )
+        .map_err(|_| SealError::Encrypt)?;
         let mut out = header;
         out.extend_from_slice(&enc.to_bytes());
         out.extend_from_slice(&ct);
@@ -114,9 +135,18 @@ pub struct Opener {
 
 impl Opener {
     /// `server_keys`: current and retired server key pairs; `trusted_proxies`: proxies' public keys (base64).
-    pub fn new(server_keys: &[SealingKeyPair], trusted_proxies: &[String]) -> Result<Self, SealError> {
-        let servers = server_keys.iter().map(|k| (k.kid(), (k.clone(), k.hpke_private()))).collect();
-        let proxies = trusted_proxies.iter().map(|b64| PublicKey::parse_b64(b64).map(|p| (p.kid, p))).collect::<Result<_, _>>()?;
+    pub fn new(
+        server_keys: &[SealingKeyPair],
+        trusted_proxies: &[String],
+    ) -> Result<Self, SealError> {
+        let servers = server_keys
+            .iter()
+            .map(|k| (k.kid(), (k.clone(), k.hpke_private())))
+            .collect();
+        let proxies = trusted_proxies
+            .iter()
+            .map(|b64| PublicKey::parse_b64(b64).map(|p| (p.kid, p)))
+            .collect::<Result<_, _>>()?;
         Ok(Self { servers, proxies })
     }
 
@@ -138,10 +168,18 @@ impl Opener {
             return Err(SealError::Malformed("unknown format"));
         }
         let server_kid: Kid = sealed[4..4 + KID].try_into().expect("length checked");
-        let proxy_kid: Kid = sealed[4 + KID..4 + 2 * KID].try_into().expect("length checked");
+        let proxy_kid: Kid = sealed[4 + KID..4 + 2 * KID]
+            .try_into()
+            .expect("length checked");
         let (server, proxy) = match (self.servers.get(&server_kid), self.proxies.get(&proxy_kid)) {
             (Some(s), Some(p)) => (s, p),
-            _ => return Err(SealError::UnknownKey(format!("{}/{}", hex::encode(server_kid), hex::encode(proxy_kid)))),
+            _ => {
+                return Err(SealError::UnknownKey(format!(
+                    "{}/{}",
+                    hex::encode(server_kid),
+                    hex::encode(proxy_kid)
+                )))
+            }
         };
         let plain = if magic == MAGIC {
             if sealed.len() < HEADER + TAG {
@@ -149,14 +187,27 @@ impl Opener {
             }
             let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&sealed[4 + 2 * KID..HEADER])
                 .map_err(|_| SealError::Malformed("encapsulated key"))?;
-            let aad = aad(sealed, envelope.id, envelope.client_id, envelope.accepted_at_ms);
+            let aad = aad(
+                sealed,
+                envelope.id,
+                envelope.client_id,
+                envelope.accepted_at_ms,
+            );
             let mode = OpModeR::Auth(proxy.hpke.clone());
-            hpke::single_shot_open::<Aead, Kdf, Kem>(&mode, &server.1, &enc, INFO, &sealed[HEADER..], &aad)
-                .map_err(|_| SealError::Unauthentic)?
+            hpke::single_shot_open::<Aead, Kdf, Kem>(
+                &mode,
+                &server.1,
+                &enc,
+                INFO,
+                &sealed[HEADER..],
+                &aad,
+            )
+            .map_err(|_| SealError::Unauthentic)?
         } else {
             legacy::open(&server.0, proxy, sealed)?
         };
-        let payload: PlainPayload = serde_json::from_slice(&plain).map_err(|_| SealError::Malformed("inner payload"))?;
+        let payload: PlainPayload =
+            serde_json::from_slice(&plain).map_err(|_| SealError::Malformed("inner payload"))?;
         if payload.id != *envelope.id {
             return Err(SealError::Mismatch("message id"));
         }

@@ -11,7 +11,11 @@ fn payload(id: MessageId, client: &str, accepted_at_ms: i64) -> PlainPayload {
 }
 
 fn env<'a>(p: &'a PlainPayload) -> Envelope<'a> {
-    Envelope { id: &p.id, client_id: &p.client_id, accepted_at_ms: p.accepted_at_ms }
+    Envelope {
+        id: &p.id,
+        client_id: &p.client_id,
+        accepted_at_ms: p.accepted_at_ms,
+    }
 }
 
 struct Pair {
@@ -26,7 +30,12 @@ fn pair() -> Pair {
     let proxy = SealingKeyPair::generate();
     let sealer = Sealer::new(&proxy, &server.public_key_b64()).unwrap();
     let opener = Opener::new(std::slice::from_ref(&server), &[proxy.public_key_b64()]).unwrap();
-    Pair { server, proxy, sealer, opener }
+    Pair {
+        server,
+        proxy,
+        sealer,
+        opener,
+    }
 }
 
 #[test]
@@ -37,7 +46,11 @@ fn round_trip_with_a_fresh_ephemeral_key_per_message() {
     let b = k.sealer.seal(&p).unwrap();
     assert!(!a.windows(5).any(|w| w == b"hello"));
     assert_eq!(&a[..4], b"MRS2");
-    assert_ne!(a[20..52], b[20..52], "each message must get its own encapsulated key");
+    assert_ne!(
+        a[20..52],
+        b[20..52],
+        "each message must get its own encapsulated key"
+    );
     assert_eq!(k.opener.open(&env(&p), &a).unwrap(), p);
     assert_eq!(k.opener.open(&env(&p), &b).unwrap(), p);
     assert_eq!(k.sealer.server_key_id(), k.server.key_id());
@@ -52,20 +65,38 @@ fn id_client_and_accepted_at_are_bound() {
     let other_client = ClientId::parse("other").unwrap();
     let other_id = MessageId::new();
     let moved = [
-        Envelope { client_id: &other_client, ..env(&p) },
-        Envelope { id: &other_id, ..env(&p) },
-        Envelope { accepted_at_ms: 6, ..env(&p) },
+        Envelope {
+            client_id: &other_client,
+            ..env(&p)
+        },
+        Envelope {
+            id: &other_id,
+            ..env(&p)
+        },
+        Envelope {
+            accepted_at_ms: 6,
+            ..env(&p)
+        },
     ];
     for e in moved {
-        assert!(matches!(k.opener.open(&e, &sealed), Err(SealError::Unauthentic)), "{e:?}");
+        assert!(
+            matches!(k.opener.open(&e, &sealed), Err(SealError::Unauthentic)),
+            "{e:?}"
+        );
     }
     let mut bad = sealed.clone();
     *bad.last_mut().unwrap() ^= 1;
-    assert!(matches!(k.opener.open(&env(&p), &bad), Err(SealError::Unauthentic)));
+    assert!(matches!(
+        k.opener.open(&env(&p), &bad),
+        Err(SealError::Unauthentic)
+    ));
     // The key ids are authenticated too: pointing at another proxy's slot does not help.
     let mut header = sealed.clone();
     header[4] ^= 1;
-    assert!(matches!(k.opener.open(&env(&p), &header), Err(SealError::UnknownKey(_))));
+    assert!(matches!(
+        k.opener.open(&env(&p), &header),
+        Err(SealError::UnknownKey(_))
+    ));
 }
 
 #[test]
@@ -75,7 +106,11 @@ fn the_proxy_secret_opens_nothing() {
     let sealed = k.sealer.seal(&p).unwrap();
     // Everything the proxy holds, used every way it can be: as the recipient key with the server
     // as sender, and as the v1 box key (what opened the old format).
-    let thief = Opener::new(std::slice::from_ref(&k.proxy), &[k.server.public_key_b64(), k.proxy.public_key_b64()]).unwrap();
+    let thief = Opener::new(
+        std::slice::from_ref(&k.proxy),
+        &[k.server.public_key_b64(), k.proxy.public_key_b64()],
+    )
+    .unwrap();
     assert!(thief.open(&env(&p), &sealed).is_err());
     let mut as_v1 = sealed.clone();
     as_v1[..4].copy_from_slice(b"MRS1");
@@ -89,7 +124,10 @@ fn untrusted_proxy_cannot_forge_and_garbage_is_malformed() {
     let k = pair();
     let rogue = SealingKeyPair::generate();
     let p = payload(MessageId::new(), "demo", 5);
-    let forged = Sealer::new(&rogue, &k.server.public_key_b64()).unwrap().seal(&p).unwrap();
+    let forged = Sealer::new(&rogue, &k.server.public_key_b64())
+        .unwrap()
+        .seal(&p)
+        .unwrap();
     let err = k.opener.open(&env(&p), &forged).unwrap_err();
     assert!(matches!(err, SealError::UnknownKey(_)) && err.is_retryable());
     // A rogue key that claims the trusted proxy's id fails authentication (Auth mode).
@@ -98,7 +136,10 @@ fn untrusted_proxy_cannot_forge_and_garbage_is_malformed() {
     let err = k.opener.open(&env(&p), &claimed).unwrap_err();
     assert!(matches!(err, SealError::Unauthentic) && !err.is_retryable());
     for garbage in [&b"plain text in the queue"[..], b"MRS2", b""] {
-        assert!(matches!(k.opener.open(&env(&p), garbage), Err(SealError::Malformed(_))));
+        assert!(matches!(
+            k.opener.open(&env(&p), garbage),
+            Err(SealError::Malformed(_))
+        ));
     }
 }
 
@@ -109,27 +150,67 @@ fn v1_payloads_queued_before_the_upgrade_still_open() {
     let v1 = crate::legacy::seal_v1(&k.proxy, &k.server.public_key_b64(), &p).unwrap();
     assert_eq!(&v1[..4], b"MRS1");
     // v1 carries accepted_at only inside: the opened value wins over the envelope's.
-    let opened = k.opener.open(&Envelope { accepted_at_ms: 999, ..env(&p) }, &v1).unwrap();
+    let opened = k
+        .opener
+        .open(
+            &Envelope {
+                accepted_at_ms: 999,
+                ..env(&p)
+            },
+            &v1,
+        )
+        .unwrap();
     assert_eq!(opened, p);
     let other = ClientId::parse("other").unwrap();
-    assert!(matches!(k.opener.open(&Envelope { client_id: &other, ..env(&p) }, &v1), Err(SealError::Mismatch("client_id"))));
+    assert!(matches!(
+        k.opener.open(
+            &Envelope {
+                client_id: &other,
+                ..env(&p)
+            },
+            &v1
+        ),
+        Err(SealError::Mismatch("client_id"))
+    ));
 }
 
 #[test]
 fn v1_fixture_from_the_old_code_opens() {
     // Produced by the pre-v2 proxy (crypto_box, commit ed007ce) and checked in, so that the
     // upgrade path is tested against bytes the old code wrote, not only against `seal_v1`.
-    let f: serde_json::Value = serde_json::from_str(include_str!("../tests/fixtures/v1-payload.json")).unwrap();
-    let server = SealingKeyPair { secret: crypto_box::SecretKey::from(b64_32(&f["server_secret"])) };
+    let f: serde_json::Value =
+        serde_json::from_str(include_str!("../tests/fixtures/v1-payload.json")).unwrap();
+    let server = SealingKeyPair {
+        secret: crypto_box::SecretKey::from(b64_32(&f["server_secret"])),
+    };
     let opener = Opener::new(&[server], &[f["proxy_public"].as_str().unwrap().to_owned()]).unwrap();
     let id: MessageId = serde_json::from_value(f["id"].clone()).unwrap();
     let client = ClientId::parse(f["client_id"].as_str().unwrap()).unwrap();
-    let sealed = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, f["sealed"].as_str().unwrap()).unwrap();
-    let opened = opener.open(&Envelope { id: &id, client_id: &client, accepted_at_ms: 0 }, &sealed).unwrap();
+    let sealed = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        f["sealed"].as_str().unwrap(),
+    )
+    .unwrap();
+    let opened = opener
+        .open(
+            &Envelope {
+                id: &id,
+                client_id: &client,
+                accepted_at_ms: 0,
+            },
+            &sealed,
+        )
+        .unwrap();
     assert_eq!(opened.message_body, f["message_body"].as_str().unwrap());
     assert_eq!(opened.accepted_at_ms, f["accepted_at_ms"].as_i64().unwrap());
 }
 
 fn b64_32(v: &serde_json::Value) -> [u8; 32] {
-    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, v.as_str().unwrap()).unwrap().try_into().unwrap()
+    base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        v.as_str().unwrap(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap()
 }

@@ -12,16 +12,32 @@ fn dependency_graph() -> HashMap<String, Vec<String>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // Offline, and only for this platform: other platforms' crates need not be downloaded.
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let version = Command::new(rustc).arg("-vV").output().expect("run rustc -vV");
+    let version = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("run rustc -vV");
     let host = String::from_utf8_lossy(&version.stdout)
         .lines()
         .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
         .expect("rustc -vV names the host");
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform", &host, "--manifest-path", manifest])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+            &host,
+            "--manifest-path",
+            manifest,
+        ])
         .output()
         .expect("run cargo metadata");
-    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
     let names: HashMap<&str, &str> = meta["packages"]
         .as_array()
@@ -35,7 +51,13 @@ fn dependency_graph() -> HashMap<String, Vec<String>> {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|d| d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].as_str() != Some("dev")))
+            .filter(|d| {
+                d["dep_kinds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k["kind"].as_str() != Some("dev"))
+            })
             .map(|d| names[d["pkg"].as_str().unwrap()].to_owned())
             .collect();
         graph.insert(names[node["id"].as_str().unwrap()].to_owned(), deps);
@@ -61,14 +83,29 @@ fn each_role_links_only_the_keys_it_holds() {
     let worker = closure(&graph, "msgrelay-worker");
     let server = closure(&graph, "msgrelay-server");
     // Sanity: the graph was read (a renamed crate must not make this test pass vacuously).
-    assert!(proxy.contains("msgrelay-sealing"), "the proxy seals, so it must link msgrelay-sealing");
+    assert!(
+        proxy.contains("msgrelay-sealing"),
+        "the proxy seals, so it must link msgrelay-sealing"
+    );
     assert!(server.contains("msgrelay-at-rest") && server.contains("msgrelay-sealing"));
 
-    assert!(!proxy.contains("msgrelay-at-rest"), "the proxy must not be able to name AtRestKeys");
-    assert!(!worker.contains("msgrelay-at-rest"), "the worker must not be able to name AtRestKeys");
-    assert!(!worker.contains("msgrelay-sealing"), "the worker must not be able to name any sealing key");
+    assert!(
+        !proxy.contains("msgrelay-at-rest"),
+        "the proxy must not be able to name AtRestKeys"
+    );
+    assert!(
+        !worker.contains("msgrelay-at-rest"),
+        "the worker must not be able to name AtRestKeys"
+    );
+    assert!(
+        !worker.contains("msgrelay-sealing"),
+        "the worker must not be able to name any sealing key"
+    );
     // The admin crate loads every key; a network role that links it would bypass the split.
     for (role, deps) in [("proxy", &proxy), ("worker", &worker)] {
-        assert!(!deps.contains("msgrelay-admin"), "the {role} must not link the operator crate");
+        assert!(
+            !deps.contains("msgrelay-admin"),
+            "the {role} must not link the operator crate"
+        );
     }
 }

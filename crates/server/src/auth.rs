@@ -18,9 +18,14 @@ pub const SESSION_COOKIE: &str = "__Host-msgrelay_session";
 /// How the caller authenticated.
 #[derive(Clone)]
 pub enum Via {
-    Session { token: String, csrf: String },
+    Session {
+        token: String,
+        csrf: String,
+    },
     /// An API token; its scope limits what it may do (`read`: the message API only).
-    Bearer { scope: TokenScope },
+    Bearer {
+        scope: TokenScope,
+    },
 }
 
 /// Redacted: a session id or CSRF token in a log is a stolen session.
@@ -76,23 +81,53 @@ impl FromRequestParts<AppState> for Caller {
             tracing::error!(error = %e, "authentication lookup failed");
             Problem::unavailable("database unavailable", 5)
         };
-        if let Some(auth) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-            let token = auth.strip_prefix("Bearer ").ok_or_else(|| unauthorized("use `Authorization: Bearer <token>`"))?;
-            let auth = state.store.authenticate_scoped_api_token(token.trim()).await.map_err(db_error)?;
+        if let Some(auth) = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            let token = auth
+                .strip_prefix("Bearer ")
+                .ok_or_else(|| unauthorized("use `Authorization: Bearer <token>`"))?;
+            let auth = state
+                .store
+                .authenticate_scoped_api_token(token.trim())
+                .await
+                .map_err(db_error)?;
             return auth
-                .map(|a| Caller { user: a.user, via: Via::Bearer { scope: a.scope } })
+                .map(|a| Caller {
+                    user: a.user,
+                    via: Via::Bearer { scope: a.scope },
+                })
                 .ok_or_else(|| unauthorized("invalid, expired or revoked API token"));
         }
-        let token = cookie(parts, SESSION_COOKIE).ok_or_else(|| unauthorized("log in first (POST /api/v1/auth/login)"))?;
-        let (user, csrf) = state.store.get_session(&token).await.map_err(db_error)?.ok_or_else(|| unauthorized("session expired or logged out"))?;
+        let token = cookie(parts, SESSION_COOKIE)
+            .ok_or_else(|| unauthorized("log in first (POST /api/v1/auth/login)"))?;
+        let (user, csrf) = state
+            .store
+            .get_session(&token)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| unauthorized("session expired or logged out"))?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if !safe {
-            let sent = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             if !bool::from(sent.as_bytes().ct_eq(csrf.as_bytes())) {
-                return Err(Problem::new(StatusCode::FORBIDDEN, "csrf", "missing or wrong X-CSRF-Token header"));
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "csrf",
+                    "missing or wrong X-CSRF-Token header",
+                ));
             }
         }
-        Ok(Caller { user, via: Via::Session { token, csrf } })
+        Ok(Caller {
+            user,
+            via: Via::Session { token, csrf },
+        })
     }
 }
 
@@ -106,13 +141,21 @@ impl FromRequestParts<AppState> for Admin {
         let caller = Caller::from_request_parts(parts, state).await?;
         if let Via::Bearer { scope } = caller.via {
             if !scope.allows(TokenScope::Admin) {
-                return Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "this API token has the read scope; the admin API needs an admin-scope token"));
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "this API token has the read scope; the admin API needs an admin-scope token",
+                ));
             }
         }
         if caller.is_admin() {
             Ok(Admin(caller))
         } else {
-            Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "administrators only"))
+            Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "administrators only",
+            ))
         }
     }
 }

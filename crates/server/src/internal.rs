@@ -1,19 +1,20 @@
 //! The internal API (mutual TLS, internal-CA service certificates only; the TLS verifier trusts
 //! nothing else). Each route also checks the caller's role by certificate CN.
 
-use axum::extract::State;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use msgrelay_core::{deliver_batch, now_ms};
-use msgrelay_core::wire::{
-    DeliverOutcome, DeliverRequest, DeliverResponse, DeliverResult, RegisterRequest, RegistryEntry, RegistryResponse, SealingKeyResponse,
-};
 use msgrelay_at_rest::EncryptedFields;
+use msgrelay_core::wire::{
+    DeliverOutcome, DeliverRequest, DeliverResponse, DeliverResult, RegisterRequest, RegistryEntry,
+    RegistryResponse, SealingKeyResponse,
+};
+use msgrelay_core::{deliver_batch, now_ms};
 use msgrelay_ops::Problem;
 use msgrelay_sealing::{Envelope, PlainPayload, SealError};
 use msgrelay_store::{DeliveredMessage, RegisteredMessage};
@@ -31,7 +32,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/internal/clients", get(clients))
         .route("/internal/crl", get(crl))
         .route("/internal/sealing-key", get(sealing_key))
-        .route("/internal/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/internal/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         // A full batch of maximum-size messages, base64-encoded, is a few MB.
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state)
@@ -40,7 +44,11 @@ pub(crate) fn router(state: AppState) -> Router {
 fn require(peer: &PeerInfo, roles: &[&str]) -> Result<(), Problem> {
     match peer.common_name.as_deref() {
         Some(cn) if roles.contains(&cn) => Ok(()),
-        _ => Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", format!("this endpoint is for {}", roles.join(" or ")))),
+        _ => Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this endpoint is for {}", roles.join(" or ")),
+        )),
     }
 }
 
@@ -49,7 +57,11 @@ fn store_problem(e: msgrelay_store::StoreError) -> Problem {
     Problem::unavailable("database unavailable", 5)
 }
 
-async fn register(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>, Json(req): Json<RegisterRequest>) -> Response {
+async fn register(
+    State(s): State<AppState>,
+    Extension(peer): Extension<PeerInfo>,
+    Json(req): Json<RegisterRequest>,
+) -> Response {
     if let Err(p) = require(&peer, &[PROXY]) {
         return p.into_response();
     }
@@ -57,7 +69,12 @@ async fn register(State(s): State<AppState>, Extension(peer): Extension<PeerInfo
     let rows: Vec<_> = req
         .messages
         .into_iter()
-        .map(|m| RegisteredMessage { id: m.id, client_id: m.client_id, created_at_ms: m.accepted_at_ms, queued_at_ms: now })
+        .map(|m| RegisteredMessage {
+            id: m.id,
+            client_id: m.client_id,
+            created_at_ms: m.accepted_at_ms,
+            queued_at_ms: now,
+        })
         .collect();
     match s.store.register_messages(&rows).await {
         Ok(n) => Json(serde_json::json!({"registered": n})).into_response(),
@@ -72,7 +89,12 @@ async fn register(State(s): State<AppState>, Extension(peer): Extension<PeerInfo
 /// or that is older than `server.max_payload_age_days` (a replay), is answered `rejected` (the
 /// worker dead-letters it, alone); one sealed to a key this server does not hold is answered
 /// `retry`. Nothing of a refused payload is stored.
-async fn deliver(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>, headers: HeaderMap, body: Bytes) -> Response {
+async fn deliver(
+    State(s): State<AppState>,
+    Extension(peer): Extension<PeerInfo>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(p) = require(&peer, &[WORKER]) {
         return p.into_response();
     }
@@ -99,14 +121,26 @@ async fn deliver(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>
                     delivered_at_ms: now,
                     attempt_count: item.attempt_count,
                 });
-                results.push(DeliverResult { id: item.id, outcome: DeliverOutcome::Stored, reason: None });
+                results.push(DeliverResult {
+                    id: item.id,
+                    outcome: DeliverOutcome::Stored,
+                    reason: None,
+                });
             }
             Err(refusal) => {
                 s.metrics.payload_refused(refusal.metric);
-                let outcome = if refusal.retry { DeliverOutcome::Retry } else { DeliverOutcome::Rejected };
+                let outcome = if refusal.retry {
+                    DeliverOutcome::Retry
+                } else {
+                    DeliverOutcome::Rejected
+                };
                 // The client_id is only what the unopened envelope claims: logged as such.
                 tracing::error!(message_id = %item.id, claimed_client_id = %item.client_id, reason = %refusal.reason, ?outcome, "payload not stored");
-                results.push(DeliverResult { id: item.id, outcome, reason: Some(refusal.reason) });
+                results.push(DeliverResult {
+                    id: item.id,
+                    outcome,
+                    reason: Some(refusal.reason),
+                });
             }
         }
     }
@@ -127,10 +161,25 @@ struct Refusal {
     retry: bool,
 }
 
-fn open_item(s: &AppState, item: &Incoming, oldest_ms: i64) -> Result<(PlainPayload, EncryptedFields), Refusal> {
-    let refuse = |metric, reason: String| Refusal { metric, reason, retry: false };
-    let sealed = item.sealed.as_ref().map_err(|_| refuse("malformed", "sealed payload is not base64".into()))?;
-    let envelope = Envelope { id: &item.id, client_id: &item.client_id, accepted_at_ms: item.accepted_at_ms };
+fn open_item(
+    s: &AppState,
+    item: &Incoming,
+    oldest_ms: i64,
+) -> Result<(PlainPayload, EncryptedFields), Refusal> {
+    let refuse = |metric, reason: String| Refusal {
+        metric,
+        reason,
+        retry: false,
+    };
+    let sealed = item
+        .sealed
+        .as_ref()
+        .map_err(|_| refuse("malformed", "sealed payload is not base64".into()))?;
+    let envelope = Envelope {
+        id: &item.id,
+        client_id: &item.client_id,
+        accepted_at_ms: item.accepted_at_ms,
+    };
     let plain = s.keys.opener.open(&envelope, sealed).map_err(|e| {
         let metric = match &e {
             SealError::UnknownKey(_) => "unknown_key",
@@ -141,17 +190,32 @@ fn open_item(s: &AppState, item: &Incoming, oldest_ms: i64) -> Result<(PlainPayl
         // An unknown key is retried, but not for ever: past the replay window (by the envelope's
         // claim, the only date there is) it is refused like any old payload.
         let retry = e.is_retryable() && item.accepted_at_ms >= oldest_ms;
-        let hint = if retry { "; add the key to the main server's keys/ (retried until then)" } else { "" };
-        Refusal { metric, reason: format!("{e}{hint}"), retry }
+        let hint = if retry {
+            "; add the key to the main server's keys/ (retried until then)"
+        } else {
+            ""
+        };
+        Refusal {
+            metric,
+            reason: format!("{e}{hint}"),
+            retry,
+        }
     })?;
     if plain.accepted_at_ms < oldest_ms {
-        return Err(refuse("too_old", "accepted longer ago than server.max_payload_age_days (a replay?)".into()));
+        return Err(refuse(
+            "too_old",
+            "accepted longer ago than server.max_payload_age_days (a replay?)".into(),
+        ));
     }
     let enc = s
         .keys
         .at_rest
         .encrypt_message(&plain.id, &plain.sender_number, &plain.message_body)
-        .map_err(|e| Refusal { metric: "encrypt", reason: e.to_string(), retry: true })?;
+        .map_err(|e| Refusal {
+            metric: "encrypt",
+            reason: e.to_string(),
+            retry: true,
+        })?;
     Ok((plain, enc))
 }
 
@@ -167,16 +231,31 @@ struct Incoming {
 
 /// Reads the binary batch (what workers send) or the JSON body (base64 payloads).
 fn batch_items(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Incoming>, Problem> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if content_type.starts_with(deliver_batch::CONTENT_TYPE) {
-        let items = deliver_batch::decode(body).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed", e.to_string()))?;
+        let items = deliver_batch::decode(body)
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed", e.to_string()))?;
         return Ok(items
             .into_iter()
-            .map(|i| Incoming { id: i.id, client_id: i.client_id, accepted_at_ms: i.accepted_at_ms, attempt_count: i.attempt_count, sealed: Ok(i.sealed) })
+            .map(|i| Incoming {
+                id: i.id,
+                client_id: i.client_id,
+                accepted_at_ms: i.accepted_at_ms,
+                attempt_count: i.attempt_count,
+                sealed: Ok(i.sealed),
+            })
             .collect());
     }
-    let req: DeliverRequest =
-        serde_json::from_slice(body).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed", format!("malformed delivery batch: {e}")))?;
+    let req: DeliverRequest = serde_json::from_slice(body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            format!("malformed delivery batch: {e}"),
+        )
+    })?;
     Ok(req
         .messages
         .into_iter()
@@ -198,7 +277,12 @@ async fn clients(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>
         Ok(rows) => Json(RegistryResponse {
             clients: rows
                 .into_iter()
-                .map(|r| RegistryEntry { fingerprint: r.fingerprint, client_id: r.client_id, domain: r.domain, status: r.status })
+                .map(|r| RegistryEntry {
+                    fingerprint: r.fingerprint,
+                    client_id: r.client_id,
+                    domain: r.domain,
+                    status: r.status,
+                })
                 .collect(),
         })
         .into_response(),
@@ -211,7 +295,11 @@ async fn crl(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>) ->
         return p.into_response();
     }
     match s.pki.read("client-ca.crl") {
-        Ok(pem) => ([(axum::http::header::CONTENT_TYPE, "application/pkix-crl+pem")], pem).into_response(),
+        Ok(pem) => (
+            [(axum::http::header::CONTENT_TYPE, "application/pkix-crl+pem")],
+            pem,
+        )
+            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot read the CRL");
             Problem::unavailable("CRL unavailable", 5).into_response()

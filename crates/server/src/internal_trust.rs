@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use msgrelay_tls::{LoadedCrl, PkiError, Pki};
+use msgrelay_tls::{LoadedCrl, Pki, PkiError};
 use rustls::ServerConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -59,14 +59,17 @@ impl InternalTrust {
                     self.revoked.store(Arc::new(revoked));
                     self.applied = der;
                 }
-                Err(e) => tracing::error!(error = %e, "internal CRL not applied; keeping the previous one"),
+                Err(e) => {
+                    tracing::error!(error = %e, "internal CRL not applied; keeping the previous one")
+                }
             }
         }
     }
 }
 
 fn serials(crl: Option<&LoadedCrl>) -> HashSet<String> {
-    crl.map(|c| c.revoked_serials.iter().cloned().collect()).unwrap_or_default()
+    crl.map(|c| c.revoked_serials.iter().cloned().collect())
+        .unwrap_or_default()
 }
 
 fn build_config(pki: &Pki, crl: Option<&LoadedCrl>) -> Result<Arc<ServerConfig>, PkiError> {

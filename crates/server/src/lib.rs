@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use msgrelay_at_rest::AtRestKeys;
 use msgrelay_core::wire::REJECTED_DEAD_LETTER;
 use msgrelay_core::Config;
-use msgrelay_at_rest::AtRestKeys;
-use msgrelay_sealing::{Opener, SealingKeyPair};
 use msgrelay_ops::{Metrics, OpsState};
 use msgrelay_queue::Queue;
+use msgrelay_sealing::{Opener, SealingKeyPair};
 use msgrelay_store::Store;
 use msgrelay_tls::Pki;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +39,11 @@ pub enum ServerError {
     #[error("at-rest keys: {0}")]
     AtRest(#[from] msgrelay_at_rest::AtRestError),
     #[error("cannot bind {key} {addr}: {source}")]
-    Bind { key: &'static str, addr: String, source: std::io::Error },
+    Bind {
+        key: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// A running main server (internal API + portal).
@@ -71,7 +75,10 @@ impl Server {
                 format!("{e} (copy the proxy's keys/proxy-sealing.pub here, or run `msgrelay init`)"),
             ))
         })?;
-        let opener = Opener::new(std::slice::from_ref(&sealing), &[proxy_pub.trim().to_owned()])?;
+        let opener = Opener::new(
+            std::slice::from_ref(&sealing),
+            &[proxy_pub.trim().to_owned()],
+        )?;
         let at_rest = AtRestKeys::load(&cfg.path("keys/at-rest.json"))?;
 
         let state = AppState {
@@ -79,7 +86,11 @@ impl Server {
             store: store.clone(),
             queue: queue.clone(),
             metrics,
-            keys: Arc::new(state::Keys { sealing, opener, at_rest }),
+            keys: Arc::new(state::Keys {
+                sealing,
+                opener,
+                at_rest,
+            }),
             pki: Arc::new(pki.clone()),
             login_limiter: msgrelay_auth::LoginLimiter::new(msgrelay_auth::LoginLimits {
                 per_user: cfg.portal.login_max_failures_per_user,
@@ -128,12 +139,22 @@ impl Server {
             msgrelay_tls::tls_server_config(chain, key)?
         };
         let bind = |key: &'static str, addr: String| async move {
-            let l = tokio::net::TcpListener::bind(&addr).await.map_err(|source| ServerError::Bind { key, addr: addr.clone(), source })?;
-            let a = l.local_addr().map_err(|source| ServerError::Bind { key, addr, source })?;
+            let l = tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    key,
+                    addr: addr.clone(),
+                    source,
+                })?;
+            let a = l
+                .local_addr()
+                .map_err(|source| ServerError::Bind { key, addr, source })?;
             Ok::<_, ServerError>((l, a))
         };
-        let (internal_listener, internal_addr) = bind("server.listen", cfg.server.listen.clone()).await?;
-        let (portal_listener, portal_addr) = bind("portal.listen", cfg.portal.listen.clone()).await?;
+        let (internal_listener, internal_addr) =
+            bind("server.listen", cfg.server.listen.clone()).await?;
+        let (portal_listener, portal_addr) =
+            bind("portal.listen", cfg.portal.listen.clone()).await?;
 
         let tasks = vec![
             tokio::spawn(msgrelay_tls::serve_tls(
@@ -146,7 +167,10 @@ impl Server {
                     ..msgrelay_ops::serve_options(&cfg, "internal", &state.metrics)
                 },
             )),
-            tokio::spawn(internal_trust.watch(Duration::from_secs(cfg.proxy.revocation_refresh_secs), shutdown.clone())),
+            tokio::spawn(internal_trust.watch(
+                Duration::from_secs(cfg.proxy.revocation_refresh_secs),
+                shutdown.clone(),
+            )),
             tokio::spawn(msgrelay_tls::serve_tls(
                 portal_listener,
                 Arc::new(ArcSwap::new(portal_tls)),
@@ -158,7 +182,12 @@ impl Server {
             tokio::spawn(refresh_crl(certs, shutdown.clone())),
         ];
         tracing::info!(%internal_addr, %portal_addr, "main server listening");
-        Ok(Self { internal_addr, portal_addr, state, tasks })
+        Ok(Self {
+            internal_addr,
+            portal_addr,
+            state,
+            tasks,
+        })
     }
 
     /// Waits until every listener has stopped.
@@ -175,7 +204,12 @@ async fn certificates_expiring(store: &Store) -> Option<usize> {
     let now = msgrelay_core::now_ms();
     let horizon = now + 30 * 24 * 3600 * 1000;
     match store.list_certificates(None).await {
-        Ok(certs) => Some(certs.iter().filter(|c| c.revoked_at_ms.is_none() && (now..=horizon).contains(&c.not_after_ms)).count()),
+        Ok(certs) => Some(
+            certs
+                .iter()
+                .filter(|c| c.revoked_at_ms.is_none() && (now..=horizon).contains(&c.not_after_ms))
+                .count(),
+        ),
         Err(e) => {
             tracing::debug!(error = %e, "cannot list certificates for the expiry gauge");
             None
@@ -189,9 +223,13 @@ const CRL_REFRESH: Duration = Duration::from_secs(600);
 
 async fn refresh_crl_once(certs: &msgrelay_admin::CertAdmin) {
     match certs.refresh_crl_if_due().await {
-        Ok(Some(info)) => tracing::info!(next_update = %info.next_update, revoked = info.revoked, "client CRL re-signed"),
+        Ok(Some(info)) => {
+            tracing::info!(next_update = %info.next_update, revoked = info.revoked, "client CRL re-signed")
+        }
         Ok(None) => {}
-        Err(e) => tracing::error!(error = %e, "cannot re-sign the client CRL; proxies fail closed once it expires"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot re-sign the client CRL; proxies fail closed once it expires")
+        }
     }
 }
 
@@ -215,7 +253,10 @@ async fn sync_failed(state: AppState, shutdown: CancellationToken) {
         tokio::select! { _ = shutdown.cancelled() => break, _ = tick.tick() => {} }
         let failed = match state.queue.list_failed(1000).await {
             // Refused payloads are not messages of the client they name: never give them a row.
-            Ok(f) => f.into_iter().filter(|f| f.last_error != REJECTED_DEAD_LETTER).collect::<Vec<_>>(),
+            Ok(f) => f
+                .into_iter()
+                .filter(|f| f.last_error != REJECTED_DEAD_LETTER)
+                .collect::<Vec<_>>(),
             Err(e) => {
                 tracing::debug!(error = %e, "cannot list failed messages");
                 continue;
@@ -226,7 +267,10 @@ async fn sync_failed(state: AppState, shutdown: CancellationToken) {
         }
         let ids: Vec<_> = failed.iter().map(|f| f.id).collect();
         match state.store.mark_failed(&ids).await {
-            Ok(n) if n > 0 => tracing::warn!(count = n, "messages marked failed (see the admin maintenance page)"),
+            Ok(n) if n > 0 => tracing::warn!(
+                count = n,
+                "messages marked failed (see the admin maintenance page)"
+            ),
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "cannot mark failed messages"),
         }

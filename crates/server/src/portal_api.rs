@@ -24,12 +24,18 @@ pub(crate) const MAX_LOGIN_BODY: usize = 16 * 1024;
 
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
-        .route("/api/v1/auth/login", post(login).layer(axum::extract::DefaultBodyLimit::max(MAX_LOGIN_BODY)))
+        .route(
+            "/api/v1/auth/login",
+            post(login).layer(axum::extract::DefaultBodyLimit::max(MAX_LOGIN_BODY)),
+        )
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/auth/me", get(me))
         .route("/api/v1/messages", get(list_messages))
         .route("/api/v1/messages/{id}", get(get_message))
-        .route("/api/v1/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/api/v1/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -37,14 +43,24 @@ pub(crate) fn router(state: AppState) -> Router {
 /// Headers every portal response carries.
 pub(crate) async fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
-    h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     ));
-    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -68,13 +84,19 @@ pub(crate) struct LoginRequest {
 
 /// The client address the login limiter counts against.
 pub(crate) fn client_ip(peer: Option<&msgrelay_tls::PeerInfo>) -> std::net::IpAddr {
-    peer.map(|p| p.remote_addr.ip()).unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+    peer.map(|p| p.remote_addr.ip())
+        .unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
 }
 
 /// Logs and counts a refusal by the login limiter.
 pub(crate) fn note_refused(s: &AppState, username: &str, refused: &msgrelay_auth::Refused) {
     tracing::warn!(user_tag = %msgrelay_auth::username_tag(username), limit = refused.limit, retry_after_secs = refused.retry_after_secs(), "login refused: too many failures");
-    s.metrics.logins.get_or_create(&Reason { reason: "throttled".into() }).inc();
+    s.metrics
+        .logins
+        .get_or_create(&Reason {
+            reason: "throttled".into(),
+        })
+        .inc();
 }
 
 /// Session cookie: never readable by scripts, never sent cross-site or over plain HTTP.
@@ -88,16 +110,37 @@ pub(crate) fn session_cookie(token: &str, max_age_secs: u64) -> HeaderValue {
     responses((status = 200, description = "`{\"csrf_token\", \"user\": {\"username\", \"role\"}}` and the session cookie"),
         (status = 401, body = crate::portal::openapi::ProblemDoc, description = "wrong username or password, or the account is disabled"),
         (status = 413, description = "body over 16 KiB"), (status = 422, body = crate::portal::openapi::ProblemDoc, description = "username over 64 bytes"), (status = 429, body = crate::portal::openapi::ProblemDoc, description = "too many failed logins for this username or from this address; see Retry-After")))]
-pub(crate) async fn login(State(s): State<AppState>, peer: Option<axum::Extension<msgrelay_tls::PeerInfo>>, Json(req): Json<LoginRequest>) -> Response {
+pub(crate) async fn login(
+    State(s): State<AppState>,
+    peer: Option<axum::Extension<msgrelay_tls::PeerInfo>>,
+    Json(req): Json<LoginRequest>,
+) -> Response {
     if req.username.len() > msgrelay_auth::MAX_USERNAME_BYTES {
-        return Problem::invalid_field("username", format!("must be at most {} bytes", msgrelay_auth::MAX_USERNAME_BYTES)).into_response();
+        return Problem::invalid_field(
+            "username",
+            format!(
+                "must be at most {} bytes",
+                msgrelay_auth::MAX_USERNAME_BYTES
+            ),
+        )
+        .into_response();
     }
     let username = req.username.trim().to_owned();
-    let reservation = match s.login_limiter.reserve(&username, client_ip(peer.as_deref())) {
+    let reservation = match s
+        .login_limiter
+        .reserve(&username, client_ip(peer.as_deref()))
+    {
         Ok(r) => r,
         Err(refused) => {
             note_refused(&s, &username, &refused);
-            let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "throttled", format!("too many failed logins; try again in {} seconds", refused.retry_after_secs()));
+            let mut p = Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                format!(
+                    "too many failed logins; try again in {} seconds",
+                    refused.retry_after_secs()
+                ),
+            );
             p.retry_after_secs = Some(refused.retry_after_secs());
             return p.into_response();
         }
@@ -106,22 +149,52 @@ pub(crate) async fn login(State(s): State<AppState>, peer: Option<axum::Extensio
         Ok(user) => {
             reservation.succeeded();
             let ttl = Duration::from_secs(s.cfg.portal.session_ttl_secs);
-            let session = match s.store.open_session(user.id, ttl, Duration::from_secs(s.cfg.portal.session_absolute_secs)).await {
+            let session = match s
+                .store
+                .open_session(
+                    user.id,
+                    ttl,
+                    Duration::from_secs(s.cfg.portal.session_absolute_secs),
+                )
+                .await
+            {
                 Ok(sess) => sess,
                 Err(e) => return store_problem(e).into_response(),
             };
             tracing::info!(username = %user.username, role = user.role.as_str(), "login");
-            s.metrics.logins.get_or_create(&Reason { reason: "success".into() }).inc();
+            s.metrics
+                .logins
+                .get_or_create(&Reason {
+                    reason: "success".into(),
+                })
+                .inc();
             let body = Json(serde_json::json!({
                 "csrf_token": session.csrf_token,
                 "user": {"username": user.username, "role": user.role.as_str()},
             }));
-            ([(header::SET_COOKIE, session_cookie(&session.token, ttl.as_secs()))], body).into_response()
+            (
+                [(
+                    header::SET_COOKIE,
+                    session_cookie(&session.token, ttl.as_secs()),
+                )],
+                body,
+            )
+                .into_response()
         }
         Err(StoreError::BadCredentials) => {
             tracing::warn!(user_tag = %msgrelay_auth::username_tag(&username), "login failed");
-            s.metrics.logins.get_or_create(&Reason { reason: "failure".into() }).inc();
-            Problem::new(StatusCode::UNAUTHORIZED, "bad-credentials", "wrong username or password, or the account is disabled").into_response()
+            s.metrics
+                .logins
+                .get_or_create(&Reason {
+                    reason: "failure".into(),
+                })
+                .inc();
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "bad-credentials",
+                "wrong username or password, or the account is disabled",
+            )
+            .into_response()
         }
         Err(e) => store_problem(e).into_response(),
     }
@@ -136,7 +209,11 @@ pub(crate) async fn logout(State(s): State<AppState>, caller: Caller) -> Respons
         }
     }
     tracing::info!(username = %caller.user.username, "logout");
-    ([(header::SET_COOKIE, session_cookie("", 0))], StatusCode::NO_CONTENT).into_response()
+    (
+        [(header::SET_COOKIE, session_cookie("", 0))],
+        StatusCode::NO_CONTENT,
+    )
+        .into_response()
 }
 
 /// The caller, and the session's CSRF token (`null` with a Bearer token).
@@ -166,34 +243,77 @@ fn parse_time(field: &str, s: &str, end_of_day: bool) -> Result<i64, Problem> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
     }
-    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| Problem::invalid_field(field, "must be a date (YYYY-MM-DD) or an RFC 3339 date-time"))?;
-    let t = if end_of_day { date.and_hms_milli_opt(23, 59, 59, 999) } else { date.and_hms_opt(0, 0, 0) };
+    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        Problem::invalid_field(
+            field,
+            "must be a date (YYYY-MM-DD) or an RFC 3339 date-time",
+        )
+    })?;
+    let t = if end_of_day {
+        date.and_hms_milli_opt(23, 59, 59, 999)
+    } else {
+        date.and_hms_opt(0, 0, 0)
+    };
     Ok(t.expect("valid time").and_utc().timestamp_millis())
 }
 
-fn parse_num(field: &str, s: Option<&str>, default: u32, range: std::ops::RangeInclusive<u32>) -> Result<u32, Problem> {
+fn parse_num(
+    field: &str,
+    s: Option<&str>,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, Problem> {
     match s.filter(|v| !v.is_empty()) {
         None => Ok(default),
         Some(v) => v
             .parse::<u32>()
             .ok()
             .filter(|n| range.contains(n))
-            .ok_or_else(|| Problem::invalid_field(field, format!("must be an integer from {} to {}", range.start(), range.end()))),
+            .ok_or_else(|| {
+                Problem::invalid_field(
+                    field,
+                    format!(
+                        "must be an integer from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            }),
     }
 }
 
 impl ListQuery {
     /// Turns the query into a store filter for `caller` (ownership is part of the filter).
-    pub(crate) fn to_filter(&self, s: &AppState, caller: &Caller) -> Result<MessageFilter, Problem> {
-        let nonempty = |o: &Option<String>| o.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    pub(crate) fn to_filter(
+        &self,
+        s: &AppState,
+        caller: &Caller,
+    ) -> Result<MessageFilter, Problem> {
+        let nonempty = |o: &Option<String>| {
+            o.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
         Ok(MessageFilter {
             visible_to: caller.visible_to(),
-            status: nonempty(&self.status).map(|v| MessageStatus::parse(&v).map_err(|e| Problem::invalid_field("status", e.reason))).transpose()?,
-            from_ms: nonempty(&self.from).map(|v| parse_time("from", &v, false)).transpose()?,
-            to_ms: nonempty(&self.to).map(|v| parse_time("to", &v, true)).transpose()?,
+            status: nonempty(&self.status)
+                .map(|v| {
+                    MessageStatus::parse(&v).map_err(|e| Problem::invalid_field("status", e.reason))
+                })
+                .transpose()?,
+            from_ms: nonempty(&self.from)
+                .map(|v| parse_time("from", &v, false))
+                .transpose()?,
+            to_ms: nonempty(&self.to)
+                .map(|v| parse_time("to", &v, true))
+                .transpose()?,
             sender_hash: nonempty(&self.sender).map(|v| s.keys.at_rest.sender_hash(&v)),
-            client_id: nonempty(&self.client_id).map(|v| ClientId::parse(&v).map_err(|e| Problem::invalid_field("client_id", e.reason))).transpose()?,
+            client_id: nonempty(&self.client_id)
+                .map(|v| {
+                    ClientId::parse(&v).map_err(|e| Problem::invalid_field("client_id", e.reason))
+                })
+                .transpose()?,
             page: parse_num("page", self.page.as_deref(), 1, 1..=1_000_000)?,
             per_page: parse_num("per_page", self.per_page.as_deref(), 50, 1..=200)?,
         })
@@ -204,7 +324,11 @@ impl ListQuery {
 /// `from`/`to`: `YYYY-MM-DD` or RFC 3339; `sender`: exact number (matched by keyed hash).
 #[utoipa::path(get, path = "/api/v1/messages", tag = "messages", params(ListQuery),
     responses((status = 200, body = crate::views::MessagePageDoc), (status = 401, body = crate::portal::openapi::ProblemDoc), (status = 422, body = crate::portal::openapi::ProblemDoc)))]
-pub(crate) async fn list_messages(State(s): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> Response {
+pub(crate) async fn list_messages(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Response {
     let filter = match q.to_filter(&s, &caller) {
         Ok(f) => f,
         Err(p) => return p.into_response(),
@@ -224,9 +348,16 @@ pub(crate) async fn list_messages(State(s): State<AppState>, caller: Caller, Que
 /// One message with its decrypted sender and body. Another user's message and a missing one look the same: 404.
 #[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", params(("id" = String, Path, description = "message id (UUID)")),
     responses((status = 200, body = crate::views::MessageDetail), (status = 401, body = crate::portal::openapi::ProblemDoc), (status = 404, body = crate::portal::openapi::ProblemDoc)))]
-pub(crate) async fn get_message(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {
-    let not_found = || Problem::new(StatusCode::NOT_FOUND, "not-found", "no such message").into_response();
-    let Ok(id) = MessageId::parse(&id) else { return not_found() };
+pub(crate) async fn get_message(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let not_found =
+        || Problem::new(StatusCode::NOT_FOUND, "not-found", "no such message").into_response();
+    let Ok(id) = MessageId::parse(&id) else {
+        return not_found();
+    };
     match s.store.get_message(&id, caller.visible_to()).await {
         Ok(Some(row)) => match MessageDetail::decrypt(&row, &s.keys) {
             Ok(detail) => {
@@ -242,4 +373,3 @@ pub(crate) async fn get_message(State(s): State<AppState>, caller: Caller, Path(
         Err(e) => store_problem(e).into_response(),
     }
 }
-

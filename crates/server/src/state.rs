@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use msgrelay_core::Config;
 use msgrelay_at_rest::AtRestKeys;
-use msgrelay_sealing::{Opener, SealingKeyPair};
+use msgrelay_core::Config;
 use msgrelay_ops::Metrics;
 use msgrelay_queue::Queue;
+use msgrelay_sealing::{Opener, SealingKeyPair};
 use msgrelay_store::Store;
 use msgrelay_tls::Pki;
 

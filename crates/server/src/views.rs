@@ -8,7 +8,10 @@ use serde::Serialize;
 use crate::state::Keys;
 
 fn rfc3339(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms).single().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_default()
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
 }
 
 /// A message in a list (no content).
@@ -49,7 +52,9 @@ pub struct MessageDetail {
 impl MessageDetail {
     /// Decrypts the row's columns. A row that fails to decrypt is reported, not hidden.
     pub fn decrypt(row: &MessageRow, keys: &Keys) -> Result<Self, msgrelay_at_rest::AtRestError> {
-        let open = |col: &str, data: &Option<Vec<u8>>| -> Result<Option<String>, msgrelay_at_rest::AtRestError> {
+        let open = |col: &str,
+                    data: &Option<Vec<u8>>|
+         -> Result<Option<String>, msgrelay_at_rest::AtRestError> {
             match (data, &row.key_id) {
                 (Some(d), Some(k)) => keys.at_rest.decrypt(k, &row.id, col, d).map(Some),
                 _ => Ok(None),

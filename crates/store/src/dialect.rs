@@ -73,7 +73,11 @@ impl Dialect {
     /// changed duplicate 2: so already-delivered rows get a marker value in `updated_at` (any
     /// value that differs from the current one), and `rows_affected - rows` is their number. The
     /// delivery upsert that follows in the same transaction overwrites `updated_at` of every row.
-    pub(crate) fn insert_or_lock_counting_delivered(self, table_and_columns: &str, values: &str) -> String {
+    pub(crate) fn insert_or_lock_counting_delivered(
+        self,
+        table_and_columns: &str,
+        values: &str,
+    ) -> String {
         format!(
             "INSERT INTO {table_and_columns} VALUES {values} \
              ON DUPLICATE KEY UPDATE updated_at = IF(status = 'delivered', -1 - updated_at, updated_at)"

@@ -4,9 +4,9 @@
 
 mod clients;
 mod dialect;
+mod error;
 mod location;
 mod maintenance;
-mod error;
 mod message_list;
 mod messages;
 mod secrets;
@@ -22,7 +22,9 @@ pub use message_list::{MessageFilter, MessagePage, MessageRow};
 pub use messages::{DeliveredMessage, RegisteredMessage};
 pub use secrets::{PasswordGate, PasswordHashStats};
 pub use sessions::{NewSession, DEFAULT_SESSION_ABSOLUTE};
-pub use tokens::{ApiToken, CreatedToken, TokenAuth, TokenScope, DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS};
+pub use tokens::{
+    ApiToken, CreatedToken, TokenAuth, TokenScope, DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS,
+};
 pub use users::User;
 
 use msgrelay_core::DatabaseLocation;
@@ -48,7 +50,10 @@ pub struct Store {
 impl Store {
     /// Connects, applies the schema migrations and checks durability settings.
     /// A SQLite location is a path (created if missing); a server one is `mysql://user:pass@host:3306/db`.
-    pub async fn connect(location: &DatabaseLocation, max_connections: u32) -> Result<Store, StoreError> {
+    pub async fn connect(
+        location: &DatabaseLocation,
+        max_connections: u32,
+    ) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (dialect, options) = location::any_options(location)?;
         let setup = dialect.connection_setup();

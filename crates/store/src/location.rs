@@ -15,14 +15,21 @@ use std::str::FromStr;
 
 /// The dialect and the `Any` options for `location`. SQLite files are opened read-write and
 /// created when missing.
-pub(crate) fn any_options(location: &DatabaseLocation) -> Result<(Dialect, AnyConnectOptions), StoreError> {
+pub(crate) fn any_options(
+    location: &DatabaseLocation,
+) -> Result<(Dialect, AnyConnectOptions), StoreError> {
     let (dialect, url) = match location {
         DatabaseLocation::Sqlite(path) => (Dialect::Sqlite, sqlite_url(path)?),
         DatabaseLocation::Server(url) => {
             let url = match url.strip_prefix("mariadb:") {
                 Some(rest) => format!("mysql:{rest}"),
                 None if url.starts_with("mysql:") => url.clone(),
-                None => return Err(StoreError::invalid("database.url", "must start with sqlite:// or mysql://")),
+                None => {
+                    return Err(StoreError::invalid(
+                        "database.url",
+                        "must start with sqlite:// or mysql://",
+                    ))
+                }
             };
             (Dialect::Mysql, url)
         }
@@ -36,10 +43,13 @@ pub(crate) fn any_options(location: &DatabaseLocation) -> Result<(Dialect, AnyCo
 /// `sqlite:<percent-encoded path>?mode=rwc`: an opaque URL (no `//`), so nothing in the path is
 /// read as a host, port, query or fragment.
 fn sqlite_url(path: &Path) -> Result<String, StoreError> {
-    let text = path
-        .to_str()
-        .ok_or_else(|| StoreError::invalid("database.url", "the SQLite path must be valid Unicode"))?;
-    Ok(format!("sqlite:{}?mode=rwc", utf8_percent_encode(text, NON_ALPHANUMERIC)))
+    let text = path.to_str().ok_or_else(|| {
+        StoreError::invalid("database.url", "the SQLite path must be valid Unicode")
+    })?;
+    Ok(format!(
+        "sqlite:{}?mode=rwc",
+        utf8_percent_encode(text, NON_ALPHANUMERIC)
+    ))
 }
 
 #[cfg(test)]
@@ -50,7 +60,10 @@ mod tests {
 
     /// What sqlx's SQLite driver will open for these options.
     fn opened_file(options: &AnyConnectOptions) -> PathBuf {
-        SqliteConnectOptions::try_from(options).unwrap().get_filename().to_path_buf()
+        SqliteConnectOptions::try_from(options)
+            .unwrap()
+            .get_filename()
+            .to_path_buf()
     }
 
     #[test]
@@ -65,7 +78,8 @@ mod tests {
             "/srv/relay/msgrelay.db",
             "relative/msgrelay.db",
         ] {
-            let (dialect, options) = any_options(&DatabaseLocation::Sqlite(PathBuf::from(path))).unwrap();
+            let (dialect, options) =
+                any_options(&DatabaseLocation::Sqlite(PathBuf::from(path))).unwrap();
             assert_eq!(dialect, Dialect::Sqlite);
             assert_eq!(opened_file(&options), PathBuf::from(path), "{path}");
             let sqlite = SqliteConnectOptions::try_from(&options).unwrap();
@@ -77,10 +91,14 @@ mod tests {
     fn server_urls_pick_mysql_and_never_echo_the_password() {
         let (d, _) = any_options(&DatabaseLocation::Server("mysql://root@h/db".into())).unwrap();
         assert_eq!(d, Dialect::Mysql);
-        let (d, o) = any_options(&DatabaseLocation::Server("mariadb://root@h:3306/db".into())).unwrap();
+        let (d, o) =
+            any_options(&DatabaseLocation::Server("mariadb://root@h:3306/db".into())).unwrap();
         assert_eq!(d, Dialect::Mysql);
         assert_eq!(o.database_url.scheme(), "mysql");
-        let e = any_options(&DatabaseLocation::Server("postgres://u:hunter2@h/db".into())).unwrap_err();
+        let e = any_options(&DatabaseLocation::Server(
+            "postgres://u:hunter2@h/db".into(),
+        ))
+        .unwrap_err();
         assert!(!e.to_string().contains("hunter2"));
     }
 }

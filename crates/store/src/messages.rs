@@ -109,9 +109,17 @@ impl Store {
             let already = match self.dialect {
                 // MySQL reads at READ COMMITTED: lock (creating missing rows as queued) and count in one statement.
                 Dialect::Mysql => {
-                    let rows = chunk.iter().map(|(m, _)| (m.id, &m.client_id, m.created_at_ms, m.queued_at_ms));
-                    let sql = self.dialect.insert_or_lock_counting_delivered(INSERT_QUEUED, &value_rows(chunk.len(), 7));
-                    let affected = bind_queued(sqlx::query(&sql), rows, now).execute(&mut *tx).await?.rows_affected();
+                    let rows = chunk
+                        .iter()
+                        .map(|(m, _)| (m.id, &m.client_id, m.created_at_ms, m.queued_at_ms));
+                    let sql = self.dialect.insert_or_lock_counting_delivered(
+                        INSERT_QUEUED,
+                        &value_rows(chunk.len(), 7),
+                    );
+                    let affected = bind_queued(sqlx::query(&sql), rows, now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
                     affected.saturating_sub(chunk.len() as u64)
                 }
                 // SQLite: BEGIN IMMEDIATE holds the database's write lock, so a plain count is exact.
@@ -225,8 +233,13 @@ impl Store {
         tx: &mut Transaction<'static, Any>,
         rows: impl ExactSizeIterator<Item = (MessageId, &'a ClientId, i64, i64)>,
     ) -> Result<u64, StoreError> {
-        let sql = self.dialect.insert_if_absent(INSERT_QUEUED, &value_rows(rows.len(), 7));
-        Ok(bind_queued(sqlx::query(&sql), rows, now_ms()).execute(&mut **tx).await?.rows_affected())
+        let sql = self
+            .dialect
+            .insert_if_absent(INSERT_QUEUED, &value_rows(rows.len(), 7));
+        Ok(bind_queued(sqlx::query(&sql), rows, now_ms())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected())
     }
 }
 

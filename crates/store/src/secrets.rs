@@ -127,7 +127,10 @@ pub(crate) fn token_hash(token: &str) -> String {
 }
 
 /// Hashes a password with argon2id (default parameters) off the async threads.
-pub(crate) async fn hash_password(gate: &PasswordGate, password: &str) -> Result<String, StoreError> {
+pub(crate) async fn hash_password(
+    gate: &PasswordGate,
+    password: &str,
+) -> Result<String, StoreError> {
     let password = password.to_owned();
     gate.run(move || {
         let salt = SaltString::generate(&mut OsRng);
@@ -186,9 +189,11 @@ mod tests {
         let gate = PasswordGate::new(0);
         let phc = hash_password(&gate, "correct horse battery").await.unwrap();
         assert!(phc.starts_with("$argon2id$"));
-        assert!(verify_password(&gate, "correct horse battery", Some(phc.clone()))
-            .await
-            .unwrap());
+        assert!(
+            verify_password(&gate, "correct horse battery", Some(phc.clone()))
+                .await
+                .unwrap()
+        );
         assert!(!verify_password(&gate, "wrong", Some(phc)).await.unwrap());
         assert!(!verify_password(&gate, "wrong", None).await.unwrap());
         let stats = gate.stats();

@@ -74,7 +74,11 @@ impl Activity {
             return None;
         }
         // Until the first request, the client only gets the header timeout to send one.
-        let limit = if self.requests.load(Ordering::Relaxed) == 0 { limits.header_read_timeout } else { limits.idle_timeout };
+        let limit = if self.requests.load(Ordering::Relaxed) == 0 {
+            limits.header_read_timeout
+        } else {
+            limits.idle_timeout
+        };
         Some(*self.idle_since.lock().unwrap_or_else(|p| p.into_inner()) + limit)
     }
 }
@@ -104,7 +108,10 @@ pub async fn serve_tls(
     let tracker = TaskTracker::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // hyper's timeouts are silently off without a timer.
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -133,7 +140,11 @@ pub async fn serve_tls(
                 // One line per second at most: a flood must not become a flood of log lines.
                 if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                     last_refusal_log = Some(Instant::now());
-                    tracing::warn!(reason = why.as_str(), open = slots.open(), "connection refused: listener full");
+                    tracing::warn!(
+                        reason = why.as_str(),
+                        open = slots.open(),
+                        "connection refused: listener full"
+                    );
                 }
                 // Closed at once, before any TLS work.
                 drop(tcp);
@@ -142,13 +153,24 @@ pub async fn serve_tls(
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = TlsAcceptor::from(config.load_full());
-        let conn = Conn { router: router.clone(), builder: builder.clone(), opts: opts.clone(), shutdown: shutdown.clone(), remote_addr };
+        let conn = Conn {
+            router: router.clone(),
+            builder: builder.clone(),
+            opts: opts.clone(),
+            shutdown: shutdown.clone(),
+            remote_addr,
+        };
         tracker.spawn(conn.run(LingeringStream::new(tcp, slot), acceptor));
     }
     drop(listener);
     tracker.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
-        tracing::warn!("open TLS connections did not finish within {DRAIN_TIMEOUT:?}; dropping them");
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "open TLS connections did not finish within {DRAIN_TIMEOUT:?}; dropping them"
+        );
     }
 }
 
@@ -163,35 +185,54 @@ struct Conn {
 
 impl Conn {
     async fn run(self, stream: LingeringStream, acceptor: TlsAcceptor) {
-        let Conn { router, builder, opts, shutdown, remote_addr } = self;
+        let Conn {
+            router,
+            builder,
+            opts,
+            shutdown,
+            remote_addr,
+        } = self;
         let limits = &opts.limits;
-        let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                opts.emit(ConnEvent::HandshakeFailed);
-                tracing::debug!(%remote_addr, error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                opts.emit(ConnEvent::HandshakeTimeout);
-                tracing::debug!(%remote_addr, "TLS handshake timed out");
-                return;
-            }
-        };
+        let tls =
+            match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    opts.emit(ConnEvent::HandshakeFailed);
+                    tracing::debug!(%remote_addr, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    opts.emit(ConnEvent::HandshakeTimeout);
+                    tracing::debug!(%remote_addr, "TLS handshake timed out");
+                    return;
+                }
+            };
         let peer = peer_info(tls.get_ref().1, remote_addr);
-        let activity = Arc::new(Activity { in_flight: AtomicUsize::new(0), idle_since: Mutex::new(Instant::now()), requests: AtomicUsize::new(0) });
+        let activity = Arc::new(Activity {
+            in_flight: AtomicUsize::new(0),
+            idle_since: Mutex::new(Instant::now()),
+            requests: AtomicUsize::new(0),
+        });
         let service = {
             let activity = activity.clone();
-            let (body_timeout, request_timeout, drain_max) = (limits.body_read_timeout, limits.request_timeout, limits.drain_max_bytes);
+            let (body_timeout, request_timeout, drain_max) = (
+                limits.body_read_timeout,
+                limits.request_timeout,
+                limits.drain_max_bytes,
+            );
             let opts = opts.clone();
             hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 activity.start();
                 let in_flight = InFlight(activity.clone());
-                let expects_continue =
-                    req.headers().get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-                let mut req = req.map(|b| GuardedBody::new(b, body_timeout, expects_continue, drain_max));
+                let expects_continue = req
+                    .headers()
+                    .get(header::EXPECT)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+                let mut req =
+                    req.map(|b| GuardedBody::new(b, body_timeout, expects_continue, drain_max));
                 req.extensions_mut().insert(peer.clone());
-                req.extensions_mut().insert(axum::extract::ConnectInfo(remote_addr));
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(remote_addr));
                 let router = router.clone();
                 let opts = opts.clone();
                 let revoked = match (&opts.revoked_serials, &peer.serial_hex) {
@@ -201,14 +242,27 @@ impl Conn {
                 async move {
                     let _in_flight = in_flight;
                     if revoked {
-                        return Ok(problem(StatusCode::FORBIDDEN, "revoked", "this certificate has been revoked", None));
+                        return Ok(problem(
+                            StatusCode::FORBIDDEN,
+                            "revoked",
+                            "this certificate has been revoked",
+                            None,
+                        ));
                     }
                     match tokio::time::timeout(request_timeout, router.oneshot(req)).await {
                         Ok(resp) => resp,
                         Err(_) => {
                             opts.emit(ConnEvent::RequestTimeout);
-                            let detail = format!("the request was not answered within {} s; retry later", request_timeout.as_secs());
-                            Ok(problem(StatusCode::SERVICE_UNAVAILABLE, "request-timeout", &detail, Some(1)))
+                            let detail = format!(
+                                "the request was not answered within {} s; retry later",
+                                request_timeout.as_secs()
+                            );
+                            Ok(problem(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "request-timeout",
+                                &detail,
+                                Some(1),
+                            ))
                         }
                     }
                 }
@@ -220,7 +274,9 @@ impl Conn {
         loop {
             let next_check = match closing {
                 Some(deadline) => deadline,
-                None => activity.idle_deadline(limits).unwrap_or_else(|| Instant::now() + limits.idle_timeout),
+                None => activity
+                    .idle_deadline(limits)
+                    .unwrap_or_else(|| Instant::now() + limits.idle_timeout),
             };
             tokio::select! {
                 result = conn.as_mut() => {
@@ -257,9 +313,13 @@ fn problem(status: StatusCode, slug: &str, detail: &str, retry_after: Option<u32
         status.as_u16()
     );
     let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     if let Some(secs) = retry_after {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
 }

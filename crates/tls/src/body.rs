@@ -47,7 +47,12 @@ pub struct GuardedBody {
 }
 
 impl GuardedBody {
-    pub(crate) fn new(inner: Incoming, read_timeout: Duration, expects_continue: bool, drain_max_bytes: u64) -> Self {
+    pub(crate) fn new(
+        inner: Incoming,
+        read_timeout: Duration,
+        expects_continue: bool,
+        drain_max_bytes: u64,
+    ) -> Self {
         Self {
             inner: Some(inner),
             deadline: Box::pin(tokio::time::sleep_until(Instant::now() + read_timeout)),
@@ -63,10 +68,15 @@ impl Body for GuardedBody {
     type Data = Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         this.polled = true;
-        let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
         // Checked first: a client trickling a byte at a time is always "ready".
         if this.deadline.as_mut().poll(cx).is_ready() {
             this.finished = true;
@@ -92,13 +102,18 @@ impl Body for GuardedBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.as_ref().map(|b| b.size_hint()).unwrap_or_default()
+        self.inner
+            .as_ref()
+            .map(|b| b.size_hint())
+            .unwrap_or_default()
     }
 }
 
 impl Drop for GuardedBody {
     fn drop(&mut self) {
-        let Some(mut inner) = self.inner.take() else { return };
+        let Some(mut inner) = self.inner.take() else {
+            return;
+        };
         if self.finished || inner.is_end_stream() || (self.expects_continue && !self.polled) {
             return;
         }
@@ -106,7 +121,9 @@ impl Drop for GuardedBody {
         if inner.size_hint().lower() > self.drain_max_bytes {
             return;
         }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let max = self.drain_max_bytes;
         rt.spawn(async move {
             let drain = async {

@@ -11,15 +11,15 @@ mod linger;
 pub mod pki;
 pub mod server;
 
+pub use accept::{serve_tls, ServeOptions};
+pub use body::{is_body_read_timeout, BodyReadTimeout};
 pub use client::{mtls_client, service_client, tls_client};
 pub use error::PkiError;
+pub use limits::{ConnEvent, ConnEvents, ListenerLimits};
 pub use pki::{
     fingerprint, load_certs_pem, load_crl, load_key_pem, InitReport, IssuedCert, LoadedCrl, Pki,
     RevokedCert,
 };
-pub use accept::{serve_tls, ServeOptions};
-pub use body::{is_body_read_timeout, BodyReadTimeout};
-pub use limits::{ConnEvent, ConnEvents, ListenerLimits};
 pub use server::{mtls_server_config, tls_server_config, PeerInfo};
 
 /// Installs rustls' ring provider as the process default (a second call is a no-op).

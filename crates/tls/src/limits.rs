@@ -152,7 +152,10 @@ impl Slots {
         if let Some(f) = &self.events {
             f(ConnEvent::Opened);
         }
-        Ok(Slot { slots: self.clone(), ip })
+        Ok(Slot {
+            slots: self.clone(),
+            ip,
+        })
     }
 
     /// Connections open right now.
@@ -184,7 +187,11 @@ mod tests {
 
     #[test]
     fn caps_apply_in_total_and_per_ip_and_free_on_drop() {
-        let limits = ListenerLimits { max_connections: 3, max_connections_per_ip: 2, ..Default::default() };
+        let limits = ListenerLimits {
+            max_connections: 3,
+            max_connections_per_ip: 2,
+            ..Default::default()
+        };
         let slots = Slots::new(&limits, None);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
@@ -198,6 +205,9 @@ mod tests {
         assert_eq!(slots.open(), 2);
         let _c1 = slots.acquire(c).unwrap();
         drop(_c1);
-        assert!(!slots.per_ip.lock().unwrap().contains_key(&c), "an IP without connections keeps no entry");
+        assert!(
+            !slots.per_ip.lock().unwrap().contains_key(&c),
+            "an IP without connections keeps no entry"
+        );
     }
 }

@@ -27,7 +27,10 @@ pub(crate) struct LingeringStream {
 
 impl LingeringStream {
     pub(crate) fn new(tcp: TcpStream, slot: Slot) -> Self {
-        Self { tcp: Some(tcp), slot: Some(slot) }
+        Self {
+            tcp: Some(tcp),
+            slot: Some(slot),
+        }
     }
 
     fn tcp(&mut self) -> &mut TcpStream {
@@ -36,17 +39,29 @@ impl LingeringStream {
 }
 
 impl AsyncRead for LingeringStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(self.tcp()).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for LingeringStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(self.tcp()).poll_write(cx, buf)
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(self.tcp()).poll_write_vectored(cx, bufs)
     }
 
@@ -65,8 +80,12 @@ impl AsyncWrite for LingeringStream {
 
 impl Drop for LingeringStream {
     fn drop(&mut self) {
-        let (Some(mut tcp), slot) = (self.tcp.take(), self.slot.take()) else { return };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let (Some(mut tcp), slot) = (self.tcp.take(), self.slot.take()) else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         rt.spawn(async move {
             // The slot stays taken while we linger: lingering sockets count against the caps.
             let _slot = slot;

@@ -43,14 +43,26 @@ struct Deliverer {
 impl Worker {
     /// Starts the delivery tasks on `queue` (the caller connects it and registers its readiness
     /// check and depth sampler); stops them (after the batch in hand) on `shutdown`.
-    pub async fn start(cfg: Arc<Config>, queue: Queue, metrics: Arc<Metrics>, shutdown: CancellationToken) -> Result<Self, WorkerError> {
+    pub async fn start(
+        cfg: Arc<Config>,
+        queue: Queue,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, WorkerError> {
         let w = &cfg.worker;
         let pki = Pki::new(cfg.path("pki"));
-        let client = msgrelay_tls::service_client(&pki, "worker", Duration::from_secs(w.delivery_timeout_secs))?;
+        let client = msgrelay_tls::service_client(
+            &pki,
+            "worker",
+            Duration::from_secs(w.delivery_timeout_secs),
+        )?;
         let d = Deliverer {
             queue: queue.clone(),
             client,
-            url: format!("{}/internal/messages/deliver", w.main_server_url.trim_end_matches('/')),
+            url: format!(
+                "{}/internal/messages/deliver",
+                w.main_server_url.trim_end_matches('/')
+            ),
             metrics: metrics.clone(),
             lease: Duration::from_secs(w.lease_secs),
             retry: Duration::from_secs(w.retry_interval_secs),
@@ -65,7 +77,11 @@ impl Worker {
                 tokio::spawn(d.run(consumer, shutdown.clone()))
             })
             .collect();
-        tracing::info!(concurrency = w.concurrency, batch = w.batch_size, "worker started");
+        tracing::info!(
+            concurrency = w.concurrency,
+            batch = w.batch_size,
+            "worker started"
+        );
         Ok(Self { tasks })
     }
 
@@ -84,15 +100,29 @@ fn consumer_base(cfg: &Config) -> String {
     if !cfg.worker.name.is_empty() {
         return cfg.worker.name.clone();
     }
-    let port = cfg.ops.listen.rsplit(':').next().filter(|p| *p != "0").map(str::to_owned);
-    format!("{}-{}", hostname(), port.unwrap_or_else(|| format!("pid{}", std::process::id())))
+    let port = cfg
+        .ops
+        .listen
+        .rsplit(':')
+        .next()
+        .filter(|p| *p != "0")
+        .map(str::to_owned);
+    format!(
+        "{}-{}",
+        hostname(),
+        port.unwrap_or_else(|| format!("pid{}", std::process::id()))
+    )
 }
 
 fn hostname() -> String {
     std::env::var("HOSTNAME")
         .or_else(|_| std::env::var("COMPUTERNAME"))
         .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "worker".to_owned())
 }
@@ -118,9 +148,15 @@ impl Deliverer {
 
     async fn deliver(&self, leased: Vec<Leased>) {
         self.metrics.delivery_attempts.inc_by(leased.len() as u64);
-        let body = deliver_batch::encode(
-            leased.iter().map(|l| (l.id, &l.client_id, l.accepted_at_ms, l.attempts, l.payload.as_slice())),
-        );
+        let body = deliver_batch::encode(leased.iter().map(|l| {
+            (
+                l.id,
+                &l.client_id,
+                l.accepted_at_ms,
+                l.attempts,
+                l.payload.as_slice(),
+            )
+        }));
         let response = match self.post(body).await {
             Ok(r) => r,
             Err((reason, detail)) => {
@@ -130,7 +166,8 @@ impl Deliverer {
             }
         };
         let by_id: HashMap<_, _> = leased.iter().map(|l| (l.id, l)).collect();
-        let (mut stored, mut rejected, mut missing): (Vec<LeaseToken>, Vec<&Leased>, Vec<Leased>) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut stored, mut rejected, mut missing): (Vec<LeaseToken>, Vec<&Leased>, Vec<Leased>) =
+            (Vec::new(), Vec::new(), Vec::new());
         let mut later: Vec<Leased> = Vec::new();
         let mut answered = std::collections::HashSet::new();
         let now = now_ms();
@@ -140,7 +177,9 @@ impl Deliverer {
             match r.outcome {
                 DeliverOutcome::Stored => {
                     stored.push(l.token.clone());
-                    self.metrics.end_to_end_latency.observe((now - l.accepted_at_ms).max(0) as f64 / 1000.0);
+                    self.metrics
+                        .end_to_end_latency
+                        .observe((now - l.accepted_at_ms).max(0) as f64 / 1000.0);
                 }
                 DeliverOutcome::Rejected => {
                     tracing::error!(message_id = %l.id, reason = r.reason.as_deref().unwrap_or(""), "main server rejected the message; moved to failed");
@@ -158,11 +197,17 @@ impl Deliverer {
                 self.metrics.delivered.inc_by(n);
                 tracing::debug!(count = n, "delivered");
             }
-            Err(e) => tracing::warn!(error = %e, "ack failed; the lease will expire and the (idempotent) delivery repeat"),
+            Err(e) => {
+                tracing::warn!(error = %e, "ack failed; the lease will expire and the (idempotent) delivery repeat")
+            }
         }
         for l in rejected {
             self.metrics.dead_lettered.inc();
-            if let Err(e) = self.queue.dead_letter(std::slice::from_ref(&l.token), REJECTED_DEAD_LETTER).await {
+            if let Err(e) = self
+                .queue
+                .dead_letter(std::slice::from_ref(&l.token), REJECTED_DEAD_LETTER)
+                .await
+            {
                 tracing::warn!(error = %e, "dead-letter failed");
             }
         }
@@ -183,24 +228,44 @@ impl Deliverer {
             .send()
             .await
             .map_err(|e| {
-            let reason = if e.is_timeout() { "timeout" } else { "unreachable" };
-            (reason, e.to_string())
-        })?;
+                let reason = if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "unreachable"
+                };
+                (reason, e.to_string())
+            })?;
         if !resp.status().is_success() {
-            return Err(("server_error", format!("main server answered {}", resp.status())));
+            return Err((
+                "server_error",
+                format!("main server answered {}", resp.status()),
+            ));
         }
-        resp.json::<DeliverResponse>().await.map_err(|e| ("bad_response", e.to_string()))
+        resp.json::<DeliverResponse>()
+            .await
+            .map_err(|e| ("bad_response", e.to_string()))
     }
 
     async fn retry_all(&self, leased: &[Leased], reason: &'static str) {
         self.metrics.delivery_failed(reason);
-        let exhausted = leased.iter().filter(|l| self.max_attempts > 0 && l.attempts >= self.max_attempts).count();
+        let exhausted = leased
+            .iter()
+            .filter(|l| self.max_attempts > 0 && l.attempts >= self.max_attempts)
+            .count();
         if exhausted > 0 {
             self.metrics.dead_lettered.inc_by(exhausted as u64);
-            tracing::error!(count = exhausted, max_attempts = self.max_attempts, "messages exceeded worker.max_attempts; moved to failed");
+            tracing::error!(
+                count = exhausted,
+                max_attempts = self.max_attempts,
+                "messages exceeded worker.max_attempts; moved to failed"
+            );
         }
         let tokens: Vec<LeaseToken> = leased.iter().map(|l| l.token.clone()).collect();
-        if let Err(e) = self.queue.retry_later(&tokens, self.retry, self.max_attempts, reason).await {
+        if let Err(e) = self
+            .queue
+            .retry_later(&tokens, self.retry, self.max_attempts, reason)
+            .await
+        {
             tracing::warn!(error = %e, "cannot schedule the retry; the lease will expire and bring the messages back");
         }
     }

@@ -182,7 +182,9 @@ async fn run_with_store(
     io: &mut Io<'_>,
 ) -> anyhow::Result<()> {
     match cmd {
-        CertsCommand::InitCa { .. } | CertsCommand::IssueServer { .. } | CertsCommand::RevokeService { .. } => {
+        CertsCommand::InitCa { .. }
+        | CertsCommand::IssueServer { .. }
+        | CertsCommand::RevokeService { .. } => {
             unreachable!("handled without a store")
         }
         CertsCommand::IssueClient {

@@ -111,7 +111,9 @@ pub async fn backup(cfg: &Config, out: &Path) -> Result<BackupReport, AdminError
         None => external_steps.push(external_store_step().to_owned()),
     }
     match (cfg.queue.backend, sqlite_queue_path(cfg)) {
-        (QueueBackend::Sqlite, Some(q)) if q.exists() => files.push(snapshot_sqlite(&q, out, "queue.db", FileKind::Queue).await?),
+        (QueueBackend::Sqlite, Some(q)) if q.exists() => {
+            files.push(snapshot_sqlite(&q, out, "queue.db", FileKind::Queue).await?)
+        }
         (QueueBackend::Sqlite, _) => {} // never started: nothing queued yet
         (QueueBackend::Redis, _) => external_steps.push(external_queue_step().to_owned()),
     }
@@ -181,7 +183,12 @@ async fn snapshot_sqlite(
     // takes it as it is, backslashes included; a lossy conversion would write somewhere else).
     let target = dest
         .to_str()
-        .ok_or_else(|| AdminError::Invalid(format!("{} is not valid Unicode; choose another --out", dest.display())))?
+        .ok_or_else(|| {
+            AdminError::Invalid(format!(
+                "{} is not valid Unicode; choose another --out",
+                dest.display()
+            ))
+        })?
         .replace('\'', "''");
     sqlx::query(&format!("VACUUM INTO '{target}'"))
         .execute(&mut conn)

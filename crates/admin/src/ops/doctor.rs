@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use msgrelay_core::Config;
 use msgrelay_at_rest::AtRestKeys;
-use msgrelay_sealing::SealingKeyPair;
+use msgrelay_core::Config;
 use msgrelay_queue::Queue;
+use msgrelay_sealing::SealingKeyPair;
 use msgrelay_store::Store;
 use msgrelay_tls::Pki;
 
@@ -124,7 +124,8 @@ pub async fn doctor(cfg: &Config, out: &mut (dyn Write + Send)) -> std::io::Resu
 }
 
 fn permission_check(name: &str, path: &Path) -> Option<Check> {
-    broader_access(path).map(|(what, fix)| Check::warn(name, format!("{} {what} — run `{fix}`", path.display())))
+    broader_access(path)
+        .map(|(what, fix)| Check::warn(name, format!("{} {what} — run `{fix}`", path.display())))
 }
 
 fn data_dir_check(dir: &Path) -> Check {
@@ -149,7 +150,10 @@ fn data_dir_check(dir: &Path) -> Check {
     #[cfg(windows)]
     {
         if let Some((what, fix)) = broader_access(dir) {
-            return Check::warn("data dir", format!("{} {what} — run `{fix}`", dir.display()));
+            return Check::warn(
+                "data dir",
+                format!("{} {what} — run `{fix}`", dir.display()),
+            );
         }
     }
     Check::ok(

@@ -62,10 +62,15 @@ pub(crate) fn broader_access(path: &Path) -> Option<(String, String)> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o777);
+        let mode = std::fs::metadata(path)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0o777);
         let fix = if path.is_dir() { "700" } else { "600" };
         (mode & 0o077 != 0).then(|| {
-            (format!("is accessible to group or others (mode {:o})", mode & 0o777), format!("chmod {fix} {}", path.display()))
+            (
+                format!("is accessible to group or others (mode {:o})", mode & 0o777),
+                format!("chmod {fix} {}", path.display()),
+            )
         })
     }
     #[cfg(windows)]

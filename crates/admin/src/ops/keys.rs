@@ -1,7 +1,7 @@
 //! `msgrelay keys rotate`: a new at-rest key becomes current; older keys stay to read older rows.
 
-use msgrelay_core::Config;
 use msgrelay_at_rest::AtRestKeys;
+use msgrelay_core::Config;
 
 use super::AT_REST_KEY_FILE;
 use crate::AdminError;

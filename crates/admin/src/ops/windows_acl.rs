@@ -12,15 +12,17 @@ use std::ptr::{null, null_mut};
 
 use windows_sys::Win32::Foundation::{CloseHandle, LocalFree, ERROR_SUCCESS, GENERIC_ALL, HANDLE};
 use windows_sys::Win32::Security::Authorization::{
-    ConvertSidToStringSidW, GetNamedSecurityInfoW, SetEntriesInAclW, SetNamedSecurityInfoW, EXPLICIT_ACCESS_W,
-    GRANT_ACCESS, NO_MULTIPLE_TRUSTEE, SET_ACCESS, SE_FILE_OBJECT, TRUSTEE_IS_SID, TRUSTEE_IS_UNKNOWN, TRUSTEE_W,
+    ConvertSidToStringSidW, GetNamedSecurityInfoW, SetEntriesInAclW, SetNamedSecurityInfoW,
+    EXPLICIT_ACCESS_W, GRANT_ACCESS, NO_MULTIPLE_TRUSTEE, SET_ACCESS, SE_FILE_OBJECT,
+    TRUSTEE_IS_SID, TRUSTEE_IS_UNKNOWN, TRUSTEE_W,
 };
 use windows_sys::Win32::Security::{
-    AclSizeInformation, CreateWellKnownSid, EqualSid, GetAce, GetAclInformation, GetSecurityDescriptorControl,
-    GetTokenInformation, TokenUser, WinBuiltinAdministratorsSid, WinLocalSystemSid, ACCESS_ALLOWED_ACE, ACE_HEADER, ACL,
-    ACL_SIZE_INFORMATION, DACL_SECURITY_INFORMATION, NO_INHERITANCE, PROTECTED_DACL_SECURITY_INFORMATION, PSID,
-    SECURITY_MAX_SID_SIZE, SE_DACL_PROTECTED, SUB_CONTAINERS_AND_OBJECTS_INHERIT, TOKEN_QUERY, TOKEN_USER,
-    UNPROTECTED_DACL_SECURITY_INFORMATION,
+    AclSizeInformation, CreateWellKnownSid, EqualSid, GetAce, GetAclInformation,
+    GetSecurityDescriptorControl, GetTokenInformation, TokenUser, WinBuiltinAdministratorsSid,
+    WinLocalSystemSid, ACCESS_ALLOWED_ACE, ACE_HEADER, ACL, ACL_SIZE_INFORMATION,
+    DACL_SECURITY_INFORMATION, NO_INHERITANCE, PROTECTED_DACL_SECURITY_INFORMATION, PSID,
+    SECURITY_MAX_SID_SIZE, SE_DACL_PROTECTED, SUB_CONTAINERS_AND_OBJECTS_INHERIT, TOKEN_QUERY,
+    TOKEN_USER, UNPROTECTED_DACL_SECURITY_INFORMATION,
 };
 use windows_sys::Win32::System::SystemServices::ACCESS_ALLOWED_ACE_TYPE;
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
@@ -37,7 +39,8 @@ impl Sid {
         let mut buf = vec![0u8; SECURITY_MAX_SID_SIZE as usize];
         let mut len = buf.len() as u32;
         // SAFETY: buf holds `len` bytes; a null domain SID is allowed for these well-known SIDs.
-        if unsafe { CreateWellKnownSid(kind, null_mut(), buf.as_mut_ptr() as PSID, &mut len) } == 0 {
+        if unsafe { CreateWellKnownSid(kind, null_mut(), buf.as_mut_ptr() as PSID, &mut len) } == 0
+        {
             return Err(io::Error::last_os_error());
         }
         Ok(Sid(buf))
@@ -54,7 +57,13 @@ impl Sid {
             let mut len = 0u32;
             GetTokenInformation(token, TokenUser, null_mut(), 0, &mut len);
             let mut buf = vec![0u64; (len as usize).div_ceil(8).max(1)];
-            let ok = GetTokenInformation(token, TokenUser, buf.as_mut_ptr() as *mut c_void, len, &mut len);
+            let ok = GetTokenInformation(
+                token,
+                TokenUser,
+                buf.as_mut_ptr() as *mut c_void,
+                len,
+                &mut len,
+            );
             let err = io::Error::last_os_error();
             CloseHandle(token);
             if ok == 0 {
@@ -88,12 +97,19 @@ fn sid_string(sid: PSID) -> String {
 }
 
 fn wide(path: &Path) -> Vec<u16> {
-    path.as_os_str().encode_wide().chain(std::iter::once(0)).collect()
+    path.as_os_str()
+        .encode_wide()
+        .chain(std::iter::once(0))
+        .collect()
 }
 
 /// The accounts a restricted file allows.
 fn allowed() -> io::Result<[Sid; 3]> {
-    Ok([Sid::current_user()?, Sid::well_known(WinLocalSystemSid)?, Sid::well_known(WinBuiltinAdministratorsSid)?])
+    Ok([
+        Sid::current_user()?,
+        Sid::well_known(WinLocalSystemSid)?,
+        Sid::well_known(WinBuiltinAdministratorsSid)?,
+    ])
 }
 
 fn entry(sid: &Sid, inherit: u32, mode: i32) -> EXPLICIT_ACCESS_W {
@@ -112,7 +128,12 @@ fn entry(sid: &Sid, inherit: u32, mode: i32) -> EXPLICIT_ACCESS_W {
 }
 
 /// Builds an ACL from `entries` on top of `old` (null: a new ACL) and sets it on `path`.
-fn apply(path: &Path, entries: &[EXPLICIT_ACCESS_W], old: *const ACL, protect: bool) -> io::Result<()> {
+fn apply(
+    path: &Path,
+    entries: &[EXPLICIT_ACCESS_W],
+    old: *const ACL,
+    protect: bool,
+) -> io::Result<()> {
     let mut acl: *mut ACL = null_mut();
     // SAFETY: `entries` point at SIDs that outlive this call; the new ACL is freed below.
     unsafe {
@@ -121,9 +142,21 @@ fn apply(path: &Path, entries: &[EXPLICIT_ACCESS_W], old: *const ACL, protect: b
             return Err(io::Error::from_raw_os_error(rc as i32));
         }
         let flags = DACL_SECURITY_INFORMATION
-            | if protect { PROTECTED_DACL_SECURITY_INFORMATION } else { UNPROTECTED_DACL_SECURITY_INFORMATION };
+            | if protect {
+                PROTECTED_DACL_SECURITY_INFORMATION
+            } else {
+                UNPROTECTED_DACL_SECURITY_INFORMATION
+            };
         let name = wide(path);
-        let rc = SetNamedSecurityInfoW(name.as_ptr(), SE_FILE_OBJECT, flags, null_mut(), null_mut(), acl, null());
+        let rc = SetNamedSecurityInfoW(
+            name.as_ptr(),
+            SE_FILE_OBJECT,
+            flags,
+            null_mut(),
+            null_mut(),
+            acl,
+            null(),
+        );
         LocalFree(acl as *mut c_void);
         if rc != ERROR_SUCCESS {
             return Err(io::Error::from_raw_os_error(rc as i32));
@@ -135,7 +168,11 @@ fn apply(path: &Path, entries: &[EXPLICIT_ACCESS_W], old: *const ACL, protect: b
 /// Replaces the DACL of `path` with: this process's account, SYSTEM, Administrators (full
 /// control), inheritance from the parent removed. Directories hand the entries down.
 pub fn restrict_to_owner(path: &Path) -> io::Result<()> {
-    let inherit = if path.is_dir() { SUB_CONTAINERS_AND_OBJECTS_INHERIT } else { NO_INHERITANCE };
+    let inherit = if path.is_dir() {
+        SUB_CONTAINERS_AND_OBJECTS_INHERIT
+    } else {
+        NO_INHERITANCE
+    };
     let sids = allowed()?;
     let entries: Vec<_> = sids.iter().map(|s| entry(s, inherit, SET_ACCESS)).collect();
     apply(path, &entries, null(), true)
@@ -144,10 +181,19 @@ pub fn restrict_to_owner(path: &Path) -> io::Result<()> {
 /// Adds full control for the account `sid_bytes` to the existing DACL of `path`, keeping it
 /// protected (a service's virtual account must read the keys `init` wrote as an administrator).
 pub fn grant(path: &Path, account: &[u8]) -> io::Result<()> {
-    let inherit = if path.is_dir() { SUB_CONTAINERS_AND_OBJECTS_INHERIT } else { NO_INHERITANCE };
+    let inherit = if path.is_dir() {
+        SUB_CONTAINERS_AND_OBJECTS_INHERIT
+    } else {
+        NO_INHERITANCE
+    };
     let sid = Sid(account.to_vec());
     let dacl = read_dacl(path)?;
-    apply(path, &[entry(&sid, inherit, GRANT_ACCESS)], dacl.dacl, dacl.protected)
+    apply(
+        path,
+        &[entry(&sid, inherit, GRANT_ACCESS)],
+        dacl.dacl,
+        dacl.protected,
+    )
 }
 
 struct Dacl {
@@ -185,7 +231,11 @@ fn read_dacl(path: &Path) -> io::Result<Dacl> {
         }
         let (mut control, mut revision) = (0u16, 0u32);
         GetSecurityDescriptorControl(sd, &mut control, &mut revision);
-        Ok(Dacl { sd, dacl, protected: control & SE_DACL_PROTECTED != 0 })
+        Ok(Dacl {
+            sd,
+            dacl,
+            protected: control & SE_DACL_PROTECTED != 0,
+        })
     }
 }
 
@@ -200,8 +250,18 @@ pub fn broader_access(path: &Path) -> io::Result<Option<String>> {
     let mut others = Vec::new();
     // SAFETY: `dacl.dacl` is a valid ACL owned by `dacl.sd`; ACEs are read within AceCount.
     unsafe {
-        let mut info = ACL_SIZE_INFORMATION { AceCount: 0, AclBytesInUse: 0, AclBytesFree: 0 };
-        if GetAclInformation(dacl.dacl, &mut info as *mut _ as *mut c_void, std::mem::size_of_val(&info) as u32, AclSizeInformation) == 0 {
+        let mut info = ACL_SIZE_INFORMATION {
+            AceCount: 0,
+            AclBytesInUse: 0,
+            AclBytesFree: 0,
+        };
+        if GetAclInformation(
+            dacl.dacl,
+            &mut info as *mut _ as *mut c_void,
+            std::mem::size_of_val(&info) as u32,
+            AclSizeInformation,
+        ) == 0
+        {
             return Err(io::Error::last_os_error());
         }
         for i in 0..info.AceCount {

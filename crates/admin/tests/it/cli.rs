@@ -179,7 +179,10 @@ async fn operator_flow_through_the_command_line() {
         .await
         .unwrap();
     assert!(list.contains("cli") && !list.contains(&token), "{list}");
-    assert!(list.contains("SCOPE") && list.contains("EXPIRES") && list.contains(" read "), "{list}");
+    assert!(
+        list.contains("SCOPE") && list.contains("EXPIRES") && list.contains(" read "),
+        "{list}"
+    );
     // Scope and lifetime per token; admin tokens only for administrators.
     let err = run(cfg, "admin token create --username alice --scope admin", "")
         .await
@@ -189,14 +192,27 @@ async fn operator_flow_through_the_command_line() {
     assert!(run(cfg, "admin token create --username alice --days 0", "")
         .await
         .is_err());
-    let out = run(cfg, "admin token create --username alice --name short --days 2", "")
-        .await
-        .unwrap();
+    let out = run(
+        cfg,
+        "admin token create --username alice --name short --days 2",
+        "",
+    )
+    .await
+    .unwrap();
     let short = out.lines().nth(1).unwrap().to_owned();
     let listed = t.store().await.list_api_tokens(None).await.unwrap();
-    let days = listed.iter().find(|x| x.name == "short").map(|x| (x.expires_at_ms - x.created_at_ms) / 86_400_000);
+    let days = listed
+        .iter()
+        .find(|x| x.name == "short")
+        .map(|x| (x.expires_at_ms - x.created_at_ms) / 86_400_000);
     assert_eq!(days, Some(2));
-    assert!(t.store().await.authenticate_api_token(&short).await.unwrap().is_some());
+    assert!(t
+        .store()
+        .await
+        .authenticate_api_token(&short)
+        .await
+        .unwrap()
+        .is_some());
     run(cfg, "admin token revoke --id 1", "").await.unwrap();
     assert!(t
         .store()

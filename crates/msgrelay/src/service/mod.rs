@@ -91,7 +91,9 @@ impl NameArgs {
     /// The service name given, or the role's default.
     #[cfg_attr(not(windows), allow(dead_code))] // used by the Windows service entry point
     pub fn service_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| default_name(self.role.unwrap_or(ServiceRole::Up)))
+        self.name
+            .clone()
+            .unwrap_or_else(|| default_name(self.role.unwrap_or(ServiceRole::Up)))
     }
 }
 

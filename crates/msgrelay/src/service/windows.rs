@@ -11,11 +11,14 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use tokio_util::sync::CancellationToken;
 use windows_service::service::{
-    ServiceAccess, ServiceAction, ServiceActionType, ServiceControl, ServiceControlAccept, ServiceDependency,
-    ServiceErrorControl, ServiceExitCode, ServiceFailureActions, ServiceFailureResetPeriod, ServiceInfo,
-    ServiceStartType, ServiceState, ServiceStatus, ServiceType,
+    ServiceAccess, ServiceAction, ServiceActionType, ServiceControl, ServiceControlAccept,
+    ServiceDependency, ServiceErrorControl, ServiceExitCode, ServiceFailureActions,
+    ServiceFailureResetPeriod, ServiceInfo, ServiceStartType, ServiceState, ServiceStatus,
+    ServiceType,
 };
-use windows_service::service_control_handler::{self, ServiceControlHandlerResult, ServiceStatusHandle};
+use windows_service::service_control_handler::{
+    self, ServiceControlHandlerResult, ServiceStatusHandle,
+};
 use windows_service::service_dispatcher;
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
@@ -56,14 +59,36 @@ fn install(args: InstallArgs, location: Location) -> anyhow::Result<()> {
     let mut launch: Vec<OsString> = Vec::new();
     if let Some(config) = &location.config {
         launch.push("--config".into());
-        launch.push(std::path::absolute(config).context("--config")?.into_os_string());
+        launch.push(
+            std::path::absolute(config)
+                .context("--config")?
+                .into_os_string(),
+        );
     }
     if let Some(dir) = &location.data_dir {
         launch.push("--data-dir".into());
-        launch.push(std::path::absolute(dir).context("--data-dir")?.into_os_string());
+        launch.push(
+            std::path::absolute(dir)
+                .context("--data-dir")?
+                .into_os_string(),
+        );
     }
-    launch.extend(["service", "run", "--role", args.role.as_str(), "--name", name.as_str()].map(OsString::from));
-    if let Some(bad) = args.env.iter().find(|e| !e.split_once('=').is_some_and(|(k, _)| !k.is_empty())) {
+    launch.extend(
+        [
+            "service",
+            "run",
+            "--role",
+            args.role.as_str(),
+            "--name",
+            name.as_str(),
+        ]
+        .map(OsString::from),
+    );
+    if let Some(bad) = args
+        .env
+        .iter()
+        .find(|e| !e.split_once('=').is_some_and(|(k, _)| !k.is_empty()))
+    {
         bail!("--env: '{bad}' is not KEY=VALUE");
     }
     let account = match args.account.as_deref() {
@@ -79,13 +104,21 @@ fn install(args: InstallArgs, location: Location) -> anyhow::Result<()> {
         error_control: ServiceErrorControl::Normal,
         executable_path: exe,
         launch_arguments: launch,
-        dependencies: args.depends_on.iter().filter(|d| !d.is_empty()).map(|d| ServiceDependency::Service(d.into())).collect(),
+        dependencies: args
+            .depends_on
+            .iter()
+            .filter(|d| !d.is_empty())
+            .map(|d| ServiceDependency::Service(d.into()))
+            .collect(),
         account_name: account.clone().map(Into::into),
         account_password: None,
     };
     let scm = manager(ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE)?;
     let service = scm
-        .create_service(&info, ServiceAccess::CHANGE_CONFIG | ServiceAccess::START | ServiceAccess::QUERY_STATUS)
+        .create_service(
+            &info,
+            ServiceAccess::CHANGE_CONFIG | ServiceAccess::START | ServiceAccess::QUERY_STATUS,
+        )
         .with_context(|| format!("cannot create service {name}"))?;
     // The service exists from here on; a setting that fails is reported, not fatal, so the
     // administrator can fix it with sc.exe instead of finding a half-removed service.
@@ -103,8 +136,14 @@ fn install(args: InstallArgs, location: Location) -> anyhow::Result<()> {
         )),
     );
     // Delayed automatic start: after the database and queue services the machine starts first.
-    check("delayed automatic start", service.set_delayed_auto_start(true));
-    let restart = |secs| ServiceAction { action_type: ServiceActionType::Restart, delay: Duration::from_secs(secs) };
+    check(
+        "delayed automatic start",
+        service.set_delayed_auto_start(true),
+    );
+    let restart = |secs| ServiceAction {
+        action_type: ServiceActionType::Restart,
+        delay: Duration::from_secs(secs),
+    };
     check(
         "recovery actions",
         service.update_failure_actions(ServiceFailureActions {
@@ -115,7 +154,10 @@ fn install(args: InstallArgs, location: Location) -> anyhow::Result<()> {
         }),
     );
     // A role that exits with an error (e.g. the database is down at start) is restarted too.
-    check("recovery on non-crash failures", service.set_failure_actions_on_non_crash_failures(true));
+    check(
+        "recovery on non-crash failures",
+        service.set_failure_actions_on_non_crash_failures(true),
+    );
     if !args.env.is_empty() {
         if let Err(e) = accounts::set_environment(&name, &args.env) {
             warnings.push(format!("environment: {e}"));
@@ -128,17 +170,23 @@ fn install(args: InstallArgs, location: Location) -> anyhow::Result<()> {
         println!("  depends on: {}", args.depends_on.join(", "));
     }
     for e in &args.env {
-        println!("  environment: {}", e.split_once('=').map_or(e.as_str(), |(k, _)| k));
+        println!(
+            "  environment: {}",
+            e.split_once('=').map_or(e.as_str(), |(k, _)| k)
+        );
     }
     for w in &warnings {
         println!("  WARNING: could not set the {w}; set it with sc.exe (see docs/windows.md)");
     }
     match eventlog::register_source() {
         Ok(()) => println!("  event log: source 'msgrelay' in the Application log"),
-        Err(e) => println!("  WARNING: event log source not registered ({e}); events still go to the file logs"),
+        Err(e) => println!(
+            "  WARNING: event log source not registered ({e}); events still go to the file logs"
+        ),
     }
     if let Some(account) = &account {
-        let cfg = msgrelay_core::Config::load(location.config.as_deref(), location.data_dir.as_deref())?;
+        let cfg =
+            msgrelay_core::Config::load(location.config.as_deref(), location.data_dir.as_deref())?;
         match accounts::grant_data_dir(account, &cfg.data_dir) {
             Ok(n) => println!("  access: {account} added to the DACLs of {} ({n} entries)", cfg.data_dir.display()),
             Err(e) => println!(
@@ -154,13 +202,18 @@ fn install(args: InstallArgs, location: Location) -> anyhow::Result<()> {
 fn uninstall(name: &str) -> anyhow::Result<()> {
     let scm = manager(ServiceManagerAccess::CONNECT)?;
     let service = scm
-        .open_service(name, ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE)
+        .open_service(
+            name,
+            ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE,
+        )
         .with_context(|| format!("cannot open service {name}"))?;
     if service.query_status()?.current_state != ServiceState::Stopped {
         let _ = service.stop();
         wait_for(name, &service, ServiceState::Stopped)?;
     }
-    service.delete().with_context(|| format!("cannot delete service {name}"))?;
+    service
+        .delete()
+        .with_context(|| format!("cannot delete service {name}"))?;
     println!("removed service {name}");
     Ok(())
 }
@@ -171,7 +224,9 @@ fn start(name: &str) -> anyhow::Result<()> {
         .open_service(name, ServiceAccess::QUERY_STATUS | ServiceAccess::START)
         .with_context(|| format!("cannot open service {name}"))?;
     if service.query_status()?.current_state != ServiceState::Running {
-        service.start::<&OsStr>(&[]).with_context(|| format!("cannot start service {name}"))?;
+        service
+            .start::<&OsStr>(&[])
+            .with_context(|| format!("cannot start service {name}"))?;
         wait_for(name, &service, ServiceState::Running)?;
     }
     println!("{name}: running");
@@ -184,7 +239,9 @@ fn stop(name: &str) -> anyhow::Result<()> {
         .open_service(name, ServiceAccess::QUERY_STATUS | ServiceAccess::STOP)
         .with_context(|| format!("cannot open service {name}"))?;
     if service.query_status()?.current_state != ServiceState::Stopped {
-        service.stop().with_context(|| format!("cannot stop service {name}"))?;
+        service
+            .stop()
+            .with_context(|| format!("cannot stop service {name}"))?;
         wait_for(name, &service, ServiceState::Stopped)?;
     }
     println!("{name}: stopped");
@@ -193,7 +250,10 @@ fn stop(name: &str) -> anyhow::Result<()> {
 
 fn status(name: &str) -> anyhow::Result<ExitCode> {
     let scm = manager(ServiceManagerAccess::CONNECT)?;
-    let service = match scm.open_service(name, ServiceAccess::QUERY_STATUS | ServiceAccess::QUERY_CONFIG) {
+    let service = match scm.open_service(
+        name,
+        ServiceAccess::QUERY_STATUS | ServiceAccess::QUERY_CONFIG,
+    ) {
         Ok(s) => s,
         Err(_) => {
             println!("{name}: not installed");
@@ -208,16 +268,34 @@ fn status(name: &str) -> anyhow::Result<ExitCode> {
     }
     if let Ok(cfg) = service.query_config() {
         println!("  start type: {:?}", cfg.start_type);
-        println!("  account: {}", cfg.account_name.as_deref().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default());
-        let deps: Vec<String> = cfg.dependencies.iter().map(|d| d.to_system_identifier().to_string_lossy().into_owned()).collect();
+        println!(
+            "  account: {}",
+            cfg.account_name
+                .as_deref()
+                .map(|a| a.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        let deps: Vec<String> = cfg
+            .dependencies
+            .iter()
+            .map(|d| d.to_system_identifier().to_string_lossy().into_owned())
+            .collect();
         if !deps.is_empty() {
             println!("  depends on: {}", deps.join(", "));
         }
     }
-    Ok(if st.current_state == ServiceState::Running { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if st.current_state == ServiceState::Running {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
-fn wait_for(name: &str, service: &windows_service::service::Service, want: ServiceState) -> anyhow::Result<()> {
+fn wait_for(
+    name: &str,
+    service: &windows_service::service::Service,
+    want: ServiceState,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + CONTROL_TIMEOUT;
     loop {
         let st = service.query_status()?;
@@ -228,7 +306,11 @@ fn wait_for(name: &str, service: &windows_service::service::Service, want: Servi
             bail!("{name} stopped during start-up: see the Application event log (source msgrelay) and the file logs");
         }
         if Instant::now() > deadline {
-            bail!("{name} is still {:?} after {} s", st.current_state, CONTROL_TIMEOUT.as_secs());
+            bail!(
+                "{name} is still {:?} after {} s",
+                st.current_state,
+                CONTROL_TIMEOUT.as_secs()
+            );
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -241,16 +323,22 @@ windows_service::define_windows_service!(ffi_service_main, service_main);
 
 fn run_service(args: RunArgs, location: Location) -> anyhow::Result<()> {
     let name = args.name.clone();
-    RUN.set((args, location)).map_err(|_| anyhow!("service entry point entered twice"))?;
+    RUN.set((args, location))
+        .map_err(|_| anyhow!("service entry point entered twice"))?;
     // Blocks until the service stops; fails when not started by the Service Control Manager.
     service_dispatcher::start(&name, ffi_service_main)
         .with_context(|| format!("`service run` is started by the Service Control Manager (net start {name}), not by hand"))
 }
 
 fn service_main(_arguments: Vec<OsString>) {
-    let Some((args, location)) = RUN.get() else { return };
+    let Some((args, location)) = RUN.get() else {
+        return;
+    };
     if let Err(e) = run_role_as_service(args, location) {
-        eventlog::report(eventlog::Level::Error, &format!("{} stopped with an error: {e:#}", args.name));
+        eventlog::report(
+            eventlog::Level::Error,
+            &format!("{} stopped with an error: {e:#}", args.name),
+        );
     }
 }
 
@@ -275,7 +363,10 @@ fn run_role_as_service(args: &RunArgs, location: &Location) -> anyhow::Result<()
     let result = run_role(args, location, stop, handle);
     let exit = match &result {
         Ok(()) => {
-            eventlog::report(eventlog::Level::Info, &format!("{} stopped gracefully", args.name));
+            eventlog::report(
+                eventlog::Level::Info,
+                &format!("{} stopped gracefully", args.name),
+            );
             ServiceExitCode::NO_ERROR
         }
         // A non-zero exit makes the recovery actions (restart) apply.
@@ -285,24 +376,52 @@ fn run_role_as_service(args: &RunArgs, location: &Location) -> anyhow::Result<()
     result
 }
 
-fn run_role(args: &RunArgs, location: &Location, stop: CancellationToken, handle: ServiceStatusHandle) -> anyhow::Result<()> {
-    let cfg = msgrelay_core::Config::load(location.config.as_deref(), location.data_dir.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+fn run_role(
+    args: &RunArgs,
+    location: &Location,
+    stop: CancellationToken,
+    handle: ServiceStatusHandle,
+) -> anyhow::Result<()> {
+    let cfg =
+        msgrelay_core::Config::load(location.config.as_deref(), location.data_dir.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
-        let _ = handle.set_service_status(service_status(ServiceState::Running, 0, ServiceExitCode::NO_ERROR));
-        eventlog::report(eventlog::Level::Info, &format!("{} started ({} role, data in {})", args.name, args.role.as_str(), cfg.data_dir.display()));
+        let _ = handle.set_service_status(service_status(
+            ServiceState::Running,
+            0,
+            ServiceExitCode::NO_ERROR,
+        ));
+        eventlog::report(
+            eventlog::Level::Info,
+            &format!(
+                "{} started ({} role, data in {})",
+                args.name,
+                args.role.as_str(),
+                cfg.data_dir.display()
+            ),
+        );
         // While draining, keep telling the SCM we are making progress (StopPending + checkpoint).
         let pending = {
             let stop = stop.clone();
             tokio::spawn(async move {
                 stop.cancelled().await;
                 for checkpoint in 1.. {
-                    let _ = handle.set_service_status(service_status(ServiceState::StopPending, checkpoint, ServiceExitCode::NO_ERROR));
+                    let _ = handle.set_service_status(service_status(
+                        ServiceState::StopPending,
+                        checkpoint,
+                        ServiceExitCode::NO_ERROR,
+                    ));
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
             })
         };
-        let warnings = tokio::spawn(forward_warnings(args.name.clone(), cfg.ops.listen.clone(), stop.clone()));
+        let warnings = tokio::spawn(forward_warnings(
+            args.name.clone(),
+            cfg.ops.listen.clone(),
+            stop.clone(),
+        ));
         let result = crate::roles::run(args.role, cfg, stop).await;
         pending.abort();
         warnings.abort();
@@ -318,7 +437,12 @@ async fn forward_warnings(name: String, ops_listen: String, stop: CancellationTo
         return; // an ephemeral port is not known here
     }
     let url = format!("http://{ops_listen}/ready");
-    let Ok(client) = reqwest::Client::builder().timeout(Duration::from_secs(10)).build() else { return };
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+    else {
+        return;
+    };
     let mut seen = std::collections::HashSet::new();
     loop {
         tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(60)) => {} }
@@ -336,7 +460,11 @@ async fn forward_warnings(name: String, ops_listen: String, stop: CancellationTo
     }
 }
 
-fn service_status(state: ServiceState, checkpoint: u32, exit_code: ServiceExitCode) -> ServiceStatus {
+fn service_status(
+    state: ServiceState,
+    checkpoint: u32,
+    exit_code: ServiceExitCode,
+) -> ServiceStatus {
     let controls_accepted = match state {
         ServiceState::Running => ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN,
         _ => ServiceControlAccept::empty(),

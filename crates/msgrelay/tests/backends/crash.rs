@@ -6,8 +6,11 @@ use crate::support::relay::{Stack, FAST_RETRY};
 use crate::support::{serial, wait_for};
 
 /// Lease 3 s > delivery timeout 2 s: a dead worker's entries come back quickly.
-const SHORT_LEASE: &[(&str, &str)] =
-    &[("WORKER__LEASE_SECS", "3"), ("WORKER__DELIVERY_TIMEOUT_SECS", "2"), ("WORKER__RETRY_INTERVAL_SECS", "1")];
+const SHORT_LEASE: &[(&str, &str)] = &[
+    ("WORKER__LEASE_SECS", "3"),
+    ("WORKER__DELIVERY_TIMEOUT_SECS", "2"),
+    ("WORKER__RETRY_INTERVAL_SECS", "1"),
+];
 
 #[test]
 fn three_worker_processes_store_10000_messages_exactly_once() {
@@ -24,7 +27,11 @@ fn three_worker_processes_store_10000_messages_exactly_once() {
     s.assert_all_delivered(sent.accepted, Duration::from_secs(150));
     for w in &s.workers {
         let n = w.metric("msgrelay_messages_delivered_total");
-        assert!(n > 0.0, "{} delivered nothing: the three processes share the consumer group", w.name);
+        assert!(
+            n > 0.0,
+            "{} delivered nothing: the three processes share the consumer group",
+            w.name
+        );
         eprintln!("{} delivered {n}", w.name);
     }
 }
@@ -41,7 +48,11 @@ fn kill_9_of_a_worker_mid_batch_loses_nothing() {
     // With the main server frozen, the worker's hand-over hangs: its batches stay leased (pending).
     s.server.as_ref().expect("server").pause(true);
     s.start_worker(SHORT_LEASE);
-    wait_for("the first worker to lease entries", Duration::from_secs(10), || (s.pending() > 0).then_some(()));
+    wait_for(
+        "the first worker to lease entries",
+        Duration::from_secs(10),
+        || (s.pending() > 0).then_some(()),
+    );
     std::thread::sleep(Duration::from_millis(300)); // let all its tasks lease (well inside the 2 s timeout)
     s.workers[0].kill9();
     let orphaned = s.pending();

@@ -7,7 +7,10 @@ use crate::support::{msgrelay, run};
 fn assert_names(out: &Output, key: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started despite a bad `{key}`");
-    assert!(stderr.contains(key), "the error does not name `{key}`: {stderr}");
+    assert!(
+        stderr.contains(key),
+        "the error does not name `{key}`: {stderr}"
+    );
 }
 
 #[tokio::test]
@@ -29,10 +32,16 @@ async fn unknown_keys_and_bad_values_are_named() {
     let data = dir.path().join("data");
     for role in ["worker", "up"] {
         let mut cmd = msgrelay(&[role, "--config"]);
-        cmd.arg(&file).arg("--data-dir").arg(&data).env("MSGRELAY_OPS__LISTEN", "127.0.0.1:0");
+        cmd.arg(&file)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("MSGRELAY_OPS__LISTEN", "127.0.0.1:0");
         assert_names(&run(cmd).await, "worker.lease_sec");
     }
-    assert!(!data.exists(), "`up` bootstrapped a data directory despite a bad configuration");
+    assert!(
+        !data.exists(),
+        "`up` bootstrapped a data directory despite a bad configuration"
+    );
 
     let mut cmd = msgrelay(&["worker", "--data-dir"]);
     cmd.arg(&data).env("MSGRELAY_WORKER__CONCURRENCY", "many");
@@ -43,13 +52,26 @@ async fn unknown_keys_and_bad_values_are_named() {
 async fn an_out_of_range_duration_stops_start_up_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     for (key, env, value) in [
-        ("proxy.crl_grace_secs", "MSGRELAY_PROXY__CRL_GRACE_SECS", "18446744073709551615"),
-        ("http.idle_timeout_secs", "MSGRELAY_HTTP__IDLE_TIMEOUT_SECS", "0"),
+        (
+            "proxy.crl_grace_secs",
+            "MSGRELAY_PROXY__CRL_GRACE_SECS",
+            "18446744073709551615",
+        ),
+        (
+            "http.idle_timeout_secs",
+            "MSGRELAY_HTTP__IDLE_TIMEOUT_SECS",
+            "0",
+        ),
     ] {
         let mut cmd = msgrelay(&["proxy", "--data-dir"]);
-        cmd.arg(dir.path()).env("MSGRELAY_OPS__LISTEN", "127.0.0.1:0").env(env, value);
+        cmd.arg(dir.path())
+            .env("MSGRELAY_OPS__LISTEN", "127.0.0.1:0")
+            .env(env, value);
         let out = run(cmd).await;
         assert_names(&out, key);
-        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{key}: a panic instead of an error");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+            "{key}: a panic instead of an error"
+        );
     }
 }

@@ -13,7 +13,11 @@ async fn same_key_twice_gives_one_id_and_one_row() {
     let key = uuid::Uuid::new_v4().to_string();
     let (s1, first) = relay.send(SENDER, "retried message", Some(&key)).await;
     let (s2, second) = relay.send(SENDER, "retried message", Some(&key)).await;
-    assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::ACCEPTED), "{first} {second}");
+    assert_eq!(
+        (s1, s2),
+        (StatusCode::ACCEPTED, StatusCode::ACCEPTED),
+        "{first} {second}"
+    );
     let id = first["id"].as_str().unwrap();
     assert_eq!(second["id"], id, "a retry must return the first id");
 
@@ -24,13 +28,30 @@ async fn same_key_twice_gives_one_id_and_one_row() {
     assert_eq!(third["id"], id);
 
     // Control: another key is another message.
-    let other = relay.send(SENDER, "retried message", Some(&uuid::Uuid::new_v4().to_string())).await.1;
+    let other = relay
+        .send(
+            SENDER,
+            "retried message",
+            Some(&uuid::Uuid::new_v4().to_string()),
+        )
+        .await
+        .1;
     assert_ne!(other["id"], id);
-    relay.wait_delivered(other["id"].as_str().unwrap(), Duration::from_secs(10)).await;
+    relay
+        .wait_delivered(other["id"].as_str().unwrap(), Duration::from_secs(10))
+        .await;
 
     let admin = relay.portal_login("admin").await;
-    assert_eq!(relay.list_messages(&admin, "").await["total"], 2, "the retries must not create rows");
-    assert_eq!(relay.queue_stats().await, Default::default(), "nothing left to deliver");
+    assert_eq!(
+        relay.list_messages(&admin, "").await["total"],
+        2,
+        "the retries must not create rows"
+    );
+    assert_eq!(
+        relay.queue_stats().await,
+        Default::default(),
+        "nothing left to deliver"
+    );
 }
 
 #[tokio::test]
@@ -46,7 +67,9 @@ async fn same_key_with_another_payload_is_refused() {
         assert_eq!(problem["field"], "Idempotency-Key", "{problem}");
     }
 
-    relay.wait_delivered(first["id"].as_str().unwrap(), Duration::from_secs(10)).await;
+    relay
+        .wait_delivered(first["id"].as_str().unwrap(), Duration::from_secs(10))
+        .await;
     let admin = relay.portal_login("admin").await;
     assert_eq!(relay.list_messages(&admin, "").await["total"], 1);
 }

@@ -22,16 +22,26 @@ async fn neither_body_nor_number_is_ever_stored_in_clear() {
     assert_eq!(status, StatusCode::ACCEPTED, "{json}");
     let id = json["id"].as_str().unwrap().to_owned();
     // Refused requests carrying them too (errors must not log the input).
-    let (status, _) = relay.send(&number, &format!("{body}{}", "x".repeat(5000)), None).await;
+    let (status, _) = relay
+        .send(&number, &format!("{body}{}", "x".repeat(5000)), None)
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, _) = relay.send(&format!("{number}x"), &body, Some("privacy-test-2")).await;
+    let (status, _) = relay
+        .send(&format!("{number}x"), &body, Some("privacy-test-2"))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     relay.wait_delivered(&id, Duration::from_secs(10)).await;
     let demo = relay.portal_login("demo").await;
     let (_, detail) = relay.get_message(&demo, &id).await;
-    assert_eq!(detail["message_body"], body.as_str(), "control: the canary went through");
-    let found = relay.list_messages(&demo, &format!("sender={}", number.replace('+', "%2B"))).await;
+    assert_eq!(
+        detail["message_body"],
+        body.as_str(),
+        "control: the canary went through"
+    );
+    let found = relay
+        .list_messages(&demo, &format!("sender={}", number.replace('+', "%2B")))
+        .await;
     assert_eq!(found["total"], 1, "control: the number search works");
 
     let up = relay.up.as_mut().unwrap();
@@ -39,13 +49,33 @@ async fn neither_body_nor_number_is_ever_stored_in_clear() {
     let stdout = up.output();
 
     let files = files_under(&relay.data_dir());
-    assert!(files.iter().any(|f| f.starts_with(relay.path("logs"))), "no log files to search");
-    assert!(files.iter().any(|f| f.to_string_lossy().ends_with("-wal") || f.to_string_lossy().ends_with(".db")));
+    assert!(
+        files.iter().any(|f| f.starts_with(relay.path("logs"))),
+        "no log files to search"
+    );
+    assert!(files
+        .iter()
+        .any(|f| f.to_string_lossy().ends_with("-wal") || f.to_string_lossy().ends_with(".db")));
     for file in &files {
         let bytes = std::fs::read(file).unwrap();
-        assert!(!contains(&bytes, body.as_bytes()), "the message body is in clear in {}", file.display());
-        assert!(!contains(&bytes, number.as_bytes()), "the sender number is in clear in {}", file.display());
-        assert!(!contains(&bytes, digits.as_bytes()), "the sender number's digits are in clear in {}", file.display());
+        assert!(
+            !contains(&bytes, body.as_bytes()),
+            "the message body is in clear in {}",
+            file.display()
+        );
+        assert!(
+            !contains(&bytes, number.as_bytes()),
+            "the sender number is in clear in {}",
+            file.display()
+        );
+        assert!(
+            !contains(&bytes, digits.as_bytes()),
+            "the sender number's digits are in clear in {}",
+            file.display()
+        );
     }
-    assert!(!stdout.contains(&body) && !stdout.contains(&digits), "the console log shows the body or the number");
+    assert!(
+        !stdout.contains(&body) && !stdout.contains(&digits),
+        "the console log shows the body or the number"
+    );
 }

@@ -28,26 +28,40 @@ async fn queued_messages_survive_a_restart_and_sigterm_stops_up_cleanly() {
 
     let started = Instant::now();
     relay.up.as_mut().unwrap().stop().await;
-    assert!(started.elapsed() < Duration::from_secs(5), "`up` took {:?} to stop after SIGTERM", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "`up` took {:?} to stop after SIGTERM",
+        started.elapsed()
+    );
 }
 
 /// Content hash and modification time of every file the bootstrap creates.
 fn snapshot(relay: &TestRelay) -> BTreeMap<String, (String, SystemTime)> {
-    let mut files: Vec<_> = ["pki", "keys", "clients"].iter().flat_map(|d| files_under(&relay.path(d))).collect();
+    let mut files: Vec<_> = ["pki", "keys", "clients"]
+        .iter()
+        .flat_map(|d| files_under(&relay.path(d)))
+        .collect();
     files.push(relay.path(msgrelay_admin::CREDENTIALS_FILE));
     files
         .into_iter()
         .map(|p| {
             let bytes = std::fs::read(&p).unwrap();
             let modified = std::fs::metadata(&p).unwrap().modified().unwrap();
-            let rel = p.strip_prefix(relay.data_dir()).unwrap().display().to_string();
+            let rel = p
+                .strip_prefix(relay.data_dir())
+                .unwrap()
+                .display()
+                .to_string();
             (rel, (hex_digest(&bytes), modified))
         })
         .collect()
 }
 
 fn hex_digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[tokio::test]
@@ -59,8 +73,17 @@ async fn a_second_up_reuses_keys_certificates_and_credentials() {
     relay.up.as_mut().unwrap().stop().await;
 
     let before = snapshot(&relay);
-    for expected in ["keys/sealing.key", "keys/at-rest.json", "pki/client-ca.key", "pki/internal-ca.key", "clients/demo/client.key"] {
-        assert!(before.contains_key(expected), "the first `up` did not create {expected}");
+    for expected in [
+        "keys/sealing.key",
+        "keys/at-rest.json",
+        "pki/client-ca.key",
+        "pki/internal-ca.key",
+        "clients/demo/client.key",
+    ] {
+        assert!(
+            before.contains_key(expected),
+            "the first `up` did not create {expected}"
+        );
     }
     #[cfg(unix)]
     for secret in [
@@ -73,7 +96,10 @@ async fn a_second_up_reuses_keys_certificates_and_credentials() {
         msgrelay_admin::CREDENTIALS_FILE,
     ] {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(relay.path(secret)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(relay.path(secret))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "{secret} is readable by others: {mode:o}");
     }
     relay.start_up(&[]).await;

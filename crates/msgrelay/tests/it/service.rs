@@ -11,8 +11,15 @@ async fn service_on_linux_points_to_the_systemd_units_and_changes_nothing() {
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("deploy/linux") && stderr.contains("systemctl"), "{stderr}");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing may be created");
+    assert!(
+        stderr.contains("deploy/linux") && stderr.contains("systemctl"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing may be created"
+    );
 
     let help = run(msgrelay(&["service", "--help"])).await;
     let text = String::from_utf8_lossy(&help.stdout);

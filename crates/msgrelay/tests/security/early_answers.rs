@@ -22,9 +22,16 @@ enum Proto {
 }
 
 /// A client that opens one new connection for its one request, speaking only `proto`.
-fn fresh_client(tls: &Arc<rustls::ClientConfig>, addr: SocketAddr, proto: Proto) -> reqwest::Client {
+fn fresh_client(
+    tls: &Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    proto: Proto,
+) -> reqwest::Client {
     let mut cfg = (**tls).clone();
-    let b = reqwest::Client::builder().resolve("localhost", addr).timeout(Duration::from_secs(30)).pool_max_idle_per_host(0);
+    let b = reqwest::Client::builder()
+        .resolve("localhost", addr)
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(0);
     let b = match proto {
         Proto::Http1 => {
             cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -50,13 +57,37 @@ async fn assert_always_delivered(r: &Refusal) {
     for proto in [Proto::Http1, Proto::Http2] {
         for i in 0..TRIES {
             let client = fresh_client(&r.tls, r.addr, proto);
-            let resp = (r.request)(&client).send().await.unwrap_or_else(|e| panic!("{} over {proto:?}, try {i}: transport error {e:?}", r.name));
-            assert_eq!(resp.status(), r.status, "{} over {proto:?}, try {i}", r.name);
-            let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-            let body = resp.bytes().await.unwrap_or_else(|e| panic!("{} over {proto:?}, try {i}: body cut off: {e:?}", r.name));
-            assert!(content_type.starts_with("application/problem+json"), "{} over {proto:?}: {content_type}", r.name);
-            let problem: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{}: not JSON ({e})", r.name));
-            assert_eq!(problem["status"], r.status.as_u16(), "{}: {problem}", r.name);
+            let resp = (r.request)(&client).send().await.unwrap_or_else(|e| {
+                panic!("{} over {proto:?}, try {i}: transport error {e:?}", r.name)
+            });
+            assert_eq!(
+                resp.status(),
+                r.status,
+                "{} over {proto:?}, try {i}",
+                r.name
+            );
+            let content_type = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let body = resp.bytes().await.unwrap_or_else(|e| {
+                panic!("{} over {proto:?}, try {i}: body cut off: {e:?}", r.name)
+            });
+            assert!(
+                content_type.starts_with("application/problem+json"),
+                "{} over {proto:?}: {content_type}",
+                r.name
+            );
+            let problem: serde_json::Value = serde_json::from_slice(&body)
+                .unwrap_or_else(|e| panic!("{}: not JSON ({e})", r.name));
+            assert_eq!(
+                problem["status"],
+                r.status.as_u16(),
+                "{}: {problem}",
+                r.name
+            );
         }
     }
 }
@@ -66,22 +97,44 @@ async fn early_refusals_reach_the_client_whole_over_http1_and_http2() {
     let relay = TestRelay::up(&[]).await;
     relay.send_ok("control").await;
     let ca = relay.read("clients/demo/ca.crt");
-    let demo = client_config(&ca, Some((&relay.read("clients/demo/client.crt"), &relay.read("clients/demo/client.key"))), &[]);
-    let ghost = Pki::new(relay.path("pki")).issue_client("ghost", "localhost", 30).unwrap();
-    let ghost = client_config(&ca, Some((ghost.cert_pem.as_bytes(), ghost.key_pem.as_bytes())), &[]);
+    let demo = client_config(
+        &ca,
+        Some((
+            &relay.read("clients/demo/client.crt"),
+            &relay.read("clients/demo/client.key"),
+        )),
+        &[],
+    );
+    let ghost = Pki::new(relay.path("pki"))
+        .issue_client("ghost", "localhost", 30)
+        .unwrap();
+    let ghost = client_config(
+        &ca,
+        Some((ghost.cert_pem.as_bytes(), ghost.key_pem.as_bytes())),
+        &[],
+    );
     let portal = client_config(&relay.read("pki/internal-ca.crt"), None, &[]);
     let url = relay.messages_url();
     let portal_url = |p: &str| format!("https://localhost:{}{p}", relay.portal_addr().port());
     let valid = serde_json::json!({"sender_number": SENDER, "message_body": "hi"}).to_string();
     // 300 kB over the default max_body_bytes (65536).
-    let oversized = format!("{{\"sender_number\":\"{SENDER}\",\"message_body\":\"{}\"}}", "x".repeat(65536 + 300_000));
+    let oversized = format!(
+        "{{\"sender_number\":\"{SENDER}\",\"message_body\":\"{}\"}}",
+        "x".repeat(65536 + 300_000)
+    );
 
     // Throttle one username (5 failures), so that every further login for it is a 429.
     let login = portal_url("/api/v1/auth/login");
     let wrong = serde_json::json!({"username": "victim", "password": "wrong"}).to_string();
     for _ in 0..5 {
         let c = fresh_client(&portal, relay.portal_addr(), Proto::Http1);
-        let _ = c.post(&login).header("content-type", "application/json").body(wrong.clone()).send().await.unwrap();
+        let _ = c
+            .post(&login)
+            .header("content-type", "application/json")
+            .body(wrong.clone())
+            .send()
+            .await
+            .unwrap();
     }
 
     let refusals = vec![
@@ -91,7 +144,11 @@ async fn early_refusals_reach_the_client_whole_over_http1_and_http2() {
             addr: relay.proxy_addr(),
             request: Box::new({
                 let (url, body) = (url.clone(), valid.clone());
-                move |c: &reqwest::Client| c.post(&url).header("content-type", "text/plain").body(body.clone())
+                move |c: &reqwest::Client| {
+                    c.post(&url)
+                        .header("content-type", "text/plain")
+                        .body(body.clone())
+                }
             }),
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
         },
@@ -101,7 +158,11 @@ async fn early_refusals_reach_the_client_whole_over_http1_and_http2() {
             addr: relay.proxy_addr(),
             request: Box::new({
                 let (url, body) = (url.clone(), oversized.clone());
-                move |c: &reqwest::Client| c.post(&url).header("content-type", "application/json").body(body.clone())
+                move |c: &reqwest::Client| {
+                    c.post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                }
             }),
             status: StatusCode::PAYLOAD_TOO_LARGE,
         },
@@ -112,7 +173,11 @@ async fn early_refusals_reach_the_client_whole_over_http1_and_http2() {
             request: Box::new({
                 let url = url.clone();
                 let body = serde_json::json!({"sender_number": SENDER, "message_body": "hi", "priority": 1}).to_string();
-                move |c: &reqwest::Client| c.post(&url).header("content-type", "application/json").body(body.clone())
+                move |c: &reqwest::Client| {
+                    c.post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                }
             }),
             status: StatusCode::UNPROCESSABLE_ENTITY,
         },
@@ -122,7 +187,11 @@ async fn early_refusals_reach_the_client_whole_over_http1_and_http2() {
             addr: relay.proxy_addr(),
             request: Box::new({
                 let (url, body) = (url.clone(), valid.clone());
-                move |c: &reqwest::Client| c.post(&url).header("content-type", "application/json").body(body.clone())
+                move |c: &reqwest::Client| {
+                    c.post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                }
             }),
             status: StatusCode::FORBIDDEN,
         },
@@ -142,7 +211,11 @@ async fn early_refusals_reach_the_client_whole_over_http1_and_http2() {
             addr: relay.portal_addr(),
             request: Box::new({
                 let (u, body) = (login.clone(), wrong.clone());
-                move |c: &reqwest::Client| c.post(&u).header("content-type", "application/json").body(body.clone())
+                move |c: &reqwest::Client| {
+                    c.post(&u)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                }
             }),
             status: StatusCode::TOO_MANY_REQUESTS,
         },

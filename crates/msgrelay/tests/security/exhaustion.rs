@@ -22,7 +22,11 @@ const TRICKLE: Duration = Duration::from_secs(2);
 const TIMEOUT_SECS: &str = "4";
 
 /// A rustls client config trusting `ca` (PEM), optionally with a client identity.
-pub fn client_config(ca: &[u8], identity: Option<(&[u8], &[u8])>, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+pub fn client_config(
+    ca: &[u8],
+    identity: Option<(&[u8], &[u8])>,
+    alpn: &[&[u8]],
+) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for c in msgrelay_tls::load_certs_pem(ca).expect("CA PEM") {
         roots.add(c).expect("add root");
@@ -30,7 +34,10 @@ pub fn client_config(ca: &[u8], identity: Option<(&[u8], &[u8])>, alpn: &[&[u8]]
     let b = rustls::ClientConfig::builder().with_root_certificates(roots);
     let mut cfg = match identity {
         Some((cert, key)) => b
-            .with_client_auth_cert(msgrelay_tls::load_certs_pem(cert).unwrap(), msgrelay_tls::load_key_pem(key).unwrap())
+            .with_client_auth_cert(
+                msgrelay_tls::load_certs_pem(cert).unwrap(),
+                msgrelay_tls::load_key_pem(key).unwrap(),
+            )
             .expect("client identity"),
         None => b.with_no_client_auth(),
     };
@@ -93,8 +100,17 @@ struct Storm {
 
 /// Opens `n` slow connections of each kind in `kinds` (round robin) against `addr`, from
 /// 127.0.0.1; returns at once, the connections run in the background.
-fn storm(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, path: &'static str, kinds: &[Slow], n: usize) -> (Arc<Storm>, tokio::task::JoinSet<()>) {
-    let stats = Arc::new(Storm { connected: AtomicUsize::new(0), closed: AtomicUsize::new(0) });
+fn storm(
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    path: &'static str,
+    kinds: &[Slow],
+    n: usize,
+) -> (Arc<Storm>, tokio::task::JoinSet<()>) {
+    let stats = Arc::new(Storm {
+        connected: AtomicUsize::new(0),
+        closed: AtomicUsize::new(0),
+    });
     let gate = Arc::new(Semaphore::new(200));
     let mut set = tokio::task::JoinSet::new();
     for i in 0..n {
@@ -142,12 +158,24 @@ fn storm(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, path: &'static str, k
 /// Resident memory of a process in KiB (`VmRSS`).
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// A labelled sample's value, 0 when absent.
 fn sample(text: &str, series: &str) -> f64 {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
 }
 
 async fn relay_under_short_timeouts() -> TestRelay {
@@ -162,19 +190,36 @@ async fn relay_under_short_timeouts() -> TestRelay {
 }
 
 /// Runs the storm against one listener while a legitimate client uses it; returns the figures.
-async fn slow_connections_against(relay: &TestRelay, listener: &str, addr: SocketAddr, tls: Arc<rustls::ClientConfig>, path: &'static str) {
+async fn slow_connections_against(
+    relay: &TestRelay,
+    listener: &str,
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    path: &'static str,
+) {
     let pid = relay.up.as_ref().unwrap().pid();
     let ops = relay.up.as_ref().unwrap().addr("ops");
     let rss_before = rss_kib(pid);
     let started = Instant::now();
-    let (stats, mut set) = storm(addr, tls, path, &[Slow::Handshake, Slow::Headers, Slow::Body], SLOW);
+    let (stats, mut set) = storm(
+        addr,
+        tls,
+        path,
+        &[Slow::Handshake, Slow::Headers, Slow::Body],
+        SLOW,
+    );
     let open_series = format!("msgrelay_connections_open{{listener=\"{listener}\"}}");
 
     // While they are connected and trickling, a legitimate client is served.
     let (mut peak_open, mut peak_rss) = (0.0f64, 0u64);
     let deadline = Instant::now() + Duration::from_secs(120);
-    while stats.connected.load(Ordering::SeqCst) + stats.closed.load(Ordering::SeqCst) < SLOW * 9 / 10 {
-        assert!(Instant::now() < deadline, "the slow connections did not connect within 120 s");
+    while stats.connected.load(Ordering::SeqCst) + stats.closed.load(Ordering::SeqCst)
+        < SLOW * 9 / 10
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the slow connections did not connect within 120 s"
+        );
         peak_open = peak_open.max(sample(&metrics(ops).await, &open_series));
         peak_rss = peak_rss.max(rss_kib(pid));
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -187,11 +232,19 @@ async fn slow_connections_against(relay: &TestRelay, listener: &str, addr: Socke
         match listener {
             "proxy" => {
                 let (status, json) = relay.send(SENDER, "legitimate", None).await;
-                assert_eq!(status, StatusCode::ACCEPTED, "the proxy refused a legitimate client during the storm: {json}");
+                assert_eq!(
+                    status,
+                    StatusCode::ACCEPTED,
+                    "the proxy refused a legitimate client during the storm: {json}"
+                );
             }
             _ => {
                 let (status, json) = relay.portal_get(None, "/api/v1/health").await;
-                assert_eq!(status, StatusCode::OK, "the portal did not serve a legitimate client during the storm: {json}");
+                assert_eq!(
+                    status,
+                    StatusCode::OK,
+                    "the portal did not serve a legitimate client during the storm: {json}"
+                );
             }
         }
         latencies.push(t.elapsed());
@@ -202,16 +255,36 @@ async fn slow_connections_against(relay: &TestRelay, listener: &str, addr: Socke
         while set.join_next().await.is_some() {}
     })
     .await;
-    assert!(all_closed.is_ok(), "slow connections still open after 120 s: {} of {SLOW} closed", stats.closed.load(Ordering::SeqCst));
+    assert!(
+        all_closed.is_ok(),
+        "slow connections still open after 120 s: {} of {SLOW} closed",
+        stats.closed.load(Ordering::SeqCst)
+    );
     let closed = stats.closed.load(Ordering::SeqCst);
-    assert!(closed >= SLOW * 9 / 10, "only {closed} of {SLOW} slow connections were closed by the server");
+    assert!(
+        closed >= SLOW * 9 / 10,
+        "only {closed} of {SLOW} slow connections were closed by the server"
+    );
     let m = metrics(ops).await;
-    let event = |e: &str| sample(&m, &format!("msgrelay_connection_events_total{{listener=\"{listener}\",event=\"{e}\"}}"));
-    assert!(event("handshake_timeout") >= (SLOW / 3 * 9 / 10) as f64, "handshake timeouts: {}\n{m}", event("handshake_timeout"));
-    let open_after = wait_for("the open-connection gauge to fall back", Duration::from_secs(30), || async {
-        let v = sample(&metrics(ops).await, &open_series);
-        (v < 10.0).then_some(v)
-    })
+    let event = |e: &str| {
+        sample(
+            &m,
+            &format!("msgrelay_connection_events_total{{listener=\"{listener}\",event=\"{e}\"}}"),
+        )
+    };
+    assert!(
+        event("handshake_timeout") >= (SLOW / 3 * 9 / 10) as f64,
+        "handshake timeouts: {}\n{m}",
+        event("handshake_timeout")
+    );
+    let open_after = wait_for(
+        "the open-connection gauge to fall back",
+        Duration::from_secs(30),
+        || async {
+            let v = sample(&metrics(ops).await, &open_series);
+            (v < 10.0).then_some(v)
+        },
+    )
     .await;
     latencies.sort();
     eprintln!(
@@ -230,11 +303,32 @@ async fn slow_connections_against(relay: &TestRelay, listener: &str, addr: Socke
 async fn slowloris_on_the_proxy_and_the_portal_is_cut_off_while_clients_are_served() {
     let relay = relay_under_short_timeouts().await;
     relay.send_ok("control").await;
-    let identity = (relay.read("clients/demo/client.crt"), relay.read("clients/demo/client.key"));
-    let proxy_tls = client_config(&relay.read("clients/demo/ca.crt"), Some((&identity.0, &identity.1)), &[b"http/1.1"]);
-    slow_connections_against(&relay, "proxy", relay.proxy_addr(), proxy_tls, "/api/v1/messages").await;
+    let identity = (
+        relay.read("clients/demo/client.crt"),
+        relay.read("clients/demo/client.key"),
+    );
+    let proxy_tls = client_config(
+        &relay.read("clients/demo/ca.crt"),
+        Some((&identity.0, &identity.1)),
+        &[b"http/1.1"],
+    );
+    slow_connections_against(
+        &relay,
+        "proxy",
+        relay.proxy_addr(),
+        proxy_tls,
+        "/api/v1/messages",
+    )
+    .await;
     let portal_tls = client_config(&relay.read("pki/internal-ca.crt"), None, &[b"http/1.1"]);
-    slow_connections_against(&relay, "portal", relay.portal_addr(), portal_tls, "/api/v1/auth/login").await;
+    slow_connections_against(
+        &relay,
+        "portal",
+        relay.portal_addr(),
+        portal_tls,
+        "/api/v1/auth/login",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -264,50 +358,116 @@ async fn connection_flood_from_one_address_is_refused_at_the_cap() {
     let send = |client: reqwest::Client| {
         let url = relay.messages_url();
         async move {
-            client.post(url).json(&serde_json::json!({"sender_number": SENDER, "message_body": "hi"})).send().await.map(|r| r.status())
+            client
+                .post(url)
+                .json(&serde_json::json!({"sender_number": SENDER, "message_body": "hi"}))
+                .send()
+                .await
+                .map(|r| r.status())
         }
     };
-    assert_eq!(send(client_from(from("127.0.0.1"))).await.unwrap(), StatusCode::ACCEPTED);
+    assert_eq!(
+        send(client_from(from("127.0.0.1"))).await.unwrap(),
+        StatusCode::ACCEPTED
+    );
 
     // The control's connection is gone (after its lingering close) before the flood starts.
-    wait_for("the control connection to close", Duration::from_secs(30), || async {
-        (sample(&metrics(ops).await, "msgrelay_connections_open{listener=\"proxy\"}") == 0.0).then_some(())
-    })
+    wait_for(
+        "the control connection to close",
+        Duration::from_secs(30),
+        || async {
+            (sample(
+                &metrics(ops).await,
+                "msgrelay_connections_open{listener=\"proxy\"}",
+            ) == 0.0)
+                .then_some(())
+        },
+    )
     .await;
     // Five silent connections from 127.0.0.1 fill its share; three from 127.0.0.2 fill the listener.
     let mut held = Vec::new();
     for _ in 0..5 {
-        held.push(connect_from(from("127.0.0.1"), relay.proxy_addr()).await.unwrap());
+        held.push(
+            connect_from(from("127.0.0.1"), relay.proxy_addr())
+                .await
+                .unwrap(),
+        );
     }
     wait_for("5 connections open", Duration::from_secs(10), || async {
-        (sample(&metrics(ops).await, "msgrelay_connections_open{listener=\"proxy\"}") >= 5.0).then_some(())
+        (sample(
+            &metrics(ops).await,
+            "msgrelay_connections_open{listener=\"proxy\"}",
+        ) >= 5.0)
+            .then_some(())
     })
     .await;
-    assert!(send(client_from(from("127.0.0.1"))).await.is_err(), "a sixth connection from one address was served");
-    assert_eq!(send(client_from(from("127.0.0.2"))).await.unwrap(), StatusCode::ACCEPTED, "another address is still served");
-    wait_for("the second control connection to close", Duration::from_secs(30), || async {
-        (sample(&metrics(ops).await, "msgrelay_connections_open{listener=\"proxy\"}") == 5.0).then_some(())
-    })
+    assert!(
+        send(client_from(from("127.0.0.1"))).await.is_err(),
+        "a sixth connection from one address was served"
+    );
+    assert_eq!(
+        send(client_from(from("127.0.0.2"))).await.unwrap(),
+        StatusCode::ACCEPTED,
+        "another address is still served"
+    );
+    wait_for(
+        "the second control connection to close",
+        Duration::from_secs(30),
+        || async {
+            (sample(
+                &metrics(ops).await,
+                "msgrelay_connections_open{listener=\"proxy\"}",
+            ) == 5.0)
+                .then_some(())
+        },
+    )
     .await;
     for _ in 0..3 {
-        held.push(connect_from(from("127.0.0.2"), relay.proxy_addr()).await.unwrap());
+        held.push(
+            connect_from(from("127.0.0.2"), relay.proxy_addr())
+                .await
+                .unwrap(),
+        );
     }
     wait_for("8 connections open", Duration::from_secs(10), || async {
-        (sample(&metrics(ops).await, "msgrelay_connections_open{listener=\"proxy\"}") >= 8.0).then_some(())
+        (sample(
+            &metrics(ops).await,
+            "msgrelay_connections_open{listener=\"proxy\"}",
+        ) >= 8.0)
+            .then_some(())
     })
     .await;
-    assert!(send(client_from(from("127.0.0.3"))).await.is_err(), "a connection past the listener's cap was served");
+    assert!(
+        send(client_from(from("127.0.0.3"))).await.is_err(),
+        "a connection past the listener's cap was served"
+    );
     let m = metrics(ops).await;
-    assert!(sample(&m, "msgrelay_connection_events_total{listener=\"proxy\",event=\"refused_per_ip_limit\"}") >= 1.0, "{m}");
-    assert!(sample(&m, "msgrelay_connection_events_total{listener=\"proxy\",event=\"refused_total_limit\"}") >= 1.0, "{m}");
+    assert!(
+        sample(
+            &m,
+            "msgrelay_connection_events_total{listener=\"proxy\",event=\"refused_per_ip_limit\"}"
+        ) >= 1.0,
+        "{m}"
+    );
+    assert!(
+        sample(
+            &m,
+            "msgrelay_connection_events_total{listener=\"proxy\",event=\"refused_total_limit\"}"
+        ) >= 1.0,
+        "{m}"
+    );
 
     // Once the flood stops, everyone is served again.
     drop(held);
-    wait_for("the flood's connections to be released", Duration::from_secs(30), || {
-        let c = client_from(from("127.0.0.1"));
-        let s = send(c);
-        async move { s.await.ok().filter(|s| *s == StatusCode::ACCEPTED) }
-    })
+    wait_for(
+        "the flood's connections to be released",
+        Duration::from_secs(30),
+        || {
+            let c = client_from(from("127.0.0.1"));
+            let s = send(c);
+            async move { s.await.ok().filter(|s| *s == StatusCode::ACCEPTED) }
+        },
+    )
     .await;
 }
 
@@ -320,24 +480,55 @@ async fn field_name_crafted_as_a_metric_line_leaves_metrics_well_formed() {
     body.insert("sender_number".into(), SENDER.into());
     body.insert("message_body".into(), "hi".into());
     body.insert(evil.into(), 1.into());
-    let resp = relay.demo_client().post(relay.messages_url()).json(&body).send().await.unwrap();
+    let resp = relay
+        .demo_client()
+        .post(relay.messages_url())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let problem: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(problem["field"], evil, "the problem still names the field for the client");
+    assert_eq!(
+        problem["field"], evil,
+        "the problem still names the field for the client"
+    );
 
     let text = metrics(ops).await;
-    assert!(!text.contains("fake_metric"), "client input reached /metrics:\n{text}");
-    assert_eq!(sample(&text, "msgrelay_messages_rejected_total{reason=\"unknown_field\"}"), 1.0, "{text}");
+    assert!(
+        !text.contains("fake_metric"),
+        "client input reached /metrics:\n{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "msgrelay_messages_rejected_total{reason=\"unknown_field\"}"
+        ),
+        1.0,
+        "{text}"
+    );
     // Prometheus text format: comments, or `name{labels} value` with a numeric value.
-    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("malformed line {line:?}"));
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("malformed line {line:?}"));
         assert!(value.parse::<f64>().is_ok(), "malformed value in {line:?}");
         let name_end = series.find('{').unwrap_or(series.len());
         let name = &series[..name_end];
-        assert!(name.starts_with("msgrelay_") && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "bad name in {line:?}");
+        assert!(
+            name.starts_with("msgrelay_")
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "bad name in {line:?}"
+        );
         if name_end < series.len() {
             let labels = &series[name_end..];
-            assert!(labels.ends_with('}') && !labels[1..labels.len() - 1].contains(['{', '}', '\n']), "bad labels in {line:?}");
+            assert!(
+                labels.ends_with('}') && !labels[1..labels.len() - 1].contains(['{', '}', '\n']),
+                "bad labels in {line:?}"
+            );
         }
     }
 }

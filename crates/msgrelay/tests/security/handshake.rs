@@ -14,7 +14,11 @@ use crate::support::{wait_for, TestRelay, DEADLINE, SENDER};
 
 /// Posts a valid message with `client`; true if no 2xx came back (handshake failure or 4xx).
 async fn refused(relay: &TestRelay, client: &reqwest::Client) -> bool {
-    let resp = client.post(relay.messages_url()).json(&serde_json::json!({"sender_number": SENDER, "message_body": "should not pass"})).send().await;
+    let resp = client
+        .post(relay.messages_url())
+        .json(&serde_json::json!({"sender_number": SENDER, "message_body": "should not pass"}))
+        .send()
+        .await;
     match resp {
         Err(_) => true,
         Ok(r) => !r.status().is_success(),
@@ -29,14 +33,24 @@ async fn assert_refused(relay: &TestRelay, client: &reqwest::Client, what: &str)
 async fn no_client_certificate_is_refused() {
     let relay = TestRelay::up(&[]).await;
     let control = relay.send_ok("control").await;
-    let anonymous = msgrelay_tls::client::tls_client_builder(&relay.read("clients/demo/ca.crt"), Duration::from_secs(10))
-        .unwrap()
-        .resolve("localhost", relay.proxy_addr())
-        .build()
-        .unwrap();
+    let anonymous = msgrelay_tls::client::tls_client_builder(
+        &relay.read("clients/demo/ca.crt"),
+        Duration::from_secs(10),
+    )
+    .unwrap()
+    .resolve("localhost", relay.proxy_addr())
+    .build()
+    .unwrap();
     assert_refused(&relay, &anonymous, "a request without a client certificate").await;
-    relay.wait_delivered(&control, Duration::from_secs(10)).await;
-    assert_eq!(relay.list_messages(&relay.portal_login("admin").await, "").await["total"], 1);
+    relay
+        .wait_delivered(&control, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        relay
+            .list_messages(&relay.portal_login("admin").await, "")
+            .await["total"],
+        1
+    );
 }
 
 #[tokio::test]
@@ -58,11 +72,23 @@ async fn expired_certificate_is_refused() {
     relay.send_ok("control").await;
     let pki = Pki::new(relay.path("pki"));
     let now = Utc::now();
-    let expired = pki.issue_client_with_validity("demo", "localhost", now - chrono::Duration::days(30), now - chrono::Duration::days(1)).unwrap();
+    let expired = pki
+        .issue_client_with_validity(
+            "demo",
+            "localhost",
+            now - chrono::Duration::days(30),
+            now - chrono::Duration::days(1),
+        )
+        .unwrap();
     let fresh = pki.issue_client("demo", "localhost", 30).unwrap();
     // Register both as valid for a year, so that only the certificate's own validity can refuse
     // the expired one (the registry alone would otherwise answer 403 for it).
-    let store = Store::connect(&msgrelay_core::DatabaseLocation::Sqlite(relay.path("msgrelay.db")), 1).await.unwrap();
+    let store = Store::connect(
+        &msgrelay_core::DatabaseLocation::Sqlite(relay.path("msgrelay.db")),
+        1,
+    )
+    .await
+    .unwrap();
     for cert in [&expired, &fresh] {
         store
             .add_certificate(&NewCertificate {
@@ -79,7 +105,12 @@ async fn expired_certificate_is_refused() {
     let fresh_client = relay.proxy_client(fresh.cert_pem.as_bytes(), fresh.key_pem.as_bytes());
     let fresh_client = &fresh_client;
     let relay_ref = &relay;
-    wait_for("the proxy to load the new certificates", DEADLINE, || async move { (!refused(relay_ref, fresh_client).await).then_some(()) }).await;
+    wait_for(
+        "the proxy to load the new certificates",
+        DEADLINE,
+        || async move { (!refused(relay_ref, fresh_client).await).then_some(()) },
+    )
+    .await;
     let client = relay.proxy_client(expired.cert_pem.as_bytes(), expired.key_pem.as_bytes());
     assert_refused(&relay, &client, "an expired certificate").await;
 }
@@ -89,11 +120,23 @@ async fn revoked_certificate_is_refused_once_the_crl_is_refreshed() {
     let relay = TestRelay::up(&[("MSGRELAY_PROXY__REVOCATION_REFRESH_SECS", "1")]).await;
     relay.send_ok("control").await;
     let out = crate::support::run(relay.cli(&["certs", "revoke", "--client-id", "demo"])).await;
-    assert!(out.status.success(), "certs revoke: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "certs revoke: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let relay_ref = &relay;
     // A new client per attempt: a fresh handshake each time, as a reconnecting client would do.
-    wait_for("the revoked certificate to be refused", DEADLINE, || async move { refused(relay_ref, &relay_ref.demo_client()).await.then_some(()) })
-        .await;
+    wait_for(
+        "the revoked certificate to be refused",
+        DEADLINE,
+        || async move {
+            refused(relay_ref, &relay_ref.demo_client())
+                .await
+                .then_some(())
+        },
+    )
+    .await;
     // Still refused on a later connection (no flapping back to the old CRL or registry).
     assert_refused(&relay, &relay.demo_client(), "a revoked certificate").await;
 }
@@ -104,14 +147,32 @@ async fn a_crl_close_to_its_next_update_is_re_signed_when_the_main_server_starts
     let pki = Pki::new(relay.path("pki"));
     let now = Utc::now();
     // A CRL with one hour left: the proxies would fail closed soon after.
-    pki.write_crl_with_times(&[], now - chrono::Duration::days(6), now + chrono::Duration::hours(1)).unwrap();
+    pki.write_crl_with_times(
+        &[],
+        now - chrono::Duration::days(6),
+        now + chrono::Duration::hours(1),
+    )
+    .unwrap();
     relay.start_server(&[]).await;
 
     let proxy = relay.internal_client(&relay.read("pki/proxy.crt"), &relay.read("pki/proxy.key"));
-    let resp = proxy.get(relay.internal_url("/internal/crl")).send().await.unwrap();
+    let resp = proxy
+        .get(relay.internal_url("/internal/crl"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let served = load_crl(&resp.bytes().await.unwrap(), &relay.read("pki/client-ca.crt"), Duration::ZERO).unwrap();
-    assert!(served.next_update > now + chrono::Duration::days(3), "the server serves a CRL expiring at {}", served.next_update);
+    let served = load_crl(
+        &resp.bytes().await.unwrap(),
+        &relay.read("pki/client-ca.crt"),
+        Duration::ZERO,
+    )
+    .unwrap();
+    assert!(
+        served.next_update > now + chrono::Duration::days(3),
+        "the server serves a CRL expiring at {}",
+        served.next_update
+    );
 }
 
 #[tokio::test]
@@ -119,8 +180,16 @@ async fn service_certificate_is_refused_at_the_proxy() {
     let relay = TestRelay::up(&[]).await;
     relay.send_ok("control").await;
     for service in ["worker", "proxy"] {
-        let client = relay.proxy_client(&relay.read(&format!("pki/{service}.crt")), &relay.read(&format!("pki/{service}.key")));
-        assert_refused(&relay, &client, &format!("the {service} service certificate")).await;
+        let client = relay.proxy_client(
+            &relay.read(&format!("pki/{service}.crt")),
+            &relay.read(&format!("pki/{service}.key")),
+        );
+        assert_refused(
+            &relay,
+            &client,
+            &format!("the {service} service certificate"),
+        )
+        .await;
     }
 }
 
@@ -128,16 +197,42 @@ async fn service_certificate_is_refused_at_the_proxy() {
 async fn client_certificate_is_refused_at_the_internal_api() {
     let relay = TestRelay::up(&[]).await;
     let service = relay.internal_client(&relay.read("pki/proxy.crt"), &relay.read("pki/proxy.key"));
-    let resp = service.get(relay.internal_url("/internal/clients")).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK, "control: the proxy's service certificate works");
+    let resp = service
+        .get(relay.internal_url("/internal/clients"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "control: the proxy's service certificate works"
+    );
 
-    let client = relay.internal_client(&relay.read("clients/demo/client.crt"), &relay.read("clients/demo/client.key"));
-    for path in ["/internal/clients", "/internal/sealing-key", "/internal/crl"] {
+    let client = relay.internal_client(
+        &relay.read("clients/demo/client.crt"),
+        &relay.read("clients/demo/client.key"),
+    );
+    for path in [
+        "/internal/clients",
+        "/internal/sealing-key",
+        "/internal/crl",
+    ] {
         match client.get(relay.internal_url(path)).send().await {
             Err(_) => {}
-            Ok(r) => assert!(!r.status().is_success(), "a client certificate reached {path}: {}", r.status()),
+            Ok(r) => assert!(
+                !r.status().is_success(),
+                "a client certificate reached {path}: {}",
+                r.status()
+            ),
         }
     }
-    let deliver = client.post(relay.internal_url("/internal/messages/deliver")).json(&serde_json::json!({"messages": []})).send().await;
-    assert!(deliver.map_or(true, |r| !r.status().is_success()), "a client certificate reached /internal/messages/deliver");
+    let deliver = client
+        .post(relay.internal_url("/internal/messages/deliver"))
+        .json(&serde_json::json!({"messages": []}))
+        .send()
+        .await;
+    assert!(
+        deliver.map_or(true, |r| !r.status().is_success()),
+        "a client certificate reached /internal/messages/deliver"
+    );
 }

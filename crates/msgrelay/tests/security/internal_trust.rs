@@ -17,24 +17,59 @@ async fn revoked_service_certificate_is_refused_at_the_internal_api() {
     let (old_crt, old_key) = (relay.read("pki/worker.crt"), relay.read("pki/worker.key"));
     // Opened before the revocation, and kept open by its pool.
     let pooled = relay.internal_client(&old_crt, &old_key);
-    assert_eq!(status(&pooled, &url).await, Some(StatusCode::OK), "control: the worker certificate works");
+    assert_eq!(
+        status(&pooled, &url).await,
+        Some(StatusCode::OK),
+        "control: the worker certificate works"
+    );
 
-    let out = run(relay.cli(&["certs", "revoke-service", "--service", "worker", "--reason", "keyCompromise"])).await;
-    assert!(out.status.success(), "certs revoke-service: {}", String::from_utf8_lossy(&out.stderr));
+    let out = run(relay.cli(&[
+        "certs",
+        "revoke-service",
+        "--service",
+        "worker",
+        "--reason",
+        "keyCompromise",
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "certs revoke-service: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let relay_ref = &relay;
     let (url_ref, crt, key) = (&url, &old_crt, &old_key);
-    wait_for("the revoked worker certificate to be refused on a new connection", DEADLINE, || async move {
-        let fresh = relay_ref.internal_client(crt, key);
-        (!status(&fresh, url_ref).await.is_some_and(|s| s.is_success())).then_some(())
-    })
+    wait_for(
+        "the revoked worker certificate to be refused on a new connection",
+        DEADLINE,
+        || async move {
+            let fresh = relay_ref.internal_client(crt, key);
+            (!status(&fresh, url_ref)
+                .await
+                .is_some_and(|s| s.is_success()))
+            .then_some(())
+        },
+    )
     .await;
     let answer = status(&pooled, &url).await;
-    assert!(!answer.is_some_and(|s| s.is_success()), "a connection opened before the revocation still works: {answer:?}");
+    assert!(
+        !answer.is_some_and(|s| s.is_success()),
+        "a connection opened before the revocation still works: {answer:?}"
+    );
 
     // The certificate issued in its place works; so does the proxy's, which was not revoked.
-    let renewed = relay.internal_client(&relay.read("pki/worker.crt"), &relay.read("pki/worker.key"));
-    assert_eq!(status(&renewed, &url).await, Some(StatusCode::OK), "the new worker certificate");
+    let renewed =
+        relay.internal_client(&relay.read("pki/worker.crt"), &relay.read("pki/worker.key"));
+    assert_eq!(
+        status(&renewed, &url).await,
+        Some(StatusCode::OK),
+        "the new worker certificate"
+    );
     let proxy = relay.internal_client(&relay.read("pki/proxy.crt"), &relay.read("pki/proxy.key"));
-    assert_eq!(status(&proxy, &url).await, Some(StatusCode::OK), "the proxy certificate");
+    assert_eq!(
+        status(&proxy, &url).await,
+        Some(StatusCode::OK),
+        "the proxy certificate"
+    );
 }

@@ -11,7 +11,7 @@ mod early_answers;
 mod exhaustion;
 mod handshake;
 mod internal_trust;
+mod login;
 mod portal;
 mod queue_dump;
 mod validation;
-mod login;

@@ -25,10 +25,17 @@ struct Dumped {
 }
 
 async fn dump_queue(relay: &TestRelay) -> Vec<Dumped> {
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(relay.path("queue.db")).read_only(true);
-    let mut conn = sqlx::ConnectOptions::connect(&options).await.expect("open queue.db read-only");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(relay.path("queue.db"))
+        .read_only(true);
+    let mut conn = sqlx::ConnectOptions::connect(&options)
+        .await
+        .expect("open queue.db read-only");
     let rows: Vec<(String, String, i64, Vec<u8>)> =
-        sqlx::query_as("SELECT id, client_id, accepted_at_ms, payload FROM queue_messages").fetch_all(&mut conn).await.expect("dump");
+        sqlx::query_as("SELECT id, client_id, accepted_at_ms, payload FROM queue_messages")
+            .fetch_all(&mut conn)
+            .await
+            .expect("dump");
     rows.into_iter()
         .map(|(id, client, accepted_at_ms, payload)| Dumped {
             id: MessageId(id.parse().expect("uuid")),
@@ -48,7 +55,9 @@ fn candidate_keys(files: &[PathBuf]) -> Vec<[u8; 32]> {
         if let Ok(raw) = <[u8; 32]>::try_from(bytes.as_slice()) {
             out.push(raw);
         }
-        for token in String::from_utf8_lossy(&bytes).split(|c: char| !(c.is_ascii_alphanumeric() || "+/=".contains(c))) {
+        for token in String::from_utf8_lossy(&bytes)
+            .split(|c: char| !(c.is_ascii_alphanumeric() || "+/=".contains(c)))
+        {
             if let Ok(k) = B64.decode(token).map(<[u8; 32]>::try_from) {
                 out.extend(k);
             }
@@ -73,20 +82,43 @@ fn thief_opens(secrets: &[[u8; 32]], publics: &[[u8; 32]], e: &Dumped) -> bool {
     aad.extend_from_slice(e.client_id.as_str().as_bytes());
     let info = b"msgrelay sealing v2";
     for sk in secrets {
-        let Ok(hsk) = <Kem as hpke::Kem>::PrivateKey::from_bytes(sk) else { continue };
+        let Ok(hsk) = <Kem as hpke::Kem>::PrivateKey::from_bytes(sk) else {
+            continue;
+        };
         let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&p[20..52]).expect("32 bytes");
-        let base = hpke::single_shot_open::<hpke::aead::ChaCha20Poly1305, hpke::kdf::HkdfSha256, Kem>(&OpModeR::Base, &hsk, &enc, info, &p[52..], &aad);
+        let base = hpke::single_shot_open::<hpke::aead::ChaCha20Poly1305, hpke::kdf::HkdfSha256, Kem>(
+            &OpModeR::Base,
+            &hsk,
+            &enc,
+            info,
+            &p[52..],
+            &aad,
+        );
         if base.is_ok() {
             return true;
         }
         for pk in publics {
             let hpk = <Kem as hpke::Kem>::PublicKey::from_bytes(pk).expect("32 bytes");
             let mode = OpModeR::Auth(hpk);
-            if hpke::single_shot_open::<hpke::aead::ChaCha20Poly1305, hpke::kdf::HkdfSha256, Kem>(&mode, &hsk, &enc, info, &p[52..], &aad).is_ok() {
+            if hpke::single_shot_open::<hpke::aead::ChaCha20Poly1305, hpke::kdf::HkdfSha256, Kem>(
+                &mode,
+                &hsk,
+                &enc,
+                info,
+                &p[52..],
+                &aad,
+            )
+            .is_ok()
+            {
                 return true;
             }
-            let b = crypto_box::ChaChaBox::new(&crypto_box::PublicKey::from(*pk), &crypto_box::SecretKey::from(*sk));
-            if b.decrypt(crypto_box::Nonce::from_slice(&p[20..44]), &p[44..]).is_ok() {
+            let b = crypto_box::ChaChaBox::new(
+                &crypto_box::PublicKey::from(*pk),
+                &crypto_box::SecretKey::from(*sk),
+            );
+            if b.decrypt(crypto_box::Nonce::from_slice(&p[20..44]), &p[44..])
+                .is_ok()
+            {
                 return true;
             }
         }
@@ -112,26 +144,53 @@ async fn proxy_files_and_a_full_queue_dump_open_no_payload() {
     assert_eq!(dump.len(), 20, "the queue holds every accepted message");
 
     // Everything on the proxy host: the whole data directory minus what only the main server has.
-    let server_only = ["keys/sealing.key", "keys/at-rest.json", "msgrelay.db"].map(|r| relay.path(r));
+    let server_only =
+        ["keys/sealing.key", "keys/at-rest.json", "msgrelay.db"].map(|r| relay.path(r));
     let proxy_files: Vec<PathBuf> = files_under(&relay.data_dir())
         .into_iter()
-        .filter(|f| !server_only.iter().any(|s| f.starts_with(s) || f.to_string_lossy().starts_with(&*s.to_string_lossy())))
+        .filter(|f| {
+            !server_only
+                .iter()
+                .any(|s| f.starts_with(s) || f.to_string_lossy().starts_with(&*s.to_string_lossy()))
+        })
         .collect();
     let proxy_key = relay.path("keys/proxy-sealing.key");
-    assert!(proxy_files.contains(&proxy_key), "the proxy's sealing key is among the stolen files");
+    assert!(
+        proxy_files.contains(&proxy_key),
+        "the proxy's sealing key is among the stolen files"
+    );
     let secrets = candidate_keys(&proxy_files);
-    let proxy_secret: [u8; 32] = B64.decode(relay.read("keys/proxy-sealing.key")).unwrap().try_into().unwrap();
+    let proxy_secret: [u8; 32] = B64
+        .decode(relay.read("keys/proxy-sealing.key"))
+        .unwrap()
+        .try_into()
+        .unwrap();
     assert!(secrets.contains(&proxy_secret));
     let mut publics: Vec<[u8; 32]> = secrets.iter().map(public_of).collect();
-    publics.extend(candidate_keys(&[relay.path("keys/sealing.pub"), relay.path("keys/proxy-sealing.pub")]));
+    publics.extend(candidate_keys(&[
+        relay.path("keys/sealing.pub"),
+        relay.path("keys/proxy-sealing.pub"),
+    ]));
 
     for e in &dump {
-        assert!(!thief_opens(&secrets, &publics, e), "payload {} opened with the proxy's files", e.id);
+        assert!(
+            !thief_opens(&secrets, &publics, e),
+            "payload {} opened with the proxy's files",
+            e.id
+        );
     }
 
     // Controls: the attack code does open what it should.
-    let server_secret: [u8; 32] = B64.decode(relay.read("keys/sealing.key")).unwrap().try_into().unwrap();
-    assert!(dump.iter().all(|e| thief_opens(&[server_secret], &publics, e)), "the server's key opens every payload");
+    let server_secret: [u8; 32] = B64
+        .decode(relay.read("keys/sealing.key"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert!(
+        dump.iter()
+            .all(|e| thief_opens(&[server_secret], &publics, e)),
+        "the server's key opens every payload"
+    );
     let old = PlainPayload {
         id: MessageId::new(),
         client_id: ClientId::parse("demo").unwrap(),
@@ -141,8 +200,16 @@ async fn proxy_files_and_a_full_queue_dump_open_no_payload() {
     };
     let proxy_pair = SealingKeyPair::load(&proxy_key).unwrap();
     let server_pub = String::from_utf8(relay.read("keys/sealing.pub")).unwrap();
-    let v1 = Dumped { id: old.id, client_id: old.client_id.clone(), accepted_at_ms: 0, payload: seal_v1(&proxy_pair, server_pub.trim(), &old).unwrap() };
-    assert!(thief_opens(&secrets, &publics, &v1), "the same attack opens a v1 payload with the proxy's key alone");
+    let v1 = Dumped {
+        id: old.id,
+        client_id: old.client_id.clone(),
+        accepted_at_ms: 0,
+        payload: seal_v1(&proxy_pair, server_pub.trim(), &old).unwrap(),
+    };
+    assert!(
+        thief_opens(&secrets, &publics, &v1),
+        "the same attack opens a v1 payload with the proxy's key alone"
+    );
 
     // And the stolen-from queue is intact: every message is delivered once a worker runs.
     relay.start_worker(&[]).await;

@@ -23,8 +23,8 @@
 //! With `appendfsync always`, Redis fsyncs once per event-loop turn, for every call it ran in that turn.
 
 use crate::{
-    millis, parse_client, parse_id, EnqueueOutcome, FailedEntry, Idempotency, LeaseToken, Leased, NewMessage,
-    QueueError, QueueStats, TokenRepr, IDEMPOTENCY_TTL,
+    millis, parse_client, parse_id, EnqueueOutcome, FailedEntry, Idempotency, LeaseToken, Leased,
+    NewMessage, QueueError, QueueStats, TokenRepr, IDEMPOTENCY_TTL,
 };
 use msgrelay_core::{ClientId, MessageId};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -106,15 +106,23 @@ struct FailedRecord {
 async fn timed<T>(fut: impl Future<Output = RedisResult<T>>) -> Result<T, QueueError> {
     match tokio::time::timeout(OP_TIMEOUT, fut).await {
         Ok(r) => Ok(r?),
-        Err(_) => Err(QueueError::Unavailable(format!("redis: no answer within {} ms", OP_TIMEOUT.as_millis()))),
+        Err(_) => Err(QueueError::Unavailable(format!(
+            "redis: no answer within {} ms",
+            OP_TIMEOUT.as_millis()
+        ))),
     }
 }
 
 impl RedisQueue {
     /// Connects, refuses a server without AOF or with an evicting policy (unless `allow_non_durable`),
     /// and creates the consumer group.
-    pub async fn connect(url: &str, prefix: &str, allow_non_durable: bool) -> Result<Self, QueueError> {
-        let client = redis::Client::open(url).map_err(|e| QueueError::Config(format!("queue.redis_url: {e}")))?;
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        allow_non_durable: bool,
+    ) -> Result<Self, QueueError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| QueueError::Config(format!("queue.redis_url: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(OP_TIMEOUT))
             .set_response_timeout(Some(OP_TIMEOUT))
@@ -131,12 +139,22 @@ impl RedisQueue {
             attempts: format!("{prefix}:attempts"),
         };
         let mut create = redis::cmd("XGROUP");
-        create.arg("CREATE").arg(&keys.stream).arg(&keys.group).arg("0").arg("MKSTREAM");
+        create
+            .arg("CREATE")
+            .arg(&keys.stream)
+            .arg(&keys.group)
+            .arg("0")
+            .arg("MKSTREAM");
         match tokio::time::timeout(OP_TIMEOUT, create.query_async::<()>(&mut con)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) if e.code() == Some("BUSYGROUP") => {}
             Ok(Err(e)) => return Err(e.into()),
-            Err(_) => return Err(QueueError::Unavailable(format!("redis: no answer within {} ms", OP_TIMEOUT.as_millis()))),
+            Err(_) => {
+                return Err(QueueError::Unavailable(format!(
+                    "redis: no answer within {} ms",
+                    OP_TIMEOUT.as_millis()
+                )))
+            }
         }
         let scripts = Scripts {
             enqueue_many: Script::new(include_str!("enqueue_many.lua")),
@@ -148,9 +166,21 @@ impl RedisQueue {
         };
         let (keys, scripts, notify) = (Arc::new(keys), Arc::new(scripts), Arc::new(Notify::new()));
         let (writer, rx) = tokio::sync::mpsc::channel(4 * GROUP_MAX * IN_FLIGHT);
-        let w = Writer { con: con.clone(), keys: keys.clone(), scripts: scripts.clone(), notify: notify.clone() };
+        let w = Writer {
+            con: con.clone(),
+            keys: keys.clone(),
+            scripts: scripts.clone(),
+            notify: notify.clone(),
+        };
         tokio::spawn(w.run(rx));
-        Ok(Self { con, seen_consumers: Arc::default(), keys, scripts, notify, writer })
+        Ok(Self {
+            con,
+            seen_consumers: Arc::default(),
+            keys,
+            scripts,
+            notify,
+            writer,
+        })
     }
 
     pub(crate) fn notifier(&self) -> Arc<Notify> {
@@ -165,16 +195,28 @@ impl RedisQueue {
     ) -> Result<EnqueueOutcome, QueueError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let stopped = || QueueError::Unavailable("queue writer stopped".into());
-        self.writer.send(Job { msg, idem, reply }).await.map_err(|_| stopped())?;
+        self.writer
+            .send(Job { msg, idem, reply })
+            .await
+            .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
 
     /// See [`crate::Queue::lease`].
-    pub async fn lease(&self, consumer: &str, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError> {
+    pub async fn lease(
+        &self,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Leased>, QueueError> {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let own_first = self.seen_consumers.lock().unwrap_or_else(|p| p.into_inner()).insert(consumer.to_owned());
+        let own_first = self
+            .seen_consumers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(consumer.to_owned());
         let mut inv = self.scripts.lease.prepare_invoke();
         inv.key(&self.keys.stream)
             .key(&self.keys.delayed)
@@ -199,9 +241,9 @@ impl RedisQueue {
                         .ok_or_else(|| QueueError::Corrupt(format!("stream entry lacks '{name}'")))
                 };
                 let id = text("id")?;
-                let accepted_at_ms = text("acc")?
-                    .parse()
-                    .map_err(|_| QueueError::Corrupt("stream entry 'acc' is not a number".into()))?;
+                let accepted_at_ms = text("acc")?.parse().map_err(|_| {
+                    QueueError::Corrupt("stream entry 'acc' is not a number".into())
+                })?;
                 Ok(Leased {
                     id: parse_id(&id)?,
                     client_id: parse_client(&text("client")?)?,
@@ -219,10 +261,20 @@ impl RedisQueue {
             .collect()
     }
 
-    fn token_args<'a>(&self, inv: &mut redis::ScriptInvocation<'a>, tokens: &[LeaseToken]) -> usize {
+    fn token_args<'a>(
+        &self,
+        inv: &mut redis::ScriptInvocation<'a>,
+        tokens: &[LeaseToken],
+    ) -> usize {
         let mut n = 0;
         for t in tokens {
-            if let TokenRepr::Redis { entry, consumer, deliveries, msg_id } = &t.0 {
+            if let TokenRepr::Redis {
+                entry,
+                consumer,
+                deliveries,
+                msg_id,
+            } = &t.0
+            {
                 inv.arg(entry).arg(consumer).arg(*deliveries).arg(msg_id);
                 n += 1;
             }
@@ -233,7 +285,9 @@ impl RedisQueue {
     /// See [`crate::Queue::ack`].
     pub async fn ack(&self, tokens: &[LeaseToken]) -> Result<u64, QueueError> {
         let mut inv = self.scripts.ack.prepare_invoke();
-        inv.key(&self.keys.stream).key(&self.keys.attempts).arg(&self.keys.group);
+        inv.key(&self.keys.stream)
+            .key(&self.keys.attempts)
+            .arg(&self.keys.group);
         if self.token_args(&mut inv, tokens) == 0 {
             return Ok(0);
         }
@@ -275,7 +329,8 @@ impl RedisQueue {
         max_attempts: u32,
         error: &str,
     ) -> Result<(), QueueError> {
-        self.release(tokens, "retry", millis(retry_after), max_attempts, error).await
+        self.release(tokens, "retry", millis(retry_after), max_attempts, error)
+            .await
     }
 
     /// See [`crate::Queue::dead_letter`].
@@ -286,10 +341,19 @@ impl RedisQueue {
     /// See [`crate::Queue::stats`].
     pub async fn stats(&self) -> Result<QueueStats, QueueError> {
         let mut inv = self.scripts.stats.prepare_invoke();
-        inv.key(&self.keys.stream).key(&self.keys.delayed).key(&self.keys.failed).arg(&self.keys.group);
+        inv.key(&self.keys.stream)
+            .key(&self.keys.delayed)
+            .key(&self.keys.failed)
+            .arg(&self.keys.group);
         let mut con = self.con.clone();
-        let (ready, in_flight, delayed, failed): (u64, u64, u64, u64) = timed(inv.invoke_async(&mut con)).await?;
-        Ok(QueueStats { ready, in_flight, delayed, failed })
+        let (ready, in_flight, delayed, failed): (u64, u64, u64, u64) =
+            timed(inv.invoke_async(&mut con)).await?;
+        Ok(QueueStats {
+            ready,
+            in_flight,
+            delayed,
+            failed,
+        })
     }
 
     /// See [`crate::Queue::depth`]. Every undelivered message is one stream entry; failed ones stay
@@ -297,7 +361,13 @@ impl RedisQueue {
     pub async fn depth(&self) -> Result<u64, QueueError> {
         let mut con = self.con.clone();
         let (len, failed): (u64, u64) = timed(
-            redis::pipe().atomic().cmd("XLEN").arg(&self.keys.stream).cmd("HLEN").arg(&self.keys.failed).query_async(&mut con),
+            redis::pipe()
+                .atomic()
+                .cmd("XLEN")
+                .arg(&self.keys.stream)
+                .cmd("HLEN")
+                .arg(&self.keys.failed)
+                .query_async(&mut con),
         )
         .await?;
         Ok(len.saturating_sub(failed))
@@ -333,8 +403,9 @@ impl RedisQueue {
             .await?
             .into_iter()
             .map(|(id, rec)| {
-                let r: FailedRecord = serde_json::from_str(&rec)
-                    .map_err(|_| QueueError::Corrupt("failed-entry record is not valid JSON".into()))?;
+                let r: FailedRecord = serde_json::from_str(&rec).map_err(|_| {
+                    QueueError::Corrupt("failed-entry record is not valid JSON".into())
+                })?;
                 Ok(FailedEntry {
                     id: parse_id(&id)?,
                     client_id: parse_client(&r.client)?,
@@ -363,7 +434,12 @@ impl RedisQueue {
     pub async fn retry_failed(&self, ids: Option<&[MessageId]>) -> Result<u64, QueueError> {
         let ids: Vec<String> = match ids {
             Some(ids) => ids.iter().map(|i| i.0.to_string()).collect(),
-            None => self.scan_failed(None).await?.into_iter().map(|(id, _)| id).collect(),
+            None => self
+                .scan_failed(None)
+                .await?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect(),
         };
         let mut n = 0;
         for chunk in ids.chunks(RETRY_CHUNK) {
@@ -393,7 +469,9 @@ impl Writer {
     async fn run(self, mut rx: tokio::sync::mpsc::Receiver<Job>) {
         let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         while let Some(first) = rx.recv().await {
-            let Ok(slot) = slots.clone().acquire_owned().await else { return };
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             // Whatever arrived while waiting for a slot joins this group.
             let mut group = vec![first];
             while group.len() < GROUP_MAX {
@@ -424,7 +502,12 @@ impl Writer {
         for job in &group {
             let key_index = match &job.idem {
                 Some((client, i)) => {
-                    inv.key(format!("{}:idem:{}:{}", self.keys.prefix, client.as_str(), i.key));
+                    inv.key(format!(
+                        "{}:idem:{}:{}",
+                        self.keys.prefix,
+                        client.as_str(),
+                        i.key
+                    ));
                     idem_keys += 1;
                     idem_keys
                 }
@@ -434,11 +517,17 @@ impl Writer {
                 .arg(job.msg.client_id.as_str())
                 .arg(&job.msg.payload)
                 .arg(job.msg.accepted_at_ms)
-                .arg(job.idem.as_ref().map(|(_, i)| i.request_hash.as_str()).unwrap_or(""))
+                .arg(
+                    job.idem
+                        .as_ref()
+                        .map(|(_, i)| i.request_hash.as_str())
+                        .unwrap_or(""),
+                )
                 .arg(key_index);
         }
         let mut con = self.con.clone();
-        let answers: Result<Vec<(String, String)>, QueueError> = timed(inv.invoke_async(&mut con)).await;
+        let answers: Result<Vec<(String, String)>, QueueError> =
+            timed(inv.invoke_async(&mut con)).await;
         match answers {
             Ok(answers) if answers.len() == group.len() => {
                 let mut enqueued = false;
@@ -447,7 +536,9 @@ impl Writer {
                         "ok" => Ok(EnqueueOutcome::Enqueued),
                         "dup" => parse_id(&id).map(|id| EnqueueOutcome::Duplicate { id }),
                         "conflict" => parse_id(&id).map(|id| EnqueueOutcome::Conflict { id }),
-                        _ => Err(QueueError::Corrupt("unexpected enqueue script reply".into())),
+                        _ => Err(QueueError::Corrupt(
+                            "unexpected enqueue script reply".into(),
+                        )),
                     };
                     enqueued |= matches!(outcome, Ok(EnqueueOutcome::Enqueued));
                     let _ = job.reply.send(outcome);
@@ -470,12 +561,16 @@ impl Writer {
 }
 
 async fn config_get(con: &mut ConnectionManager, name: &str) -> Result<String, QueueError> {
-    let map: HashMap<String, String> = timed(redis::cmd("CONFIG").arg("GET").arg(name).query_async(con)).await?;
+    let map: HashMap<String, String> =
+        timed(redis::cmd("CONFIG").arg("GET").arg(name).query_async(con)).await?;
     Ok(map.get(name).cloned().unwrap_or_default())
 }
 
 /// Refuses a server that could lose accepted messages: no AOF, or an eviction policy that may evict them.
-async fn check_durability(con: &mut ConnectionManager, allow_non_durable: bool) -> Result<(), QueueError> {
+async fn check_durability(
+    con: &mut ConnectionManager,
+    allow_non_durable: bool,
+) -> Result<(), QueueError> {
     let appendonly = config_get(con, "appendonly").await?;
     let policy = config_get(con, "maxmemory-policy").await?;
     let mut problems = Vec::new();

@@ -13,8 +13,8 @@
 mod queries;
 
 use crate::{
-    millis, parse_client, parse_id, EnqueueOutcome, FailedEntry, Idempotency, LeaseToken, Leased, NewMessage,
-    QueueError, QueueStats, TokenRepr, IDEMPOTENCY_TTL,
+    millis, parse_client, parse_id, EnqueueOutcome, FailedEntry, Idempotency, LeaseToken, Leased,
+    NewMessage, QueueError, QueueStats, TokenRepr, IDEMPOTENCY_TTL,
 };
 use msgrelay_core::{now_ms, ClientId, MessageId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -33,9 +33,21 @@ type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 
 /// A write the writer task performs in its next group transaction.
 enum Job {
-    Enqueue { msg: NewMessage, idem: Option<(ClientId, Idempotency)>, reply: Reply<EnqueueOutcome> },
-    Lease { consumer: String, max: usize, lease: Duration, reply: Reply<Vec<Leased>> },
-    Ack { tokens: Vec<(i64, String)>, reply: Reply<u64> },
+    Enqueue {
+        msg: NewMessage,
+        idem: Option<(ClientId, Idempotency)>,
+        reply: Reply<EnqueueOutcome>,
+    },
+    Lease {
+        consumer: String,
+        max: usize,
+        lease: Duration,
+        reply: Reply<Vec<Leased>>,
+    },
+    Ack {
+        tokens: Vec<(i64, String)>,
+        reply: Reply<u64>,
+    },
 }
 
 impl Job {
@@ -61,9 +73,9 @@ impl SqliteQueue {
     /// Opens (creating if needed) the queue file and its tables, and starts the writer task.
     pub async fn open(path: &Path) -> Result<Self, QueueError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| QueueError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+            tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                QueueError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -77,12 +89,18 @@ impl SqliteQueue {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        sqlx::raw_sql(include_str!("schema.sql")).execute(&pool).await?;
+        sqlx::raw_sql(include_str!("schema.sql"))
+            .execute(&pool)
+            .await?;
 
         let (writer, rx) = mpsc::channel(4 * MAX_BATCH);
         let notify = Arc::new(Notify::new());
         tokio::spawn(writer_task(pool.clone(), rx, notify.clone()));
-        Ok(Self { pool, writer, notify })
+        Ok(Self {
+            pool,
+            writer,
+            notify,
+        })
     }
 
     pub(crate) fn notifier(&self) -> Arc<Notify> {
@@ -91,8 +109,12 @@ impl SqliteQueue {
 
     async fn submit<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, QueueError> {
         let (reply, rx) = oneshot::channel();
-        self.writer.send(job(reply)).await.map_err(|_| QueueError::Unavailable("queue writer stopped".into()))?;
-        rx.await.map_err(|_| QueueError::Unavailable("queue writer stopped".into()))?
+        self.writer
+            .send(job(reply))
+            .await
+            .map_err(|_| QueueError::Unavailable("queue writer stopped".into()))?;
+        rx.await
+            .map_err(|_| QueueError::Unavailable("queue writer stopped".into()))?
     }
 
     /// See [`crate::Queue::enqueue`].
@@ -105,16 +127,29 @@ impl SqliteQueue {
     }
 
     /// See [`crate::Queue::lease`].
-    pub async fn lease(&self, consumer: &str, max: usize, lease: Duration) -> Result<Vec<Leased>, QueueError> {
+    pub async fn lease(
+        &self,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Leased>, QueueError> {
         if max == 0 {
             return Ok(Vec::new());
         }
-        self.submit(|reply| Job::Lease { consumer: consumer.to_owned(), max, lease, reply }).await
+        self.submit(|reply| Job::Lease {
+            consumer: consumer.to_owned(),
+            max,
+            lease,
+            reply,
+        })
+        .await
     }
 
     /// See [`crate::Queue::ack`].
     pub async fn ack(&self, tokens: &[LeaseToken]) -> Result<u64, QueueError> {
-        let tokens: Vec<(i64, String)> = sqlite_tokens(tokens).map(|(seq, nonce)| (seq, nonce.to_owned())).collect();
+        let tokens: Vec<(i64, String)> = sqlite_tokens(tokens)
+            .map(|(seq, nonce)| (seq, nonce.to_owned()))
+            .collect();
         if tokens.is_empty() {
             return Ok(0);
         }
@@ -151,7 +186,13 @@ impl SqliteQueue {
         let now = now_ms();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for (seq, nonce) in sqlite_tokens(tokens) {
-            sqlx::query(queries::DEAD_LETTER).bind(now).bind(reason).bind(seq).bind(nonce).execute(&mut *tx).await?;
+            sqlx::query(queries::DEAD_LETTER)
+                .bind(now)
+                .bind(reason)
+                .bind(seq)
+                .bind(nonce)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -159,7 +200,10 @@ impl SqliteQueue {
 
     /// See [`crate::Queue::stats`].
     pub async fn stats(&self) -> Result<QueueStats, QueueError> {
-        let r = sqlx::query(queries::STATS).bind(now_ms()).fetch_one(&self.pool).await?;
+        let r = sqlx::query(queries::STATS)
+            .bind(now_ms())
+            .fetch_one(&self.pool)
+            .await?;
         let get = |c: &str| -> Result<u64, QueueError> {
             Ok(u64::try_from(r.try_get::<Option<i64>, _>(c)?.unwrap_or(0)).unwrap_or(0))
         };
@@ -173,7 +217,9 @@ impl SqliteQueue {
 
     /// See [`crate::Queue::depth`].
     pub async fn depth(&self) -> Result<u64, QueueError> {
-        let n: i64 = sqlx::query_scalar(queries::DEPTH).fetch_one(&self.pool).await?;
+        let n: i64 = sqlx::query_scalar(queries::DEPTH)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -189,7 +235,9 @@ impl SqliteQueue {
                     id: parse_id(r.try_get("id")?)?,
                     client_id: parse_client(r.try_get("client_id")?)?,
                     attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
-                    last_error: r.try_get::<Option<String>, _>("last_error")?.unwrap_or_default(),
+                    last_error: r
+                        .try_get::<Option<String>, _>("last_error")?
+                        .unwrap_or_default(),
                     failed_at_ms: r.try_get::<Option<i64>, _>("failed_at_ms")?.unwrap_or(0),
                 })
             })
@@ -200,7 +248,11 @@ impl SqliteQueue {
     pub async fn retry_failed(&self, ids: Option<&[MessageId]>) -> Result<u64, QueueError> {
         let now = now_ms();
         match ids {
-            None => Ok(sqlx::query(queries::RETRY_ALL_FAILED).bind(now).execute(&self.pool).await?.rows_affected()),
+            None => Ok(sqlx::query(queries::RETRY_ALL_FAILED)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()),
             Some(ids) => {
                 let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
                 let mut n = 0;
@@ -232,7 +284,11 @@ impl SqliteQueue {
 
 async fn purge(pool: &SqlitePool) -> Result<u64, QueueError> {
     let cutoff = now_ms() - millis(IDEMPOTENCY_TTL);
-    Ok(sqlx::query(queries::PURGE_IDEMPOTENCY).bind(cutoff).execute(pool).await?.rows_affected())
+    Ok(sqlx::query(queries::PURGE_IDEMPOTENCY)
+        .bind(cutoff)
+        .execute(pool)
+        .await?
+        .rows_affected())
 }
 
 fn sqlite_tokens(tokens: &[LeaseToken]) -> impl Iterator<Item = (i64, &str)> {
@@ -264,7 +320,9 @@ async fn writer_task(pool: SqlitePool, mut rx: mpsc::Receiver<Job>, notify: Arc<
                         }
                         (Job::Lease { reply, .. }, Outcome::Lease(l)) => drop(reply.send(Ok(l))),
                         (Job::Ack { reply, .. }, Outcome::Ack(n)) => drop(reply.send(Ok(n))),
-                        (job, _) => job.fail(&QueueError::Corrupt("writer outcome mismatch".into())),
+                        (job, _) => {
+                            job.fail(&QueueError::Corrupt("writer outcome mismatch".into()))
+                        }
                     }
                 }
                 if enqueued {
@@ -300,12 +358,24 @@ async fn commit_batch(pool: &SqlitePool, batch: &[Job]) -> Result<Vec<Outcome>, 
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
         let outcome = match job {
-            Job::Enqueue { msg, idem, .. } => Outcome::Enqueue(enqueue_one(&mut tx, msg, idem.as_ref(), now).await?),
-            Job::Lease { consumer, max, lease, .. } => Outcome::Lease(lease_one(&mut tx, consumer, *max, *lease, now).await?),
+            Job::Enqueue { msg, idem, .. } => {
+                Outcome::Enqueue(enqueue_one(&mut tx, msg, idem.as_ref(), now).await?)
+            }
+            Job::Lease {
+                consumer,
+                max,
+                lease,
+                ..
+            } => Outcome::Lease(lease_one(&mut tx, consumer, *max, *lease, now).await?),
             Job::Ack { tokens, .. } => {
                 let mut n = 0;
                 for (seq, nonce) in tokens {
-                    n += sqlx::query(queries::ACK).bind(seq).bind(nonce).execute(&mut *tx).await?.rows_affected();
+                    n += sqlx::query(queries::ACK)
+                        .bind(seq)
+                        .bind(nonce)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
                 }
                 Outcome::Ack(n)
             }
@@ -393,7 +463,10 @@ async fn lease_one(
                 payload: r.try_get("payload")?,
                 accepted_at_ms: r.try_get("accepted_at_ms")?,
                 attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
-                token: LeaseToken(TokenRepr::Sqlite { seq, nonce: nonce.clone() }),
+                token: LeaseToken(TokenRepr::Sqlite {
+                    seq,
+                    nonce: nonce.clone(),
+                }),
             })
         })
         .collect::<Result<Vec<_>, QueueError>>()?;
@@ -413,12 +486,20 @@ mod tests {
     #[tokio::test]
     async fn connections_are_wal_and_synchronous_full() {
         let dir = tempfile::tempdir().unwrap();
-        let q = SqliteQueue::open(&dir.path().join("sub/queue.db")).await.unwrap();
+        let q = SqliteQueue::open(&dir.path().join("sub/queue.db"))
+            .await
+            .unwrap();
         let mut conns = Vec::new();
         for _ in 0..3 {
             let mut c = q.pool.acquire().await.unwrap();
-            let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut *c).await.unwrap();
-            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *c).await.unwrap();
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap();
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap();
             assert_eq!((mode.as_str(), sync), ("wal", 2));
             conns.push(c);
         }

@@ -10,7 +10,8 @@ UPDATE queue_messages
 RETURNING seq, id, client_id, payload, accepted_at_ms, attempts";
 
 /// ?1 seq, ?2 nonce.
-pub const ACK: &str = "DELETE FROM queue_messages WHERE seq = ?1 AND lease_nonce = ?2 AND status = 'ready'";
+pub const ACK: &str =
+    "DELETE FROM queue_messages WHERE seq = ?1 AND lease_nonce = ?2 AND status = 'ready'";
 
 /// ?1 max attempts (0 = unlimited), ?2 now, ?3 next due, ?4 error, ?5 seq, ?6 nonce.
 pub const RETRY_LATER: &str = "

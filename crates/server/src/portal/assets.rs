@@ -11,9 +11,21 @@ use axum::Router;
 use super::error::PageError;
 
 const FILES: [(&str, &str, &[u8]); 3] = [
-    ("bootstrap-5.3.9.min.css", "text/css; charset=utf-8", include_bytes!("../../assets/bootstrap-5.3.9.min.css")),
-    ("portal.css", "text/css; charset=utf-8", include_bytes!("../../assets/portal.css")),
-    ("portal.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/portal.js")),
+    (
+        "bootstrap-5.3.9.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/bootstrap-5.3.9.min.css"),
+    ),
+    (
+        "portal.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/portal.css"),
+    ),
+    (
+        "portal.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/portal.js"),
+    ),
 ];
 
 pub fn router() -> Router {
@@ -23,7 +35,15 @@ pub fn router() -> Router {
 async fn asset(Path(name): Path<String>) -> Response {
     match FILES.iter().find(|(n, _, _)| *n == name) {
         // Versioned URLs (`?v=` or the file name) make a year-long cache safe.
-        Some((_, mime, body)) => (StatusCode::OK, [(header::CONTENT_TYPE, *mime), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")], *body).into_response(),
+        Some((_, mime, body)) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, *mime),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            ],
+            *body,
+        )
+            .into_response(),
         None => PageError::not_found().into_response(),
     }
 }

@@ -62,7 +62,9 @@ pub(super) fn admin_error(e: AdminError) -> PageError {
     match e {
         AdminError::Store(e) => e.into(),
         AdminError::NotFound(m) => PageError::page(StatusCode::NOT_FOUND, "Not found", m),
-        AdminError::Invalid(m) => PageError::page(StatusCode::UNPROCESSABLE_ENTITY, "Invalid input", m),
+        AdminError::Invalid(m) => {
+            PageError::page(StatusCode::UNPROCESSABLE_ENTITY, "Invalid input", m)
+        }
         other => PageError::internal(&other),
     }
 }
@@ -102,8 +104,21 @@ pub(super) async fn client_views(s: &AppState) -> Result<Vec<ClientView>, PageEr
         .collect())
 }
 
-async fn render(s: &AppState, u: &PageUser, notice: Option<&'static str>, error: Option<(StatusCode, String)>, issued: Option<Issued>) -> Result<Response, PageError> {
-    let owners = s.store.list_users().await?.into_iter().filter(|x| !x.disabled).map(|x| x.username).collect();
+async fn render(
+    s: &AppState,
+    u: &PageUser,
+    notice: Option<&'static str>,
+    error: Option<(StatusCode, String)>,
+    issued: Option<Issued>,
+) -> Result<Response, PageError> {
+    let owners = s
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|x| !x.disabled)
+        .map(|x| x.username)
+        .collect();
     let status = error.as_ref().map(|e| e.0).unwrap_or(StatusCode::OK);
     let page = ClientsPage {
         layout: Layout::for_user("Clients", "clients", u),
@@ -117,12 +132,22 @@ async fn render(s: &AppState, u: &PageUser, notice: Option<&'static str>, error:
     Ok((status, Html(page.render()?)).into_response())
 }
 
-pub async fn page(State(s): State<AppState>, PageAdmin(u): PageAdmin, Query(q): Query<Done>) -> Result<Response, PageError> {
+pub async fn page(
+    State(s): State<AppState>,
+    PageAdmin(u): PageAdmin,
+    Query(q): Query<Done>,
+) -> Result<Response, PageError> {
     render(&s, &u, done_notice(q.done.as_deref()), None, None).await
 }
 
 fn client_id(id: &str) -> Result<ClientId, PageError> {
-    ClientId::parse(id.trim()).map_err(|e| PageError::page(StatusCode::UNPROCESSABLE_ENTITY, "Invalid input", format!("client id: {}", e.reason)))
+    ClientId::parse(id.trim()).map_err(|e| {
+        PageError::page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid input",
+            format!("client id: {}", e.reason),
+        )
+    })
 }
 
 #[derive(Deserialize)]
@@ -132,18 +157,31 @@ pub struct CreateClient {
     domain: String,
 }
 
-pub async fn create(State(s): State<AppState>, AdminForm(u, f): AdminForm<CreateClient>) -> Result<Response, PageError> {
+pub async fn create(
+    State(s): State<AppState>,
+    AdminForm(u, f): AdminForm<CreateClient>,
+) -> Result<Response, PageError> {
     let r = async {
         let id = client_id(&f.client_id)?;
-        s.store.create_client(&id, f.owner.trim(), f.domain.trim()).await?;
+        s.store
+            .create_client(&id, f.owner.trim(), f.domain.trim())
+            .await?;
         tracing::info!(admin = %u.user.username, client_id = %id, "client created");
         Ok(())
     }
     .await;
-    outcome(r, "client-created", "/admin/clients", |st, e| render(&s, &u, None, Some((st, e)), None)).await
+    outcome(r, "client-created", "/admin/clients", |st, e| {
+        render(&s, &u, None, Some((st, e)), None)
+    })
+    .await
 }
 
-async fn set_active(s: &AppState, u: &PageUser, id: &str, active: bool) -> Result<Response, PageError> {
+async fn set_active(
+    s: &AppState,
+    u: &PageUser,
+    id: &str,
+    active: bool,
+) -> Result<Response, PageError> {
     let r = async {
         let id = client_id(id)?;
         s.store.set_client_status(&id, active).await?;
@@ -151,15 +189,30 @@ async fn set_active(s: &AppState, u: &PageUser, id: &str, active: bool) -> Resul
         Ok(())
     }
     .await;
-    let done = if active { "client-enabled" } else { "client-disabled" };
-    outcome(r, done, "/admin/clients", |st, e| render(s, u, None, Some((st, e)), None)).await
+    let done = if active {
+        "client-enabled"
+    } else {
+        "client-disabled"
+    };
+    outcome(r, done, "/admin/clients", |st, e| {
+        render(s, u, None, Some((st, e)), None)
+    })
+    .await
 }
 
-pub async fn disable(State(s): State<AppState>, Path(id): Path<String>, AdminForm(u, NoFields {}): AdminForm<NoFields>) -> Result<Response, PageError> {
+pub async fn disable(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    AdminForm(u, NoFields {}): AdminForm<NoFields>,
+) -> Result<Response, PageError> {
     set_active(&s, &u, &id, false).await
 }
 
-pub async fn enable(State(s): State<AppState>, Path(id): Path<String>, AdminForm(u, NoFields {}): AdminForm<NoFields>) -> Result<Response, PageError> {
+pub async fn enable(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    AdminForm(u, NoFields {}): AdminForm<NoFields>,
+) -> Result<Response, PageError> {
     set_active(&s, &u, &id, true).await
 }
 
@@ -175,7 +228,11 @@ pub(super) fn bundle_dir(s: &AppState, id: &ClientId) -> (PathBuf, String) {
 }
 
 /// Issues the client's first certificate or, if it has one, renews (both keep older ones valid).
-pub async fn issue(State(s): State<AppState>, Path(id): Path<String>, AdminForm(u, f): AdminForm<IssueForm>) -> Result<Response, PageError> {
+pub async fn issue(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    AdminForm(u, f): AdminForm<IssueForm>,
+) -> Result<Response, PageError> {
     let r: Result<Issued, PageError> = async {
         let id = client_id(&id)?;
         let days = match f.days.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
@@ -206,7 +263,9 @@ pub async fn issue(State(s): State<AppState>, Path(id): Path<String>, AdminForm(
     .await;
     match r {
         Ok(issued) => render(&s, &u, None, None, Some(issued)).await,
-        Err(PageError::Page { status, detail, .. }) if status.is_client_error() => render(&s, &u, None, Some((status, detail)), None).await,
+        Err(PageError::Page { status, detail, .. }) if status.is_client_error() => {
+            render(&s, &u, None, Some((status, detail)), None).await
+        }
         Err(e) => Err(e),
     }
 }
@@ -217,7 +276,11 @@ pub struct RevokeForm {
     reason: Option<String>,
 }
 
-pub async fn revoke(State(s): State<AppState>, Path(id): Path<String>, AdminForm(u, f): AdminForm<RevokeForm>) -> Result<Response, PageError> {
+pub async fn revoke(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    AdminForm(u, f): AdminForm<RevokeForm>,
+) -> Result<Response, PageError> {
     let r = async {
         let id = client_id(&id)?;
         // The serial must belong to the client named in the URL (no cross-client revocation by typo).
@@ -231,7 +294,10 @@ pub async fn revoke(State(s): State<AppState>, Path(id): Path<String>, AdminForm
         Ok(())
     }
     .await;
-    outcome(r, "cert-revoked", "/admin/clients", |st, e| render(&s, &u, None, Some((st, e)), None)).await
+    outcome(r, "cert-revoked", "/admin/clients", |st, e| {
+        render(&s, &u, None, Some((st, e)), None)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -240,15 +306,37 @@ pub struct BundleForm {
 }
 
 /// The PKCS#12 file of a bundle the portal wrote (`clients/<id>/<timestamp>/client.p12`).
-pub async fn download_p12(State(s): State<AppState>, Path(id): Path<String>, AdminForm(u, f): AdminForm<BundleForm>) -> Result<Response, PageError> {
+pub async fn download_p12(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    AdminForm(u, f): AdminForm<BundleForm>,
+) -> Result<Response, PageError> {
     let id = client_id(&id)?;
-    let stamp_ok = !f.bundle.is_empty() && f.bundle.len() <= 32 && f.bundle.chars().all(|c| c.is_ascii_digit() || matches!(c, 'T' | 'Z' | '.'));
+    let stamp_ok = !f.bundle.is_empty()
+        && f.bundle.len() <= 32
+        && f.bundle
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, 'T' | 'Z' | '.'));
     if !stamp_ok || f.bundle.contains("..") {
         return Err(PageError::not_found());
     }
-    let path = s.cfg.path("clients").join(id.as_str()).join(&f.bundle).join("client.p12");
-    let bytes = tokio::fs::read(&path).await.map_err(|_| PageError::not_found())?;
+    let path = s
+        .cfg
+        .path("clients")
+        .join(id.as_str())
+        .join(&f.bundle)
+        .join("client.p12");
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| PageError::not_found())?;
     tracing::info!(admin = %u.user.username, client_id = %id, bundle = %f.bundle, "PKCS#12 bundle downloaded");
     let disposition = format!("attachment; filename=\"{}.p12\"", id.as_str());
-    Ok(([(header::CONTENT_TYPE, "application/x-pkcs12".to_owned()), (header::CONTENT_DISPOSITION, disposition)], bytes).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-pkcs12".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
 }

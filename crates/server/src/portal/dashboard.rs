@@ -74,7 +74,11 @@ pub fn buckets(rows: &[(i64, String, i64)], now: i64) -> Vec<HourBucket> {
             }
             let start = When::from_ms(h * HOUR_MS);
             let label = start.text.get(11..16).unwrap_or("").to_owned();
-            HourBucket { start, label, counts }
+            HourBucket {
+                start,
+                label,
+                counts,
+            }
         })
         .collect()
 }
@@ -89,7 +93,12 @@ pub fn chart(b: &[HourBucket]) -> Chart {
     let plot_h = height - top - bottom;
     let max = b.iter().map(HourBucket::total).max().unwrap_or(0).max(1);
     // A round upper bound so the ticks are whole numbers.
-    let step = [1i64, 2, 5].iter().flat_map(|m| (0..9).map(move |e| m * 10i64.pow(e))).filter(|s| ceil_div(max, *s) <= 5).min().unwrap_or(1);
+    let step = [1i64, 2, 5]
+        .iter()
+        .flat_map(|m| (0..9).map(move |e| m * 10i64.pow(e)))
+        .filter(|s| ceil_div(max, *s) <= 5)
+        .min()
+        .unwrap_or(1);
     let top_value = ceil_div(max, step) * step;
     let col = (width - left - right) / HOURS as i64;
     let y_of = |v: i64| top + plot_h - v * plot_h / top_value;
@@ -103,7 +112,14 @@ pub fn chart(b: &[HourBucket]) -> Chart {
                 continue;
             }
             let (y0, y1) = (y_of(acc), y_of(acc + n));
-            rects.push(Rect { x, y: y1, w: col - 4, h: (y0 - y1).max(1), series, title: format!("{} UTC: {n} {series}", bucket.label) });
+            rects.push(Rect {
+                x,
+                y: y1,
+                w: col - 4,
+                h: (y0 - y1).max(1),
+                series,
+                title: format!("{} UTC: {n} {series}", bucket.label),
+            });
             acc += n;
         }
     }
@@ -111,10 +127,29 @@ pub fn chart(b: &[HourBucket]) -> Chart {
         .iter()
         .enumerate()
         .filter(|(i, _)| i % 3 == 0)
-        .map(|(i, bk)| Tick { x: left + i as i64 * col + col / 2, y: height - 10, text: bk.label.clone() })
+        .map(|(i, bk)| Tick {
+            x: left + i as i64 * col + col / 2,
+            y: height - 10,
+            text: bk.label.clone(),
+        })
         .collect();
-    let y_ticks = (0..=top_value / step).map(|k| Tick { x: left - 6, y: y_of(k * step) + 4, text: (k * step).to_string() }).collect();
-    Chart { width, height, rects, x_ticks, y_ticks, baseline: y_of(0), left, right: width - right }
+    let y_ticks = (0..=top_value / step)
+        .map(|k| Tick {
+            x: left - 6,
+            y: y_of(k * step) + 4,
+            text: (k * step).to_string(),
+        })
+        .collect();
+    Chart {
+        width,
+        height,
+        rects,
+        x_ticks,
+        y_ticks,
+        baseline: y_of(0),
+        left,
+        right: width - right,
+    }
 }
 
 #[derive(Template)]
@@ -129,8 +164,17 @@ struct DashboardPage {
     last24: i64,
 }
 
-pub async fn page(State(s): State<AppState>, PageAdmin(u): PageAdmin) -> Result<Response, PageError> {
-    let by_status = s.store.count_messages_by_status().await?.into_iter().map(|(st, n)| (st.as_str(), n)).collect();
+pub async fn page(
+    State(s): State<AppState>,
+    PageAdmin(u): PageAdmin,
+) -> Result<Response, PageError> {
+    let by_status = s
+        .store
+        .count_messages_by_status()
+        .await?
+        .into_iter()
+        .map(|(st, n)| (st.as_str(), n))
+        .collect();
     let queue = match s.queue.stats().await {
         Ok(q) => Some(q),
         Err(e) => {
@@ -139,11 +183,22 @@ pub async fn page(State(s): State<AppState>, PageAdmin(u): PageAdmin) -> Result<
         }
     };
     let now = now_ms();
-    let rows = s.store.hourly_counts((now.div_euclid(HOUR_MS) - (HOURS as i64 - 1)) * HOUR_MS).await?;
+    let rows = s
+        .store
+        .hourly_counts((now.div_euclid(HOUR_MS) - (HOURS as i64 - 1)) * HOUR_MS)
+        .await?;
     let buckets = buckets(&rows, now);
     let chart = chart(&buckets);
     let last24 = buckets.iter().map(HourBucket::total).sum();
-    let page = DashboardPage { layout: Layout::for_user("Dashboard", "dashboard", &u), by_status, queue, buckets, chart, series: SERIES, last24 };
+    let page = DashboardPage {
+        layout: Layout::for_user("Dashboard", "dashboard", &u),
+        by_status,
+        queue,
+        buckets,
+        chart,
+        series: SERIES,
+        last24,
+    };
     Ok(Html(page.render()?).into_response())
 }
 
@@ -154,7 +209,12 @@ mod tests {
     #[test]
     fn buckets_and_bars() {
         let now = 100 * HOUR_MS + 5;
-        let rows = vec![(100, "delivered".to_owned(), 7), (100, "failed".to_owned(), 1), (90, "queued".to_owned(), 3), (50, "delivered".to_owned(), 99)];
+        let rows = vec![
+            (100, "delivered".to_owned(), 7),
+            (100, "failed".to_owned(), 1),
+            (90, "queued".to_owned(), 3),
+            (50, "delivered".to_owned(), 99),
+        ];
         let b = buckets(&rows, now);
         assert_eq!(b.len(), 24);
         assert_eq!(b[23].counts, [7, 0, 1]);
@@ -162,7 +222,10 @@ mod tests {
         assert_eq!(b.iter().map(HourBucket::total).sum::<i64>(), 11);
         let c = chart(&b);
         assert_eq!(c.rects.len(), 3);
-        assert!(c.rects.iter().all(|r| r.y >= 0 && r.y + r.h <= c.baseline && r.h > 0));
+        assert!(c
+            .rects
+            .iter()
+            .all(|r| r.y >= 0 && r.y + r.h <= c.baseline && r.h > 0));
         let empty = chart(&buckets(&[], now));
         assert!(empty.rects.is_empty());
     }

@@ -14,12 +14,20 @@ pub enum PageError {
     /// Not logged in (or the session is dead): go to the login form, then back to `next`.
     Login { next: String },
     /// An error page with this status.
-    Page { status: StatusCode, title: &'static str, detail: String },
+    Page {
+        status: StatusCode,
+        title: &'static str,
+        detail: String,
+    },
 }
 
 impl PageError {
     pub fn not_found() -> Self {
-        Self::page(StatusCode::NOT_FOUND, "Not found", "There is nothing at this address, or you are not allowed to see it.")
+        Self::page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is nothing at this address, or you are not allowed to see it.",
+        )
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
@@ -37,7 +45,11 @@ impl PageError {
     }
 
     pub fn page(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
-        Self::Page { status, title, detail: detail.into() }
+        Self::Page {
+            status,
+            title,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -45,11 +57,19 @@ impl From<StoreError> for PageError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(_) => Self::not_found(),
-            StoreError::Invalid { field, reason } => Self::page(StatusCode::UNPROCESSABLE_ENTITY, "Invalid input", format!("{field}: {reason}")),
+            StoreError::Invalid { field, reason } => Self::page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid input",
+                format!("{field}: {reason}"),
+            ),
             StoreError::Conflict(what) => Self::page(StatusCode::CONFLICT, "Conflict", what),
             other => {
                 tracing::error!(error = %other, "portal database error");
-                Self::page(StatusCode::SERVICE_UNAVAILABLE, "Database unavailable", "The database cannot be reached right now. Try again in a few seconds.")
+                Self::page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Database unavailable",
+                    "The database cannot be reached right now. Try again in a few seconds.",
+                )
             }
         }
     }
@@ -71,12 +91,21 @@ struct ErrorPage<'a> {
 
 /// Renders the error page without any user context (it may be answering an anonymous caller).
 pub fn error_page(status: StatusCode, title: &str, detail: &str) -> Response {
-    let page = ErrorPage { layout: Layout::anonymous(title), status: status.as_u16(), detail };
+    let page = ErrorPage {
+        layout: Layout::anonymous(title),
+        status: status.as_u16(),
+        detail,
+    };
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "error page cannot be rendered");
-            (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], detail.to_owned()).into_response()
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                detail.to_owned(),
+            )
+                .into_response()
         }
     }
 }
@@ -88,7 +117,11 @@ impl IntoResponse for PageError {
                 let q = serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default();
                 Redirect::to(&format!("/login?{q}")).into_response()
             }
-            Self::Page { status, title, detail } => error_page(status, title, &detail),
+            Self::Page {
+                status,
+                title,
+                detail,
+            } => error_page(status, title, &detail),
         }
     }
 }

@@ -28,14 +28,23 @@ pub struct Layout {
 
 impl Layout {
     pub fn anonymous(title: &str) -> Self {
-        Self { title: title.to_owned(), active: "", user: None, asset_version: ASSET_VERSION }
+        Self {
+            title: title.to_owned(),
+            active: "",
+            user: None,
+            asset_version: ASSET_VERSION,
+        }
     }
 
     pub fn for_user(title: &str, active: &'static str, u: &PageUser) -> Self {
         Self {
             title: title.to_owned(),
             active,
-            user: Some(NavUser { username: u.user.username.clone(), is_admin: u.is_admin(), csrf: u.csrf.clone() }),
+            user: Some(NavUser {
+                username: u.user.username.clone(),
+                is_admin: u.is_admin(),
+                csrf: u.csrf.clone(),
+            }),
             asset_version: ASSET_VERSION,
         }
     }
@@ -52,8 +61,14 @@ pub struct When {
 impl When {
     pub fn from_ms(ms: i64) -> Self {
         match Utc.timestamp_millis_opt(ms).single() {
-            Some(t) => Self { iso: t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), text: t.format("%Y-%m-%d %H:%M:%S UTC").to_string() },
-            None => Self { iso: String::new(), text: "?".into() },
+            Some(t) => Self {
+                iso: t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                text: t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            },
+            None => Self {
+                iso: String::new(),
+                text: "?".into(),
+            },
         }
     }
 
@@ -72,7 +87,9 @@ pub fn done_notice(code: Option<&str>) -> Option<&'static str> {
         "user-enabled" => "User enabled.",
         "password-reset" => "Password reset; the user's sessions have ended.",
         "client-created" => "Client created. Issue a certificate for it below.",
-        "client-disabled" => "Client disabled: the proxy refuses its certificates from its next registry refresh.",
+        "client-disabled" => {
+            "Client disabled: the proxy refuses its certificates from its next registry refresh."
+        }
         "client-enabled" => "Client enabled.",
         "cert-revoked" => "Certificate revoked and the CRL re-signed.",
         "token-revoked" => "API token revoked.",

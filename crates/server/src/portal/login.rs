@@ -14,7 +14,9 @@ use serde::Deserialize;
 
 use super::error::PageError;
 use super::layout::Layout;
-use super::session::{form_bytes_max, login_csrf_cookie, login_csrf_ok, parse_form, random_token, CsrfForm, PageUser};
+use super::session::{
+    form_bytes_max, login_csrf_cookie, login_csrf_ok, parse_form, random_token, CsrfForm, PageUser,
+};
 use crate::auth::{cookie, SESSION_COOKIE};
 use crate::portal_api::{client_ip, note_refused, session_cookie, MAX_LOGIN_BODY};
 use crate::AppState;
@@ -38,7 +40,15 @@ pub struct LoginQuery {
 
 use msgrelay_auth::safe_next;
 
-fn render(token: &str, next: &str, username: &str, notice: Option<&'static str>, error: Option<&'static str>, status: StatusCode, set_cookie: bool) -> Response {
+fn render(
+    token: &str,
+    next: &str,
+    username: &str,
+    notice: Option<&'static str>,
+    error: Option<&'static str>,
+    status: StatusCode,
+    set_cookie: bool,
+) -> Response {
     let page = LoginPage {
         layout: Layout::anonymous("Log in"),
         csrf_token: token.to_owned(),
@@ -51,7 +61,8 @@ fn render(token: &str, next: &str, username: &str, notice: Option<&'static str>,
         Ok(html) => {
             let mut resp = (status, Html(html)).into_response();
             if set_cookie {
-                resp.headers_mut().append(header::SET_COOKIE, login_csrf_cookie(token, 3600));
+                resp.headers_mut()
+                    .append(header::SET_COOKIE, login_csrf_cookie(token, 3600));
             }
             resp
         }
@@ -60,13 +71,28 @@ fn render(token: &str, next: &str, username: &str, notice: Option<&'static str>,
 }
 
 /// The login form. Someone already logged in goes straight on.
-pub async fn form(State(s): State<AppState>, Query(q): Query<LoginQuery>, req: Request) -> Response {
+pub async fn form(
+    State(s): State<AppState>,
+    Query(q): Query<LoginQuery>,
+    req: Request,
+) -> Response {
     let (mut parts, _) = req.into_parts();
     if PageUser::from_request_parts(&mut parts, &s).await.is_ok() {
         return Redirect::to(&safe_next(q.next.as_deref())).into_response();
     }
-    let notice = q.logged_out.is_some().then_some("You have been logged out.");
-    render(&random_token(), &safe_next(q.next.as_deref()), "", notice, None, StatusCode::OK, true)
+    let notice = q
+        .logged_out
+        .is_some()
+        .then_some("You have been logged out.");
+    render(
+        &random_token(),
+        &safe_next(q.next.as_deref()),
+        "",
+        notice,
+        None,
+        StatusCode::OK,
+        true,
+    )
 }
 
 #[derive(Deserialize)]
@@ -82,24 +108,48 @@ struct LoginForm {
 
 pub async fn submit(State(s): State<AppState>, req: Request) -> Result<Response, PageError> {
     let (parts, body) = req.into_parts();
-    let form: LoginForm = parse_form(&form_bytes_max(Request::from_parts(parts.clone(), body), MAX_LOGIN_BODY).await?)?;
+    let form: LoginForm = parse_form(
+        &form_bytes_max(Request::from_parts(parts.clone(), body), MAX_LOGIN_BODY).await?,
+    )?;
     if !login_csrf_ok(&parts, &form.csrf_token) {
         tracing::warn!("login form refused: bad CSRF token");
         return Err(PageError::forbidden("The login form has expired or did not come from this site. Open the login page again and retry."));
     }
     let next = safe_next(form.next.as_deref());
     if form.username.len() > msgrelay_auth::MAX_USERNAME_BYTES {
-        return Ok(render(&form.csrf_token, &next, "", None, Some("Usernames are at most 64 bytes long."), StatusCode::UNPROCESSABLE_ENTITY, false));
+        return Ok(render(
+            &form.csrf_token,
+            &next,
+            "",
+            None,
+            Some("Usernames are at most 64 bytes long."),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            false,
+        ));
     }
     let username = form.username.trim().to_owned();
-    let again = |error: &'static str, status: StatusCode| render(&form.csrf_token, &next, &username, None, Some(error), status, false);
+    let again = |error: &'static str, status: StatusCode| {
+        render(
+            &form.csrf_token,
+            &next,
+            &username,
+            None,
+            Some(error),
+            status,
+            false,
+        )
+    };
     let peer = parts.extensions.get::<msgrelay_tls::PeerInfo>();
     let reservation = match s.login_limiter.reserve(&username, client_ip(peer)) {
         Ok(r) => r,
         Err(refused) => {
             note_refused(&s, &username, &refused);
-            let mut resp = again("Too many failed logins. Wait a while, then try again.", StatusCode::TOO_MANY_REQUESTS);
-            resp.headers_mut().insert(header::RETRY_AFTER, refused.retry_after_secs().into());
+            let mut resp = again(
+                "Too many failed logins. Wait a while, then try again.",
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, refused.retry_after_secs().into());
             return Ok(resp);
         }
     };
@@ -107,8 +157,16 @@ pub async fn submit(State(s): State<AppState>, req: Request) -> Result<Response,
         Ok(u) => u,
         Err(StoreError::BadCredentials) => {
             tracing::warn!(user_tag = %msgrelay_auth::username_tag(&username), "portal login failed");
-            s.metrics.logins.get_or_create(&Reason { reason: "failure".into() }).inc();
-            return Ok(again("Wrong username or password, or the account is disabled.", StatusCode::UNAUTHORIZED));
+            s.metrics
+                .logins
+                .get_or_create(&Reason {
+                    reason: "failure".into(),
+                })
+                .inc();
+            return Ok(again(
+                "Wrong username or password, or the account is disabled.",
+                StatusCode::UNAUTHORIZED,
+            ));
         }
         Err(e) => return Err(e.into()),
     };
@@ -118,12 +176,27 @@ pub async fn submit(State(s): State<AppState>, req: Request) -> Result<Response,
         s.store.delete_session(&old).await?;
     }
     let ttl = Duration::from_secs(s.cfg.portal.session_ttl_secs);
-    let session = s.store.open_session(user.id, ttl, Duration::from_secs(s.cfg.portal.session_absolute_secs)).await?;
+    let session = s
+        .store
+        .open_session(
+            user.id,
+            ttl,
+            Duration::from_secs(s.cfg.portal.session_absolute_secs),
+        )
+        .await?;
     tracing::info!(username = %user.username, role = user.role.as_str(), "portal login");
-    s.metrics.logins.get_or_create(&Reason { reason: "success".into() }).inc();
+    s.metrics
+        .logins
+        .get_or_create(&Reason {
+            reason: "success".into(),
+        })
+        .inc();
     let mut resp = Redirect::to(&next).into_response();
     let h = resp.headers_mut();
-    h.append(header::SET_COOKIE, session_cookie(&session.token, ttl.as_secs()));
+    h.append(
+        header::SET_COOKIE,
+        session_cookie(&session.token, ttl.as_secs()),
+    );
     h.append(header::SET_COOKIE, login_csrf_cookie("", 0));
     Ok(resp)
 }
@@ -132,11 +205,15 @@ pub async fn submit(State(s): State<AppState>, req: Request) -> Result<Response,
 pub struct Empty {}
 
 /// Ends the session (the cookie is dead server-side even if a copy of it survives).
-pub async fn logout(State(s): State<AppState>, CsrfForm(u, Empty {}): CsrfForm<Empty>) -> Result<Response, PageError> {
+pub async fn logout(
+    State(s): State<AppState>,
+    CsrfForm(u, Empty {}): CsrfForm<Empty>,
+) -> Result<Response, PageError> {
     s.store.delete_session(&u.token).await?;
     tracing::info!(username = %u.user.username, "portal logout");
     let mut resp = Redirect::to("/login?logged_out=1").into_response();
-    resp.headers_mut().append(header::SET_COOKIE, session_cookie("", 0));
+    resp.headers_mut()
+        .append(header::SET_COOKIE, session_cookie("", 0));
     Ok(resp)
 }
 

@@ -9,12 +9,12 @@ use msgrelay_core::{now_ms, MessageId};
 use msgrelay_queue::QueueStats;
 use serde::Deserialize;
 
-use msgrelay_store::TableStat;
 use super::error::PageError;
 use super::layout::{done_notice, Layout, When};
 use super::session::{AdminForm, PageAdmin, PageUser};
 use super::users::{outcome, Done, NoFields};
 use crate::AppState;
+use msgrelay_store::TableStat;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
@@ -40,25 +40,54 @@ struct MaintenancePage {
     confirm: Option<(u32, i64)>,
 }
 
-async fn render(s: &AppState, u: &PageUser, notice: Option<&'static str>, error: Option<(StatusCode, String)>, confirm: Option<(u32, i64)>) -> Result<Response, PageError> {
+async fn render(
+    s: &AppState,
+    u: &PageUser,
+    notice: Option<&'static str>,
+    error: Option<(StatusCode, String)>,
+    confirm: Option<(u32, i64)>,
+) -> Result<Response, PageError> {
     let tables = s.store.table_stats().await?;
     let (queue, failed) = match (s.queue.stats().await, s.queue.list_failed(200).await) {
         (Ok(q), Ok(f)) => (Some(q), f),
         (q, f) => {
-            tracing::warn!(stats_ok = q.is_ok(), failed_ok = f.is_ok(), "queue unavailable for the maintenance page");
+            tracing::warn!(
+                stats_ok = q.is_ok(),
+                failed_ok = f.is_ok(),
+                "queue unavailable for the maintenance page"
+            );
             (q.ok(), f.unwrap_or_default())
         }
     };
     let failed = failed
         .into_iter()
-        .map(|f| FailedRow { id: f.id.to_string(), client_id: f.client_id.to_string(), attempts: f.attempts, last_error: f.last_error, failed_at: When::from_ms(f.failed_at_ms) })
+        .map(|f| FailedRow {
+            id: f.id.to_string(),
+            client_id: f.client_id.to_string(),
+            attempts: f.attempts,
+            last_error: f.last_error,
+            failed_at: When::from_ms(f.failed_at_ms),
+        })
         .collect();
     let status = error.as_ref().map(|e| e.0).unwrap_or(StatusCode::OK);
-    let page = MaintenancePage { layout: Layout::for_user("Maintenance", "maintenance", u), csrf: u.csrf.clone(), notice, error: error.map(|e| e.1), tables, queue, failed, confirm };
+    let page = MaintenancePage {
+        layout: Layout::for_user("Maintenance", "maintenance", u),
+        csrf: u.csrf.clone(),
+        notice,
+        error: error.map(|e| e.1),
+        tables,
+        queue,
+        failed,
+        confirm,
+    };
     Ok((status, Html(page.render()?)).into_response())
 }
 
-pub async fn page(State(s): State<AppState>, PageAdmin(u): PageAdmin, Query(q): Query<Done>) -> Result<Response, PageError> {
+pub async fn page(
+    State(s): State<AppState>,
+    PageAdmin(u): PageAdmin,
+    Query(q): Query<Done>,
+) -> Result<Response, PageError> {
     render(&s, &u, done_notice(q.done.as_deref()), None, None).await
 }
 
@@ -69,20 +98,43 @@ pub struct RetryForm {
 }
 
 /// Puts failed messages back into the queue and marks them queued in the store.
-pub async fn retry_failed(s: &AppState, ids: Option<Vec<MessageId>>) -> Result<(u64, u64), PageError> {
+pub async fn retry_failed(
+    s: &AppState,
+    ids: Option<Vec<MessageId>>,
+) -> Result<(u64, u64), PageError> {
     let targets: Vec<MessageId> = match &ids {
         Some(ids) => ids.clone(),
-        None => s.queue.list_failed(100_000).await.map_err(|e| PageError::internal(&e))?.into_iter().map(|f| f.id).collect(),
+        None => s
+            .queue
+            .list_failed(100_000)
+            .await
+            .map_err(|e| PageError::internal(&e))?
+            .into_iter()
+            .map(|f| f.id)
+            .collect(),
     };
-    let requeued = s.queue.retry_failed(ids.as_deref()).await.map_err(|e| PageError::internal(&e))?;
+    let requeued = s
+        .queue
+        .retry_failed(ids.as_deref())
+        .await
+        .map_err(|e| PageError::internal(&e))?;
     let rows = s.store.requeue_failed(&targets).await?;
     Ok((requeued, rows))
 }
 
-pub async fn retry(State(s): State<AppState>, AdminForm(u, f): AdminForm<RetryForm>) -> Result<Response, PageError> {
+pub async fn retry(
+    State(s): State<AppState>,
+    AdminForm(u, f): AdminForm<RetryForm>,
+) -> Result<Response, PageError> {
     let r = async {
         let ids = match f.id.as_deref().map(str::trim).filter(|i| !i.is_empty()) {
-            Some(i) => Some(vec![MessageId::parse(i).map_err(|_| PageError::page(StatusCode::UNPROCESSABLE_ENTITY, "Invalid input", "id: not a message id"))?]),
+            Some(i) => Some(vec![MessageId::parse(i).map_err(|_| {
+                PageError::page(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid input",
+                    "id: not a message id",
+                )
+            })?]),
             None => None,
         };
         let (requeued, rows) = retry_failed(&s, ids).await?;
@@ -90,7 +142,10 @@ pub async fn retry(State(s): State<AppState>, AdminForm(u, f): AdminForm<RetryFo
         Ok(())
     }
     .await;
-    outcome(r, "retried", "/admin/maintenance", |st, e| render(&s, &u, None, Some((st, e)), None)).await
+    outcome(r, "retried", "/admin/maintenance", |st, e| {
+        render(&s, &u, None, Some((st, e)), None)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -101,13 +156,28 @@ pub struct PurgeForm {
 }
 
 pub fn parse_days(d: &str) -> Result<u32, PageError> {
-    d.trim().parse::<u32>().ok().filter(|d| (1..=36_500).contains(d)).ok_or_else(|| PageError::page(StatusCode::UNPROCESSABLE_ENTITY, "Invalid input", "days: must be a whole number of days, at least 1"))
+    d.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|d| (1..=36_500).contains(d))
+        .ok_or_else(|| {
+            PageError::page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid input",
+                "days: must be a whole number of days, at least 1",
+            )
+        })
 }
 
-pub async fn purge(State(s): State<AppState>, AdminForm(u, f): AdminForm<PurgeForm>) -> Result<Response, PageError> {
+pub async fn purge(
+    State(s): State<AppState>,
+    AdminForm(u, f): AdminForm<PurgeForm>,
+) -> Result<Response, PageError> {
     let days = match parse_days(&f.days) {
         Ok(d) => d,
-        Err(PageError::Page { status, detail, .. }) => return render(&s, &u, None, Some((status, detail)), None).await,
+        Err(PageError::Page { status, detail, .. }) => {
+            return render(&s, &u, None, Some((status, detail)), None).await
+        }
         Err(e) => return Err(e),
     };
     let before = now_ms() - i64::from(days) * DAY_MS;
@@ -121,10 +191,19 @@ pub async fn purge(State(s): State<AppState>, AdminForm(u, f): AdminForm<PurgeFo
         Ok(())
     }
     .await;
-    outcome(r, "purged", "/admin/maintenance", |st, e| render(&s, &u, None, Some((st, e)), None)).await
+    outcome(r, "purged", "/admin/maintenance", |st, e| {
+        render(&s, &u, None, Some((st, e)), None)
+    })
+    .await
 }
 
-pub async fn analyze(State(s): State<AppState>, AdminForm(u, NoFields {}): AdminForm<NoFields>) -> Result<Response, PageError> {
+pub async fn analyze(
+    State(s): State<AppState>,
+    AdminForm(u, NoFields {}): AdminForm<NoFields>,
+) -> Result<Response, PageError> {
     let r = s.store.analyze().await.map_err(PageError::from);
-    outcome(r, "analyzed", "/admin/maintenance", |st, e| render(&s, &u, None, Some((st, e)), None)).await
+    outcome(r, "analyzed", "/admin/maintenance", |st, e| {
+        render(&s, &u, None, Some((st, e)), None)
+    })
+    .await
 }

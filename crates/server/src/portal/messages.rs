@@ -85,19 +85,34 @@ fn page_url(action: &str, q: &ListQuery, page: u32) -> String {
         ("per_page", &q.per_page),
     ]
     .into_iter()
-    .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k, v.to_owned())))
+    .filter_map(|(k, v)| {
+        v.as_deref()
+            .filter(|v| !v.is_empty())
+            .map(|v| (k, v.to_owned()))
+    })
     .chain(std::iter::once(("page", page.to_string())))
     .collect();
-    format!("{action}?{}", serde_urlencoded::to_string(pairs).unwrap_or_default())
+    format!(
+        "{action}?{}",
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    )
 }
 
 async fn list(s: &AppState, u: &PageUser, q: ListQuery, all: bool) -> Result<Response, PageError> {
-    let (heading, action, active) = if all { ("All messages", "/admin/messages", "all-messages") } else if u.is_admin() {
+    let (heading, action, active) = if all {
+        ("All messages", "/admin/messages", "all-messages")
+    } else if u.is_admin() {
         ("Messages (all clients)", "/messages", "messages")
     } else {
         ("My messages", "/messages", "messages")
     };
-    let clients = s.store.list_clients((!u.is_admin()).then_some(u.user.id)).await?.into_iter().map(|c| c.client_id.to_string()).collect();
+    let clients = s
+        .store
+        .list_clients((!u.is_admin()).then_some(u.user.id))
+        .await?
+        .into_iter()
+        .map(|c| c.client_id.to_string())
+        .collect();
     let f = FilterValues {
         status: val(&q.status),
         from: val(&q.from),
@@ -106,7 +121,9 @@ async fn list(s: &AppState, u: &PageUser, q: ListQuery, all: bool) -> Result<Res
         client_id: val(&q.client_id),
         per_page: val(&q.per_page),
     };
-    let filtered = [&f.status, &f.from, &f.to, &f.sender, &f.client_id].iter().any(|v| !v.trim().is_empty());
+    let filtered = [&f.status, &f.from, &f.to, &f.sender, &f.client_id]
+        .iter()
+        .any(|v| !v.trim().is_empty());
     let mut page = ListPage {
         layout: Layout::for_user(heading, active, u),
         heading,
@@ -136,7 +153,8 @@ async fn list(s: &AppState, u: &PageUser, q: ListQuery, all: bool) -> Result<Res
             page.page = result.page;
             page.pages = result.total.div_ceil(u64::from(result.per_page)).max(1);
             page.prev_url = (result.page > 1).then(|| page_url(action, &q, result.page - 1));
-            page.next_url = (u64::from(result.page) < page.pages).then(|| page_url(action, &q, result.page + 1));
+            page.next_url = (u64::from(result.page) < page.pages)
+                .then(|| page_url(action, &q, result.page + 1));
             StatusCode::OK
         }
     };
@@ -144,12 +162,20 @@ async fn list(s: &AppState, u: &PageUser, q: ListQuery, all: bool) -> Result<Res
 }
 
 /// `/messages`: own messages (administrators: all).
-pub async fn mine(State(s): State<AppState>, u: PageUser, Query(q): Query<ListQuery>) -> Result<Response, PageError> {
+pub async fn mine(
+    State(s): State<AppState>,
+    u: PageUser,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, PageError> {
     list(&s, &u, q, false).await
 }
 
 /// `/admin/messages`: every message.
-pub async fn all(State(s): State<AppState>, PageAdmin(u): PageAdmin, Query(q): Query<ListQuery>) -> Result<Response, PageError> {
+pub async fn all(
+    State(s): State<AppState>,
+    PageAdmin(u): PageAdmin,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, PageError> {
     list(&s, &u, q, true).await
 }
 
@@ -164,9 +190,17 @@ struct DetailPage {
 }
 
 /// `/messages/{id}`: decrypted only after the ownership check inside the query.
-pub async fn detail(State(s): State<AppState>, u: PageUser, Path(id): Path<String>) -> Result<Response, PageError> {
+pub async fn detail(
+    State(s): State<AppState>,
+    u: PageUser,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
     let id = MessageId::parse(&id).map_err(|_| PageError::not_found())?;
-    let row = s.store.get_message(&id, u.caller().visible_to()).await?.ok_or_else(PageError::not_found)?;
+    let row = s
+        .store
+        .get_message(&id, u.caller().visible_to())
+        .await?
+        .ok_or_else(PageError::not_found)?;
     let d = MessageDetail::decrypt(&row, &s.keys).map_err(|e| {
         tracing::error!(message_id = %id, error = %e, "stored message cannot be decrypted (missing or wrong at-rest key?)");
         PageError::page(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", "This message cannot be decrypted with the server's keys. The cause was logged.")

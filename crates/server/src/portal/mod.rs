@@ -60,7 +60,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(assets::router())
         .merge(openapi::router())
         .fallback(not_found)
-        .layer(axum::middleware::map_response(crate::portal_api::security_headers))
+        .layer(axum::middleware::map_response(
+            crate::portal_api::security_headers,
+        ))
 }
 
 /// Unknown paths: a problem document under `/api/`, an error page elsewhere.

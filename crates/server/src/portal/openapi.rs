@@ -85,7 +85,10 @@ fn proxy_health() {}
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "msgrelay proxy API", description = "Mutual TLS: the client is identified by its certificate (SHA-256 fingerprint → client_id)."),
+    info(
+        title = "msgrelay proxy API",
+        description = "Mutual TLS: the client is identified by its certificate (SHA-256 fingerprint → client_id)."
+    ),
     paths(proxy_submit, proxy_health)
 )]
 pub struct ProxyApi;
@@ -195,8 +198,18 @@ fn internal_health() {}
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "msgrelay internal API", description = "Main server, mutual TLS with internal-CA service certificates only (proxy, worker); each route checks the caller's certificate CN."),
-    paths(internal_register, internal_deliver, internal_clients, internal_crl, internal_sealing_key, internal_health)
+    info(
+        title = "msgrelay internal API",
+        description = "Main server, mutual TLS with internal-CA service certificates only (proxy, worker); each route checks the caller's certificate CN."
+    ),
+    paths(
+        internal_register,
+        internal_deliver,
+        internal_clients,
+        internal_crl,
+        internal_sealing_key,
+        internal_health
+    )
 )]
 pub struct InternalApi;
 
@@ -207,7 +220,17 @@ struct PortalSecurity;
 impl Modify for PortalSecurity {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
         let c = api.components.get_or_insert_with(Default::default);
-        c.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("API token (`mrt_…`) from /admin/tokens or `msgrelay admin token create`")).build()));
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "API token (`mrt_…`) from /admin/tokens or `msgrelay admin token create`",
+                    ))
+                    .build(),
+            ),
+        );
         c.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(crate::auth::SESSION_COOKIE, "session cookie from POST /api/v1/auth/login; unsafe methods also need the X-CSRF-Token header"))),
@@ -235,7 +258,11 @@ pub struct PortalApi;
 
 /// The three documents as (name, JSON), as served under `/openapi/<name>.json`.
 pub fn documents() -> Vec<(&'static str, utoipa::openapi::OpenApi)> {
-    vec![("portal", PortalApi::openapi()), ("proxy", ProxyApi::openapi()), ("internal", InternalApi::openapi())]
+    vec![
+        ("portal", PortalApi::openapi()),
+        ("proxy", ProxyApi::openapi()),
+        ("internal", InternalApi::openapi()),
+    ]
 }
 
 /// Swagger UI's own scripts are files (fine for `script-src 'self'`), but it sets inline styles.
@@ -256,8 +283,15 @@ pub fn router() -> Router {
             _ => "/openapi/portal.json",
         }
     };
-    let urls = documents().into_iter().map(|(name, doc)| (Url::new(name, path(name)), doc)).collect::<Vec<_>>();
-    let ui = SwaggerUi::new("/docs").urls(urls).config(Config::default().validator_url("none").try_it_out_enabled(false));
+    let urls = documents()
+        .into_iter()
+        .map(|(name, doc)| (Url::new(name, path(name)), doc))
+        .collect::<Vec<_>>();
+    let ui = SwaggerUi::new("/docs").urls(urls).config(
+        Config::default()
+            .validator_url("none")
+            .try_it_out_enabled(false),
+    );
     Router::from(ui).layer(axum::middleware::map_response(docs_csp))
 }
 
@@ -269,7 +303,12 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn schema_props(doc: &serde_json::Value, name: &str) -> BTreeSet<String> {
-        doc["components"]["schemas"][name]["properties"].as_object().unwrap_or_else(|| panic!("schema {name} missing")).keys().cloned().collect()
+        doc["components"]["schemas"][name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("schema {name} missing"))
+            .keys()
+            .cloned()
+            .collect()
     }
 
     fn keys(v: serde_json::Value) -> BTreeSet<String> {
@@ -282,15 +321,53 @@ mod tests {
         let doc = serde_json::to_value(InternalApi::openapi()).unwrap();
         let id = MessageId::new();
         let client = ClientId::parse("demo").unwrap();
-        let item = wire::DeliverItem { id, client_id: client.clone(), accepted_at_ms: 1, attempt_count: 1, sealed: String::new() };
-        assert_eq!(schema_props(&doc, "DeliverItem"), keys(serde_json::to_value(&item).unwrap()));
-        let reg = wire::RegisterItem { id, client_id: client.clone(), accepted_at_ms: 1 };
-        assert_eq!(schema_props(&doc, "RegisterItem"), keys(serde_json::to_value(&reg).unwrap()));
-        let res = wire::DeliverResult { id, outcome: wire::DeliverOutcome::Rejected, reason: Some("x".into()) };
-        assert_eq!(schema_props(&doc, "DeliverResult"), keys(serde_json::to_value(&res).unwrap()));
-        let entry = wire::RegistryEntry { fingerprint: String::new(), client_id: client, domain: String::new(), status: String::new() };
-        assert_eq!(schema_props(&doc, "RegistryEntry"), keys(serde_json::to_value(&entry).unwrap()));
-        let key = wire::SealingKeyResponse { key_id: String::new(), public_key: String::new(), trusted_proxy_key_ids: Vec::new() };
-        assert_eq!(schema_props(&doc, "SealingKeyResponse"), keys(serde_json::to_value(&key).unwrap()));
+        let item = wire::DeliverItem {
+            id,
+            client_id: client.clone(),
+            accepted_at_ms: 1,
+            attempt_count: 1,
+            sealed: String::new(),
+        };
+        assert_eq!(
+            schema_props(&doc, "DeliverItem"),
+            keys(serde_json::to_value(&item).unwrap())
+        );
+        let reg = wire::RegisterItem {
+            id,
+            client_id: client.clone(),
+            accepted_at_ms: 1,
+        };
+        assert_eq!(
+            schema_props(&doc, "RegisterItem"),
+            keys(serde_json::to_value(&reg).unwrap())
+        );
+        let res = wire::DeliverResult {
+            id,
+            outcome: wire::DeliverOutcome::Rejected,
+            reason: Some("x".into()),
+        };
+        assert_eq!(
+            schema_props(&doc, "DeliverResult"),
+            keys(serde_json::to_value(&res).unwrap())
+        );
+        let entry = wire::RegistryEntry {
+            fingerprint: String::new(),
+            client_id: client,
+            domain: String::new(),
+            status: String::new(),
+        };
+        assert_eq!(
+            schema_props(&doc, "RegistryEntry"),
+            keys(serde_json::to_value(&entry).unwrap())
+        );
+        let key = wire::SealingKeyResponse {
+            key_id: String::new(),
+            public_key: String::new(),
+            trusted_proxy_key_ids: Vec::new(),
+        };
+        assert_eq!(
+            schema_props(&doc, "SealingKeyResponse"),
+            keys(serde_json::to_value(&key).unwrap())
+        );
     }
 }

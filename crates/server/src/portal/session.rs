@@ -35,7 +35,11 @@ pub struct PageUser {
 /// Redacted: the session id and CSRF token never reach a log.
 impl std::fmt::Debug for PageUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PageUser").field("user", &self.user).field("token", &"***").field("csrf", &"***").finish()
+        f.debug_struct("PageUser")
+            .field("user", &self.user)
+            .field("token", &"***")
+            .field("csrf", &"***")
+            .finish()
     }
 }
 
@@ -43,7 +47,18 @@ impl std::fmt::Debug for PageUser {
 mod tests {
     #[test]
     fn debug_redacts_session_secrets() {
-        let u = super::PageUser { user: msgrelay_store::User { id: 1, username: "u".into(), role: msgrelay_core::Role::User, disabled: false, created_at_ms: 0, last_login_at_ms: None }, token: "sekrit-token".into(), csrf: "sekrit-csrf".into() };
+        let u = super::PageUser {
+            user: msgrelay_store::User {
+                id: 1,
+                username: "u".into(),
+                role: msgrelay_core::Role::User,
+                disabled: false,
+                created_at_ms: 0,
+                last_login_at_ms: None,
+            },
+            token: "sekrit-token".into(),
+            csrf: "sekrit-csrf".into(),
+        };
         let d = format!("{u:?} {:?}", u.caller());
         assert!(!d.contains("sekrit"), "{d}");
     }
@@ -56,29 +71,45 @@ impl PageUser {
 
     /// The same caller as the JSON API sees it (for the shared message filter).
     pub fn caller(&self) -> Caller {
-        Caller { user: self.user.clone(), via: Via::Session { token: self.token.clone(), csrf: self.csrf.clone() } }
+        Caller {
+            user: self.user.clone(),
+            via: Via::Session {
+                token: self.token.clone(),
+                csrf: self.csrf.clone(),
+            },
+        }
     }
 
     fn require_admin(self) -> Result<Self, PageError> {
         if self.is_admin() {
             Ok(self)
         } else {
-            Err(PageError::forbidden("This page is for administrators. Your account has the role user."))
+            Err(PageError::forbidden(
+                "This page is for administrators. Your account has the role user.",
+            ))
         }
     }
 }
 
 /// Where to come back to after logging in: the path and query of this request.
 fn next_of(parts: &Parts) -> String {
-    parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into())
+    parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into())
 }
 
 impl FromRequestParts<AppState> for PageUser {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        let login = || PageError::Login { next: next_of(parts) };
-        let token = cookie(parts, SESSION_COOKIE).filter(|t| !t.is_empty()).ok_or_else(login)?;
+        let login = || PageError::Login {
+            next: next_of(parts),
+        };
+        let token = cookie(parts, SESSION_COOKIE)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(login)?;
         let (user, csrf) = state.store.get_session(&token).await?.ok_or_else(login)?;
         Ok(PageUser { user, token, csrf })
     }
@@ -91,7 +122,11 @@ impl FromRequestParts<AppState> for PageAdmin {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        Ok(PageAdmin(PageUser::from_request_parts(parts, state).await?.require_admin()?))
+        Ok(PageAdmin(
+            PageUser::from_request_parts(parts, state)
+                .await?
+                .require_admin()?,
+        ))
     }
 }
 
@@ -117,12 +152,21 @@ pub async fn form_bytes(req: Request) -> Result<axum::body::Bytes, PageError> {
 
 /// Reads a form body of at most `max` bytes.
 pub async fn form_bytes_max(req: Request, max: usize) -> Result<axum::body::Bytes, PageError> {
-    axum::body::to_bytes(req.into_body(), max).await.map_err(|_| PageError::page(StatusCode::PAYLOAD_TOO_LARGE, "Form too large", "The submitted form is larger than the server accepts."))
+    axum::body::to_bytes(req.into_body(), max)
+        .await
+        .map_err(|_| {
+            PageError::page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Form too large",
+                "The submitted form is larger than the server accepts.",
+            )
+        })
 }
 
 /// Parses a form body; a malformed one is a 400 page naming no internals.
 pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, PageError> {
-    serde_urlencoded::from_bytes(body).map_err(|e| PageError::bad_request(format!("The form could not be read: {e}.")))
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| PageError::bad_request(format!("The form could not be read: {e}.")))
 }
 
 /// A POSTed form from a logged-in user whose `csrf_token` field matched the session's token.

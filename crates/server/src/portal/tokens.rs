@@ -35,7 +35,13 @@ struct TokensPage {
     created: Option<(String, String)>,
 }
 
-async fn render(s: &AppState, u: &PageUser, notice: Option<&'static str>, error: Option<(StatusCode, String)>, created: Option<(String, String)>) -> Result<Response, PageError> {
+async fn render(
+    s: &AppState,
+    u: &PageUser,
+    notice: Option<&'static str>,
+    error: Option<(StatusCode, String)>,
+    created: Option<(String, String)>,
+) -> Result<Response, PageError> {
     let tokens = s
         .store
         .list_api_tokens(None)
@@ -50,15 +56,36 @@ async fn render(s: &AppState, u: &PageUser, notice: Option<&'static str>, error:
             revoked: When::opt(t.revoked_at_ms),
         })
         .collect();
-    let users = s.store.list_users().await?.into_iter().map(|x| x.username).collect();
+    let users = s
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|x| x.username)
+        .collect();
     let status = error.as_ref().map(|e| e.0).unwrap_or(StatusCode::OK);
-    let page = TokensPage { layout: Layout::for_user("API tokens", "tokens", u), csrf: u.csrf.clone(), notice, error: error.map(|e| e.1), tokens, users, created };
+    let page = TokensPage {
+        layout: Layout::for_user("API tokens", "tokens", u),
+        csrf: u.csrf.clone(),
+        notice,
+        error: error.map(|e| e.1),
+        tokens,
+        users,
+        created,
+    };
     let mut resp = (status, Html(page.render()?)).into_response();
-    resp.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
     Ok(resp)
 }
 
-pub async fn page(State(s): State<AppState>, PageAdmin(u): PageAdmin, Query(q): Query<Done>) -> Result<Response, PageError> {
+pub async fn page(
+    State(s): State<AppState>,
+    PageAdmin(u): PageAdmin,
+    Query(q): Query<Done>,
+) -> Result<Response, PageError> {
     render(&s, &u, done_notice(q.done.as_deref()), None, None).await
 }
 
@@ -68,23 +95,39 @@ pub struct CreateToken {
     name: String,
 }
 
-pub async fn create(State(s): State<AppState>, AdminForm(u, f): AdminForm<CreateToken>) -> Result<Response, PageError> {
-    match s.store.create_api_token(f.username.trim(), f.name.trim()).await {
+pub async fn create(
+    State(s): State<AppState>,
+    AdminForm(u, f): AdminForm<CreateToken>,
+) -> Result<Response, PageError> {
+    match s
+        .store
+        .create_api_token(f.username.trim(), f.name.trim())
+        .await
+    {
         Ok((id, raw)) => {
             tracing::info!(admin = %u.user.username, username = %f.username.trim(), token_id = id, "API token created");
             render(&s, &u, None, None, Some((f.name.trim().to_owned(), raw))).await
         }
         Err(e) => match PageError::from(e) {
-            PageError::Page { status, detail, .. } if status.is_client_error() => render(&s, &u, None, Some((status, detail)), None).await,
+            PageError::Page { status, detail, .. } if status.is_client_error() => {
+                render(&s, &u, None, Some((status, detail)), None).await
+            }
             other => Err(other),
         },
     }
 }
 
-pub async fn revoke(State(s): State<AppState>, Path(id): Path<i64>, AdminForm(u, NoFields {}): AdminForm<NoFields>) -> Result<Response, PageError> {
+pub async fn revoke(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    AdminForm(u, NoFields {}): AdminForm<NoFields>,
+) -> Result<Response, PageError> {
     let r = s.store.revoke_api_token(id).await.map_err(PageError::from);
     if r.is_ok() {
         tracing::info!(admin = %u.user.username, token_id = id, "API token revoked");
     }
-    outcome(r, "token-revoked", "/admin/tokens", |st, e| render(&s, &u, None, Some((st, e)), None)).await
+    outcome(r, "token-revoked", "/admin/tokens", |st, e| {
+        render(&s, &u, None, Some((st, e)), None)
+    })
+    .await
 }

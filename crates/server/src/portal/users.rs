@@ -37,7 +37,12 @@ pub struct Done {
     pub done: Option<String>,
 }
 
-async fn render(s: &AppState, u: &PageUser, notice: Option<&'static str>, error: Option<(StatusCode, String)>) -> Result<Response, PageError> {
+async fn render(
+    s: &AppState,
+    u: &PageUser,
+    notice: Option<&'static str>,
+    error: Option<(StatusCode, String)>,
+) -> Result<Response, PageError> {
     let users = s
         .store
         .list_users()
@@ -53,7 +58,14 @@ async fn render(s: &AppState, u: &PageUser, notice: Option<&'static str>, error:
         })
         .collect();
     let status = error.as_ref().map(|e| e.0).unwrap_or(StatusCode::OK);
-    let page = UsersPage { layout: Layout::for_user("Users", "users", u), csrf: u.csrf.clone(), notice, error: error.map(|e| e.1), users, roles: ["user", "admin"] };
+    let page = UsersPage {
+        layout: Layout::for_user("Users", "users", u),
+        csrf: u.csrf.clone(),
+        notice,
+        error: error.map(|e| e.1),
+        users,
+        roles: ["user", "admin"],
+    };
     Ok((status, Html(page.render()?)).into_response())
 }
 
@@ -66,17 +78,29 @@ pub(super) async fn outcome<F: std::future::Future<Output = Result<Response, Pag
 ) -> Result<Response, PageError> {
     match result {
         Ok(()) => Ok(Redirect::to(&format!("{base}?done={done}")).into_response()),
-        Err(PageError::Page { status, detail, .. }) if status.is_client_error() => again(status, detail).await,
+        Err(PageError::Page { status, detail, .. }) if status.is_client_error() => {
+            again(status, detail).await
+        }
         Err(e) => Err(e),
     }
 }
 
-pub async fn page(State(s): State<AppState>, PageAdmin(u): PageAdmin, Query(q): Query<Done>) -> Result<Response, PageError> {
+pub async fn page(
+    State(s): State<AppState>,
+    PageAdmin(u): PageAdmin,
+    Query(q): Query<Done>,
+) -> Result<Response, PageError> {
     render(&s, &u, done_notice(q.done.as_deref()), None).await
 }
 
 fn parse_role(r: &str) -> Result<Role, PageError> {
-    Role::parse(r).map_err(|_| PageError::page(StatusCode::UNPROCESSABLE_ENTITY, "Invalid input", "role: must be user or admin"))
+    Role::parse(r).map_err(|_| {
+        PageError::page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid input",
+            "role: must be user or admin",
+        )
+    })
 }
 
 #[derive(Deserialize)]
@@ -86,7 +110,10 @@ pub struct CreateUser {
     role: String,
 }
 
-pub async fn create(State(s): State<AppState>, AdminForm(u, f): AdminForm<CreateUser>) -> Result<Response, PageError> {
+pub async fn create(
+    State(s): State<AppState>,
+    AdminForm(u, f): AdminForm<CreateUser>,
+) -> Result<Response, PageError> {
     let r = async {
         let role = parse_role(&f.role)?;
         s.store.create_user(f.username.trim(), &f.password, role).await?;
@@ -94,7 +121,10 @@ pub async fn create(State(s): State<AppState>, AdminForm(u, f): AdminForm<Create
         Ok(())
     }
     .await;
-    outcome(r, "user-created", "/admin/users", |st, e| render(&s, &u, None, Some((st, e)))).await
+    outcome(r, "user-created", "/admin/users", |st, e| {
+        render(&s, &u, None, Some((st, e)))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -105,12 +135,20 @@ pub struct SetRole {
 /// Refuses to let an administrator lock themselves out.
 fn not_self(u: &PageUser, name: &str, what: &str) -> Result<(), PageError> {
     if u.user.username == name {
-        return Err(PageError::page(StatusCode::CONFLICT, "Conflict", format!("You cannot {what} your own account; ask another administrator.")));
+        return Err(PageError::page(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("You cannot {what} your own account; ask another administrator."),
+        ));
     }
     Ok(())
 }
 
-pub async fn set_role(State(s): State<AppState>, Path(name): Path<String>, AdminForm(u, f): AdminForm<SetRole>) -> Result<Response, PageError> {
+pub async fn set_role(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    AdminForm(u, f): AdminForm<SetRole>,
+) -> Result<Response, PageError> {
     let r = async {
         let role = parse_role(&f.role)?;
         if role != Role::Admin {
@@ -121,13 +159,20 @@ pub async fn set_role(State(s): State<AppState>, Path(name): Path<String>, Admin
         Ok(())
     }
     .await;
-    outcome(r, "role-set", "/admin/users", |st, e| render(&s, &u, None, Some((st, e)))).await
+    outcome(r, "role-set", "/admin/users", |st, e| {
+        render(&s, &u, None, Some((st, e)))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
 pub struct NoFields {}
 
-pub async fn disable(State(s): State<AppState>, Path(name): Path<String>, AdminForm(u, NoFields {}): AdminForm<NoFields>) -> Result<Response, PageError> {
+pub async fn disable(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    AdminForm(u, NoFields {}): AdminForm<NoFields>,
+) -> Result<Response, PageError> {
     let r = async {
         not_self(&u, &name, "disable")?;
         s.store.set_user_disabled(&name, true).await?;
@@ -135,13 +180,27 @@ pub async fn disable(State(s): State<AppState>, Path(name): Path<String>, AdminF
         Ok(())
     }
     .await;
-    outcome(r, "user-disabled", "/admin/users", |st, e| render(&s, &u, None, Some((st, e)))).await
+    outcome(r, "user-disabled", "/admin/users", |st, e| {
+        render(&s, &u, None, Some((st, e)))
+    })
+    .await
 }
 
-pub async fn enable(State(s): State<AppState>, Path(name): Path<String>, AdminForm(u, NoFields {}): AdminForm<NoFields>) -> Result<Response, PageError> {
-    let r = s.store.set_user_disabled(&name, false).await.map_err(PageError::from);
+pub async fn enable(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    AdminForm(u, NoFields {}): AdminForm<NoFields>,
+) -> Result<Response, PageError> {
+    let r = s
+        .store
+        .set_user_disabled(&name, false)
+        .await
+        .map_err(PageError::from);
     tracing::info!(admin = %u.user.username, username = %name, "portal user enabled");
-    outcome(r, "user-enabled", "/admin/users", |st, e| render(&s, &u, None, Some((st, e)))).await
+    outcome(r, "user-enabled", "/admin/users", |st, e| {
+        render(&s, &u, None, Some((st, e)))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -149,10 +208,21 @@ pub struct ResetPassword {
     password: String,
 }
 
-pub async fn reset_password(State(s): State<AppState>, Path(name): Path<String>, AdminForm(u, f): AdminForm<ResetPassword>) -> Result<Response, PageError> {
-    let r = s.store.reset_password(&name, &f.password).await.map_err(PageError::from);
+pub async fn reset_password(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    AdminForm(u, f): AdminForm<ResetPassword>,
+) -> Result<Response, PageError> {
+    let r = s
+        .store
+        .reset_password(&name, &f.password)
+        .await
+        .map_err(PageError::from);
     if r.is_ok() {
         tracing::info!(admin = %u.user.username, username = %name, "portal user password reset");
     }
-    outcome(r, "password-reset", "/admin/users", |st, e| render(&s, &u, None, Some((st, e)))).await
+    outcome(r, "password-reset", "/admin/users", |st, e| {
+        render(&s, &u, None, Some((st, e)))
+    })
+    .await
 }

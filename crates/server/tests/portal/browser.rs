@@ -26,11 +26,17 @@ impl Drop for Driver {
 }
 
 fn find(candidates: &[&str], env: &str) -> Option<PathBuf> {
-    std::env::var_os(env).map(PathBuf::from).into_iter().chain(candidates.iter().map(PathBuf::from)).find(|p| p.exists())
+    std::env::var_os(env)
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(candidates.iter().map(PathBuf::from))
+        .find(|p| p.exists())
 }
 
 fn screenshot_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
     target.join("screenshots")
 }
 
@@ -47,7 +53,11 @@ async fn shot(c: &Client, name: &str) {
 }
 
 async fn start_driver(driver: &Path, profile: &Path) -> (Driver, Client, PathBuf) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let log = profile.join("chromedriver.log");
     let child = Command::new(driver)
         .arg(format!("--port={port}"))
@@ -79,83 +89,195 @@ async fn start_driver(driver: &Path, profile: &Path) -> (Driver, Client, PathBuf
                 let _ = e;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Err(e) => panic!("cannot start a Chromium session through chromedriver: {e} (log: {})", log.display()),
+            Err(e) => panic!(
+                "cannot start a Chromium session through chromedriver: {e} (log: {})",
+                log.display()
+            ),
         }
     }
 }
 
 async fn login(c: &Client, base: &str, user: &str) {
     c.goto(&format!("{base}/login")).await.unwrap();
-    c.find(Locator::Id("username")).await.unwrap().send_keys(user).await.unwrap();
-    c.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
-    c.find(Locator::Css("form[action='/login'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("form[action='/login'] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     c.wait().for_element(Locator::Id("whoami")).await.unwrap();
 }
 
 async fn text(c: &Client, css: &str) -> String {
-    c.wait().for_element(Locator::Css(css)).await.unwrap().text().await.unwrap()
+    c.wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn user_and_admin_walk_through_the_portal() {
     let required = std::env::var_os("MSGRELAY_REQUIRE_BROWSER").is_some();
-    let (Some(driver), Some(_)) = (find(&DRIVER, "CHROMEDRIVER"), find(&CHROMIUM, "CHROMIUM")) else {
+    let (Some(driver), Some(_)) = (find(&DRIVER, "CHROMEDRIVER"), find(&CHROMIUM, "CHROMIUM"))
+    else {
         assert!(!required, "MSGRELAY_REQUIRE_BROWSER is set but chromium/chromedriver are missing (apt-get install -y chromium chromium-driver)");
         eprintln!("SKIPPED: browser test (install chromium and chromium-driver to run it)");
         return;
     };
     let app = spawn_app().await;
-    let second = deliver(&app.server, "alice-app", "+15557654321", "Your code is 424242").await;
+    let second = deliver(
+        &app.server,
+        "alice-app",
+        "+15557654321",
+        "Your code is 424242",
+    )
+    .await;
     let profile = tempfile::tempdir().unwrap();
     let (_driver, c, _log) = start_driver(&driver, profile.path()).await;
     let base = app.base.clone();
     let result = async {
         // A user: own messages only, filter, detail, logout.
         login(&c, &base, "alice").await;
-        assert!(c.current_url().await.unwrap().path().starts_with("/messages"));
+        assert!(c
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/messages"));
         let table = text(&c, "#messages").await;
-        assert!(table.contains(&app.alice_msg.to_string()) && table.contains(&second.to_string()), "own messages listed");
-        assert!(!table.contains(&app.bob_msg.to_string()), "no other user's message");
-        assert!(!c.find(Locator::Css("#messages time")).await.unwrap().text().await.unwrap().contains("UTC"), "times converted to the browser's zone");
+        assert!(
+            table.contains(&app.alice_msg.to_string()) && table.contains(&second.to_string()),
+            "own messages listed"
+        );
+        assert!(
+            !table.contains(&app.bob_msg.to_string()),
+            "no other user's message"
+        );
+        assert!(
+            !c.find(Locator::Css("#messages time"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                .contains("UTC"),
+            "times converted to the browser's zone"
+        );
         shot(&c, "01-user-messages").await;
-        c.find(Locator::Id("f-sender")).await.unwrap().send_keys("+15557654321").await.unwrap();
-        c.find(Locator::Id("apply-filter")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Id("f-sender"))
+            .await
+            .unwrap()
+            .send_keys("+15557654321")
+            .await
+            .unwrap();
+        c.find(Locator::Id("apply-filter"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !c.current_url().await.unwrap().query().unwrap_or("").contains("sender=%2B15557654321") {
-            assert!(Instant::now() < deadline, "the filter form was not submitted");
+        while !c
+            .current_url()
+            .await
+            .unwrap()
+            .query()
+            .unwrap_or("")
+            .contains("sender=%2B15557654321")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the filter form was not submitted"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let total = text(&c, "#total").await;
         assert!(total.starts_with("1 message"), "filtered: {total}");
         shot(&c, "02-user-filtered").await;
-        c.find(Locator::LinkText(&second.to_string())).await.unwrap().click().await.unwrap();
+        c.find(Locator::LinkText(&second.to_string()))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         assert_eq!(text(&c, "#body").await, "Your code is 424242");
         shot(&c, "03-user-message").await;
-        c.find(Locator::Id("logout")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Id("logout"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         c.wait().for_element(Locator::Id("password")).await.unwrap();
-        assert!(c.source().await.unwrap().contains("You have been logged out."));
+        assert!(c
+            .source()
+            .await
+            .unwrap()
+            .contains("You have been logged out."));
         c.goto(&format!("{base}/messages")).await.unwrap();
-        assert_eq!(c.current_url().await.unwrap().path(), "/login", "logged out for real");
+        assert_eq!(
+            c.current_url().await.unwrap().path(),
+            "/login",
+            "logged out for real"
+        );
 
         // An admin: create a user, see the dashboard.
         login(&c, &base, "boss").await;
         c.goto(&format!("{base}/admin/users")).await.unwrap();
-        c.find(Locator::Id("nu-name")).await.unwrap().send_keys("gina").await.unwrap();
-        c.find(Locator::Id("nu-pass")).await.unwrap().send_keys("a very long password").await.unwrap();
-        c.find(Locator::Css("#create-user button[type=submit]")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Id("nu-name"))
+            .await
+            .unwrap()
+            .send_keys("gina")
+            .await
+            .unwrap();
+        c.find(Locator::Id("nu-pass"))
+            .await
+            .unwrap()
+            .send_keys("a very long password")
+            .await
+            .unwrap();
+        c.find(Locator::Css("#create-user button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         assert_eq!(text(&c, "#notice").await, "User created.");
         assert!(c.find(Locator::Id("user-gina")).await.is_ok());
         shot(&c, "04-admin-users").await;
         c.goto(&format!("{base}/admin")).await.unwrap();
         assert_eq!(text(&c, "#count-delivered").await, "3");
-        assert!(c.find(Locator::Css("#chart rect.bar-delivered")).await.is_ok(), "chart drawn");
+        assert!(
+            c.find(Locator::Css("#chart rect.bar-delivered"))
+                .await
+                .is_ok(),
+            "chart drawn"
+        );
         shot(&c, "05-admin-dashboard").await;
         c.goto(&format!("{base}/admin/clients")).await.unwrap();
         shot(&c, "06-admin-clients").await;
         c.goto(&format!("{base}/admin/maintenance")).await.unwrap();
         shot(&c, "07-admin-maintenance").await;
         c.goto(&format!("{base}/docs/")).await.unwrap();
-        c.wait().for_element(Locator::Css(".swagger-ui .info")).await.unwrap();
+        c.wait()
+            .for_element(Locator::Css(".swagger-ui .info"))
+            .await
+            .unwrap();
         shot(&c, "08-api-docs").await;
         Ok::<(), fantoccini::error::CmdError>(())
     }

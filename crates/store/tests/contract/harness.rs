@@ -86,8 +86,12 @@ impl Ctx {
     /// Runs one statement on a connection of its own (to set up states the API cannot make).
     pub async fn execute(&self, sql: &str) {
         use sqlx::Connection;
-        let mut conn = sqlx::AnyConnection::connect(&self.url).await.expect("connect");
-        sqlx::Executor::execute(&mut conn, sql).await.expect("execute");
+        let mut conn = sqlx::AnyConnection::connect(&self.url)
+            .await
+            .expect("connect");
+        sqlx::Executor::execute(&mut conn, sql)
+            .await
+            .expect("execute");
         conn.close().await.ok();
     }
 }

@@ -57,7 +57,10 @@ pub async fn sessions_expire_and_delete(ctx: Ctx) {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert!(uses >= 2 && started.elapsed() >= Duration::from_millis(900), "{uses} uses");
+    assert!(
+        uses >= 2 && started.elapsed() >= Duration::from_millis(900),
+        "{uses} uses"
+    );
     assert!(matches!(
         s.open_session(alice.id, Duration::from_secs(10), Duration::ZERO)
             .await,
@@ -137,7 +140,11 @@ pub async fn api_token_scopes_and_expiry(ctx: Ctx) {
 
     // Default: read scope, 90 days.
     let (id, raw) = s.create_api_token("alice", "ci").await.unwrap();
-    let auth = s.authenticate_scoped_api_token(&raw).await.unwrap().unwrap();
+    let auth = s
+        .authenticate_scoped_api_token(&raw)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((auth.scope, auth.token_id), (TokenScope::Read, id));
     let listed = &s.list_api_tokens(None).await.unwrap()[0];
     let days = (listed.expires_at_ms - listed.created_at_ms) / (24 * 3600 * 1000);
@@ -150,17 +157,26 @@ pub async fn api_token_scopes_and_expiry(ctx: Ctx) {
         .await
         .unwrap();
     assert!(!format!("{admin:?}").contains(&admin.token));
-    let auth = s.authenticate_scoped_api_token(&admin.token).await.unwrap().unwrap();
+    let auth = s
+        .authenticate_scoped_api_token(&admin.token)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((auth.user.id, auth.scope), (boss.id, TokenScope::Admin));
     let week = admin.expires_at_ms - now_ms();
-    assert!((6 * 24 * 3600 * 1000..=7 * 24 * 3600 * 1000).contains(&week), "{week}");
+    assert!(
+        (6 * 24 * 3600 * 1000..=7 * 24 * 3600 * 1000).contains(&week),
+        "{week}"
+    );
     assert!(matches!(
-        s.create_scoped_api_token("alice", "x", TokenScope::Admin, None).await,
+        s.create_scoped_api_token("alice", "x", TokenScope::Admin, None)
+            .await,
         Err(StoreError::Invalid { field: "scope", .. })
     ));
     for days in [0, 3651] {
         assert!(matches!(
-            s.create_scoped_api_token("alice", "x", TokenScope::Read, Some(days)).await,
+            s.create_scoped_api_token("alice", "x", TokenScope::Read, Some(days))
+                .await,
             Err(StoreError::Invalid { field: "days", .. })
         ));
     }
@@ -170,14 +186,22 @@ pub async fn api_token_scopes_and_expiry(ctx: Ctx) {
         .create_scoped_api_token("alice", "short", TokenScope::Read, Some(1))
         .await
         .unwrap();
-    assert!(s.authenticate_api_token(&short.token).await.unwrap().is_some());
+    assert!(s
+        .authenticate_api_token(&short.token)
+        .await
+        .unwrap()
+        .is_some());
     ctx.execute(&format!(
         "UPDATE api_tokens SET expires_at = {} WHERE id = {}",
         now_ms() - 1,
         short.id
     ))
     .await;
-    assert!(s.authenticate_api_token(&short.token).await.unwrap().is_none());
+    assert!(s
+        .authenticate_api_token(&short.token)
+        .await
+        .unwrap()
+        .is_none());
     let listed = s.list_api_tokens(None).await.unwrap();
     let expired = listed.iter().find(|t| t.id == short.id).unwrap();
     assert!(!expired.is_active(now_ms()) && expired.revoked_at_ms.is_none());

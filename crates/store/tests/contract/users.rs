@@ -101,7 +101,11 @@ pub async fn disabling_and_reset_end_sessions(ctx: Ctx) {
         "a password reset revokes the user's tokens"
     );
     assert!(s.get_session(&bob_session.token).await.unwrap().is_some());
-    assert!(s.authenticate_api_token(&bob_token).await.unwrap().is_some());
+    assert!(s
+        .authenticate_api_token(&bob_token)
+        .await
+        .unwrap()
+        .is_some());
     assert!(matches!(
         s.verify_login("alice", PASSWORD).await,
         Err(StoreError::BadCredentials)
@@ -131,14 +135,23 @@ pub async fn disabling_and_reset_end_sessions(ctx: Ctx) {
         s.authenticate_api_token(&token).await.unwrap().is_none(),
         "tokens stay revoked"
     );
-    assert!(s.list_api_tokens(Some(alice.id)).await.unwrap().iter().all(|t| t.revoked_at_ms.is_some()));
+    assert!(s
+        .list_api_tokens(Some(alice.id))
+        .await
+        .unwrap()
+        .iter()
+        .all(|t| t.revoked_at_ms.is_some()));
 
     // Revoking credentials directly (e.g. a password change by the user).
     let session = s.create_session(bob.id, ttl).await.unwrap();
     s.revoke_user_credentials("bob").await.unwrap();
     assert!(s.get_session(&session.token).await.unwrap().is_none());
     assert!(s.get_session(&bob_session.token).await.unwrap().is_none());
-    assert!(s.authenticate_api_token(&bob_token).await.unwrap().is_none());
+    assert!(s
+        .authenticate_api_token(&bob_token)
+        .await
+        .unwrap()
+        .is_none());
     assert!(matches!(
         s.revoke_user_credentials("nobody").await,
         Err(StoreError::NotFound(_))

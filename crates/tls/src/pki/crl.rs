@@ -122,7 +122,14 @@ impl Pki {
                 detail: "next update must be after this update".into(),
             });
         }
-        self.sign_crl(CLIENT_CA, CRL_NUMBER_FILE, CRL_FILE, revoked, this_update, next_update)
+        self.sign_crl(
+            CLIENT_CA,
+            CRL_NUMBER_FILE,
+            CRL_FILE,
+            revoked,
+            this_update,
+            next_update,
+        )
     }
 
     /// Signs a CRL with CA `ca_stem`, bumping the number in `number_file`, and writes it to `out_file`.

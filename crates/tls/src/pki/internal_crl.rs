@@ -26,7 +26,10 @@ impl Pki {
     /// `proxy.revocation_refresh_secs`.
     pub fn revoke_service(&self, service: &str, reason: Option<&str>) -> Result<String, PkiError> {
         if !REVOCABLE_SERVICES.contains(&service) {
-            return Err(PkiError::Invalid { what: "service", detail: format!("{service:?}; revocable are proxy and worker") });
+            return Err(PkiError::Invalid {
+                what: "service",
+                detail: format!("{service:?}; revocable are proxy and worker"),
+            });
         }
         let crt = self.path(&format!("{service}.crt"));
         let key = self.path(&format!("{service}.key"));
@@ -37,7 +40,11 @@ impl Pki {
 
         let mut revoked = self.internal_revoked()?;
         if !revoked.iter().any(|r| r.serial_hex == serial) {
-            revoked.push(RevokedCert { serial_hex: serial.clone(), revoked_at: Utc::now(), reason: reason.map(str::to_owned) });
+            revoked.push(RevokedCert {
+                serial_hex: serial.clone(),
+                revoked_at: Utc::now(),
+                reason: reason.map(str::to_owned),
+            });
         }
         let now = Utc::now();
         // Nobody re-signs this list on a schedule, and the verifier does not enforce next-update:
@@ -52,7 +59,8 @@ impl Pki {
         )?;
         for (from, kind) in [(&crt, "crt"), (&key, "key")] {
             let to = self.path(&format!("{service}.{kind}.revoked-{serial}"));
-            std::fs::rename(from, &to).map_err(|e| PkiError::io("moving aside", from.clone(), e))?;
+            std::fs::rename(from, &to)
+                .map_err(|e| PkiError::io("moving aside", from.clone(), e))?;
         }
         self.init(&[])?;
         Ok(serial)
@@ -73,8 +81,11 @@ impl Pki {
 
     /// The entries of the current internal CRL, with their revocation times.
     fn internal_revoked(&self) -> Result<Vec<RevokedCert>, PkiError> {
-        let Some(loaded) = self.internal_crl()? else { return Ok(Vec::new()) };
-        let (_, crl) = x509_parser::parse_x509_crl(&loaded.der).map_err(|e| PkiError::malformed("internal CRL", e))?;
+        let Some(loaded) = self.internal_crl()? else {
+            return Ok(Vec::new());
+        };
+        let (_, crl) = x509_parser::parse_x509_crl(&loaded.der)
+            .map_err(|e| PkiError::malformed("internal CRL", e))?;
         Ok(crl
             .iter_revoked_certificates()
             .map(|r| RevokedCert {

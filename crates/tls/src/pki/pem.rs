@@ -34,7 +34,14 @@ pub fn load_key_pem(pem: &[u8]) -> Result<PrivateKeyDer<'static>, PkiError> {
 /// Subject common name of a DER certificate, if it has a UTF-8 one.
 /// Subject CN and serial (lowercase hex) of a DER certificate, parsed once.
 pub(crate) fn common_name_and_serial(der: &[u8]) -> (Option<String>, Option<String>) {
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else { return (None, None) };
-    let cn = cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_owned);
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return (None, None);
+    };
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned);
     (cn, Some(hex::encode(cert.raw_serial())))
 }

@@ -9,13 +9,19 @@ use std::path::Path;
 use std::ptr::null;
 
 use windows_sys::Win32::Security::{LookupAccountNameW, SID_NAME_USE};
-use windows_sys::Win32::System::Registry::{RegCloseKey, RegOpenKeyExW, RegSetValueExW, HKEY, HKEY_LOCAL_MACHINE, KEY_SET_VALUE, REG_MULTI_SZ};
+use windows_sys::Win32::System::Registry::{
+    RegCloseKey, RegOpenKeyExW, RegSetValueExW, HKEY, HKEY_LOCAL_MACHINE, KEY_SET_VALUE,
+    REG_MULTI_SZ,
+};
 
 use msgrelay_admin::ops::windows_acl;
 
 /// The SID of `account` (e.g. `NT SERVICE\msgrelay-proxy`), as bytes.
 fn lookup(account: &str) -> io::Result<Vec<u8>> {
-    let name: Vec<u16> = std::ffi::OsStr::new(account).encode_wide().chain(Some(0)).collect();
+    let name: Vec<u16> = std::ffi::OsStr::new(account)
+        .encode_wide()
+        .chain(Some(0))
+        .collect();
     let mut sid = vec![0u8; 68];
     let mut sid_len = sid.len() as u32;
     let mut domain = vec![0u16; 256];
@@ -63,7 +69,10 @@ pub fn grant_data_dir(account: &str, dir: &Path) -> io::Result<usize> {
 
 /// Writes `vars` (KEY=VALUE) as the service's `Environment` (REG_MULTI_SZ under its key).
 pub fn set_environment(service: &str, vars: &[String]) -> io::Result<()> {
-    let key_path: Vec<u16> = format!(r"SYSTEM\CurrentControlSet\Services\{service}").encode_utf16().chain(Some(0)).collect();
+    let key_path: Vec<u16> = format!(r"SYSTEM\CurrentControlSet\Services\{service}")
+        .encode_utf16()
+        .chain(Some(0))
+        .collect();
     let mut data: Vec<u16> = Vec::new();
     for v in vars {
         data.extend(v.encode_utf16());
@@ -74,11 +83,24 @@ pub fn set_environment(service: &str, vars: &[String]) -> io::Result<()> {
     let mut key: HKEY = std::ptr::null_mut();
     // SAFETY: null-terminated strings, valid out-pointer; the key is closed below.
     unsafe {
-        let rc = RegOpenKeyExW(HKEY_LOCAL_MACHINE, key_path.as_ptr(), 0, KEY_SET_VALUE, &mut key);
+        let rc = RegOpenKeyExW(
+            HKEY_LOCAL_MACHINE,
+            key_path.as_ptr(),
+            0,
+            KEY_SET_VALUE,
+            &mut key,
+        );
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc as i32));
         }
-        let rc = RegSetValueExW(key, name.as_ptr(), 0, REG_MULTI_SZ, data.as_ptr() as *const u8, (data.len() * 2) as u32);
+        let rc = RegSetValueExW(
+            key,
+            name.as_ptr(),
+            0,
+            REG_MULTI_SZ,
+            data.as_ptr() as *const u8,
+            (data.len() * 2) as u32,
+        );
         RegCloseKey(key);
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc as i32));

@@ -7,17 +7,18 @@ use std::io;
 use std::ptr::{null, null_mut};
 
 use windows_sys::Win32::System::EventLog::{
-    DeregisterEventSource, RegisterEventSourceW, ReportEventW, EVENTLOG_ERROR_TYPE, EVENTLOG_INFORMATION_TYPE,
-    EVENTLOG_WARNING_TYPE,
+    DeregisterEventSource, RegisterEventSourceW, ReportEventW, EVENTLOG_ERROR_TYPE,
+    EVENTLOG_INFORMATION_TYPE, EVENTLOG_WARNING_TYPE,
 };
 use windows_sys::Win32::System::Registry::{
-    RegCloseKey, RegCreateKeyExW, RegSetValueExW, HKEY, HKEY_LOCAL_MACHINE, KEY_SET_VALUE, REG_DWORD, REG_EXPAND_SZ,
-    REG_OPTION_NON_VOLATILE,
+    RegCloseKey, RegCreateKeyExW, RegSetValueExW, HKEY, HKEY_LOCAL_MACHINE, KEY_SET_VALUE,
+    REG_DWORD, REG_EXPAND_SZ, REG_OPTION_NON_VOLATILE,
 };
 
 /// The event source name.
 pub const SOURCE: &str = "msgrelay";
-const MESSAGE_FILE: &str = r"%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll";
+const MESSAGE_FILE: &str =
+    r"%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll";
 
 #[derive(Clone, Copy, Debug)]
 pub enum Level {
@@ -32,7 +33,9 @@ fn wide(s: &str) -> Vec<u16> {
 
 /// Registers the source under HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application.
 pub fn register_source() -> io::Result<()> {
-    let key_path = wide(&format!(r"SYSTEM\CurrentControlSet\Services\EventLog\Application\{SOURCE}"));
+    let key_path = wide(&format!(
+        r"SYSTEM\CurrentControlSet\Services\EventLog\Application\{SOURCE}"
+    ));
     let mut key: HKEY = null_mut();
     // SAFETY: valid null-terminated strings and out-pointer; the key is closed below.
     unsafe {
@@ -53,10 +56,24 @@ pub fn register_source() -> io::Result<()> {
         let file = wide(MESSAGE_FILE);
         let types: u32 = 7; // error, warning, information
         let name = wide("EventMessageFile");
-        let mut rc = RegSetValueExW(key, name.as_ptr(), 0, REG_EXPAND_SZ, file.as_ptr() as *const u8, (file.len() * 2) as u32);
+        let mut rc = RegSetValueExW(
+            key,
+            name.as_ptr(),
+            0,
+            REG_EXPAND_SZ,
+            file.as_ptr() as *const u8,
+            (file.len() * 2) as u32,
+        );
         if rc == 0 {
             let name = wide("TypesSupported");
-            rc = RegSetValueExW(key, name.as_ptr(), 0, REG_DWORD, &types as *const u32 as *const u8, 4);
+            rc = RegSetValueExW(
+                key,
+                name.as_ptr(),
+                0,
+                REG_DWORD,
+                &types as *const u32 as *const u8,
+                4,
+            );
         }
         RegCloseKey(key);
         if rc != 0 {

@@ -18,7 +18,12 @@ pub struct MariaDb {
 }
 
 fn user() -> String {
-    Command::new("id").arg("-un").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_else(|| "root".into())
+    Command::new("id")
+        .arg("-un")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "root".into())
 }
 
 impl MariaDb {
@@ -37,8 +42,18 @@ impl MariaDb {
             .stdin(Stdio::null())
             .output()
             .expect("run mariadb-install-db");
-        assert!(out.status.success(), "mariadb-install-db failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        let mut db = Self { dir, port: 0, args: extra.iter().map(|s| s.to_string()).collect(), child: None };
+        assert!(
+            out.status.success(),
+            "mariadb-install-db failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut db = Self {
+            dir,
+            port: 0,
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
         for _ in 0..5 {
             db.port = free_port();
             if db.spawn() {
@@ -70,12 +85,16 @@ impl MariaDb {
             .stderr(Stdio::null());
         let mut child = cmd.spawn().expect("spawn mariadbd");
         let port = self.port;
-        let up = wait_for("mariadbd to accept connections", Duration::from_secs(60), || {
-            if let Ok(Some(_)) = child.try_wait() {
-                return Some(false);
-            }
-            query_port(port, "", "SELECT 1").ok().map(|_| true)
-        });
+        let up = wait_for(
+            "mariadbd to accept connections",
+            Duration::from_secs(60),
+            || {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return Some(false);
+                }
+                query_port(port, "", "SELECT 1").ok().map(|_| true)
+            },
+        );
         if up {
             self.child = Some(child);
         } else {
@@ -91,7 +110,10 @@ impl MariaDb {
 
     /// Creates a database (utf8mb4_bin, as deploy/sql/setup.sql does) and returns its URL.
     pub fn create_database(&self, db: &str) -> String {
-        self.query("", &format!("CREATE DATABASE `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"));
+        self.query(
+            "",
+            &format!("CREATE DATABASE `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"),
+        );
         self.url(db)
     }
 
@@ -107,7 +129,8 @@ impl MariaDb {
 
     /// Runs a SQL file with the `mariadb` client.
     pub fn source(&self, db: &str, file: &Path) {
-        let sql = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+        let sql = std::fs::read_to_string(file)
+            .unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
         self.query(db, &sql);
     }
 
@@ -121,7 +144,12 @@ impl MariaDb {
     /// Starts it again on the same port and data dir.
     pub fn restart(&mut self) {
         self.kill();
-        assert!(self.spawn(), "mariadbd did not restart on port {}: {}", self.port, self.log_tail());
+        assert!(
+            self.spawn(),
+            "mariadbd did not restart on port {}: {}",
+            self.port,
+            self.log_tail()
+        );
     }
 
     /// The server's error log, for assertion messages.
@@ -147,7 +175,10 @@ fn query_port(port: u16, db: &str, sql: &str) -> Result<String, String> {
     if !db.is_empty() {
         cmd.arg(db);
     }
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("run mariadb: {e}"))?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run mariadb: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     } else {

@@ -18,7 +18,11 @@ pub fn serial() -> MutexGuard<'static, ()> {
 
 /// A port that was free a moment ago (servers that cannot bind port 0 need a number).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("local addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
+        .port()
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, panicking with `what` after `limit`.
@@ -28,14 +32,21 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Optio
         if let Some(v) = check() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 /// Sends a signal (`KILL`, `TERM`, `STOP`, `CONT`) to a process.
 pub fn signal(pid: u32, sig: &str) {
-    let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("run kill");
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
     assert!(status.success(), "kill -{sig} {pid} failed");
 }
 
@@ -51,5 +62,8 @@ pub fn require_program(program: &str, package: &str) {
         .map(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
         .unwrap_or(false)
         || std::path::Path::new(program).is_file();
-    assert!(found, "`{program}` not found: install it with `apt-get install {package}`");
+    assert!(
+        found,
+        "`{program}` not found: install it with `apt-get install {package}`"
+    );
 }

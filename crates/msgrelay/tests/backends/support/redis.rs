@@ -26,7 +26,12 @@ impl RedisServer {
         let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         // The port was free when picked; if someone took it meanwhile, pick another.
         for _ in 0..5 {
-            let mut s = Self { dir: tempfile::tempdir().expect("temp dir"), port: free_port(), args: args.clone(), child: None };
+            let mut s = Self {
+                dir: tempfile::tempdir().expect("temp dir"),
+                port: free_port(),
+                args: args.clone(),
+                child: None,
+            };
             if s.spawn() {
                 return s;
             }
@@ -40,7 +45,11 @@ impl RedisServer {
 
     /// Starts the process on `self.port` and waits until it answers PING (AOF loaded); false if it exited.
     fn spawn(&mut self) -> bool {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log()).expect("redis log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .expect("redis log");
         let mut cmd = Command::new("redis-server");
         cmd.arg("--port")
             .arg(self.port.to_string())
@@ -56,12 +65,16 @@ impl RedisServer {
             .stderr(log);
         let mut child = cmd.spawn().expect("spawn redis-server");
         let port = self.port;
-        let up = wait_for("redis-server to answer PING", Duration::from_secs(20), || {
-            if let Ok(Some(_)) = child.try_wait() {
-                return Some(false);
-            }
-            (cli(port, &["PING"]).as_deref() == Some("PONG")).then_some(true)
-        });
+        let up = wait_for(
+            "redis-server to answer PING",
+            Duration::from_secs(20),
+            || {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return Some(false);
+                }
+                (cli(port, &["PING"]).as_deref() == Some("PONG")).then_some(true)
+            },
+        );
         if up {
             self.child = Some(child);
         } else {
@@ -85,7 +98,12 @@ impl RedisServer {
     /// Starts it again on the same port and data dir; waits until the AOF is loaded.
     pub fn restart(&mut self) {
         self.kill();
-        assert!(self.spawn(), "redis-server did not restart on port {}: {}", self.port, self.log_tail());
+        assert!(
+            self.spawn(),
+            "redis-server did not restart on port {}: {}",
+            self.port,
+            self.log_tail()
+        );
     }
 
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the process: a server that accepts but never answers.
@@ -103,12 +121,22 @@ impl RedisServer {
     pub fn int(&self, args: &[&str]) -> i64 {
         let out = self.cli(args);
         let first = out.lines().next().unwrap_or("");
-        first.trim().parse().unwrap_or_else(|_| panic!("redis-cli {args:?}: not an integer: {out}"))
+        first
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("redis-cli {args:?}: not an integer: {out}"))
     }
 
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.log()).unwrap_or_default();
-        text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        text.lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -120,7 +148,9 @@ fn cli(port: u16, args: &[&str]) -> Option<String> {
         .stdin(Stdio::null())
         .output()
         .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 impl Drop for RedisServer {

@@ -24,7 +24,10 @@ pub fn command(args: &[&str], env: &[(String, String)]) -> Command {
             cmd.env_remove(k);
         }
     }
-    cmd.args(args).envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))).env("NO_COLOR", "1").stdin(Stdio::null());
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
     cmd
 }
 
@@ -39,7 +42,12 @@ pub struct Role {
 
 impl Role {
     /// Starts `msgrelay <args>` with stdout+stderr to `<log_dir>/<name>.log` and waits for its ready line.
-    pub fn spawn(name: &str, args: &[&str], env: &[(String, String)], log_dir: &Path) -> Result<Role, String> {
+    pub fn spawn(
+        name: &str,
+        args: &[&str],
+        env: &[(String, String)],
+        log_dir: &Path,
+    ) -> Result<Role, String> {
         let log = log_dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("role log");
         let mut child = command(args, env)
@@ -56,10 +64,17 @@ impl Role {
                     .filter_map(|kv| kv.split_once('='))
                     .map(|(k, v)| (k.to_owned(), v.to_owned()))
                     .collect();
-                return Ok(Role { name: name.to_owned(), child: Some(child), log, ready });
+                return Ok(Role {
+                    name: name.to_owned(),
+                    child: Some(child),
+                    log,
+                    ready,
+                });
             }
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("{name} exited with {status} before it was ready:\n{text}"));
+                return Err(format!(
+                    "{name} exited with {status} before it was ready:\n{text}"
+                ));
             }
             if Instant::now() > deadline {
                 kill_child(&mut child);
@@ -75,8 +90,14 @@ impl Role {
 
     /// The port of a ready-line URL (`proxy`, `server`, `portal`, `ops`).
     pub fn port(&self, key: &str) -> u16 {
-        let url = self.ready.get(key).unwrap_or_else(|| panic!("{} printed no {key}= address", self.name));
-        url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("bad address {url}"))
+        let url = self
+            .ready
+            .get(key)
+            .unwrap_or_else(|| panic!("{} printed no {key}= address", self.name));
+        url.rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("bad address {url}"))
     }
 
     /// `kill -9`: no shutdown code runs.
@@ -118,7 +139,10 @@ impl Drop for Role {
     fn drop(&mut self) {
         if let Some(c) = self.child.as_ref() {
             // A frozen process must be thawed to die promptly.
-            let _ = Command::new("kill").arg("-CONT").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(c.id().to_string())
+                .status();
         }
         self.kill9();
     }
@@ -222,20 +246,31 @@ impl Stack {
 
     fn env_with(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut env = self.env();
-        env.extend(extra.iter().map(|(k, v)| (format!("MSGRELAY_{k}"), v.to_string())));
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| (format!("MSGRELAY_{k}"), v.to_string())),
+        );
         env
     }
 
     /// Runs a msgrelay command to completion: (status, stdout + stderr).
     pub fn run(&self, args: &[&str], extra: &[(&str, &str)]) -> (ExitStatus, String) {
-        let out = command(args, &self.env_with(extra)).output().expect("run msgrelay");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = command(args, &self.env_with(extra))
+            .output()
+            .expect("run msgrelay");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         (out.status, text)
     }
 
     /// Starts the main server; later starts reuse the first one's port (workers keep their URL).
     pub fn start_server(&mut self) {
-        let role = Role::spawn("server", &["server"], &self.env(), self.data.path()).unwrap_or_else(|e| panic!("{e}"));
+        let role = Role::spawn("server", &["server"], &self.env(), self.data.path())
+            .unwrap_or_else(|e| panic!("{e}"));
         self.server_port = Some(role.port("server"));
         self.server = Some(role);
     }
@@ -246,21 +281,42 @@ impl Stack {
 
     /// Starts the proxy with these `<SECTION>__<KEY>` settings.
     pub fn start_proxy_with(&mut self, settings: &[(&str, &str)]) {
-        assert!(self.server_port.is_some(), "start the server first (the proxy fetches its sealing key)");
-        let role = Role::spawn("proxy", &["proxy"], &self.env_with(settings), self.data.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            self.server_port.is_some(),
+            "start the server first (the proxy fetches its sealing key)"
+        );
+        let role = Role::spawn(
+            "proxy",
+            &["proxy"],
+            &self.env_with(settings),
+            self.data.path(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         self.proxy = Some(role);
     }
 
     /// Starts one more worker process with these `<SECTION>__<KEY>` settings.
     pub fn start_worker(&mut self, settings: &[(&str, &str)]) {
-        assert!(self.server_port.is_some(), "start the server first (workers need its address)");
+        assert!(
+            self.server_port.is_some(),
+            "start the server first (workers need its address)"
+        );
         let name = format!("worker{}", self.workers.len() + 1);
-        let role = Role::spawn(&name, &["worker"], &self.env_with(settings), self.data.path()).unwrap_or_else(|e| panic!("{e}"));
+        let role = Role::spawn(
+            &name,
+            &["worker"],
+            &self.env_with(settings),
+            self.data.path(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         self.workers.push(role);
     }
 
     pub fn proxy_url(&self) -> String {
-        format!("https://localhost:{}", self.proxy.as_ref().expect("proxy running").port("proxy"))
+        format!(
+            "https://localhost:{}",
+            self.proxy.as_ref().expect("proxy running").port("proxy")
+        )
     }
 
     /// The demo client's certificate, key and CA.
@@ -274,11 +330,27 @@ impl Stack {
         let (cert, key, ca) = self.demo_bundle();
         let (count, concurrency) = (count.to_string(), concurrency.to_string());
         let url = self.proxy_url();
-        let mut args = vec!["bench", "--url", &url, "--count", &count, "--concurrency", &concurrency];
-        let paths = [cert.display().to_string(), key.display().to_string(), ca.display().to_string()];
+        let mut args = vec![
+            "bench",
+            "--url",
+            &url,
+            "--count",
+            &count,
+            "--concurrency",
+            &concurrency,
+        ];
+        let paths = [
+            cert.display().to_string(),
+            key.display().to_string(),
+            ca.display().to_string(),
+        ];
         args.extend(["--cert", &paths[0], "--key", &paths[1], "--ca", &paths[2]]);
         args.extend(extra);
-        command(&args, &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn bench")
+        command(&args, &[])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn bench")
     }
 
     /// Sends `count` messages with `msgrelay bench` and returns what it reported.
@@ -288,7 +360,8 @@ impl Stack {
 
     /// Row counts in `messages`.
     pub fn counts(&self) -> Counts {
-        self.try_counts().unwrap_or_else(|e| panic!("counting messages: {e}"))
+        self.try_counts()
+            .unwrap_or_else(|e| panic!("counting messages: {e}"))
     }
 
     fn try_counts(&self) -> Result<Counts, String> {
@@ -296,33 +369,57 @@ impl Stack {
             "msgrelay",
             "SELECT COUNT(*), COALESCE(SUM(status = 'delivered'), 0), COALESCE(SUM(attempt_count > 1), 0) FROM messages",
         )?;
-        let n: Vec<u64> = out.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
-        Ok(Counts { rows: n[0], delivered: n[1], retried: n[2] })
+        let n: Vec<u64> = out
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        Ok(Counts {
+            rows: n[0],
+            delivered: n[1],
+            retried: n[2],
+        })
     }
 
     /// Entries still in the Redis stream (undelivered, in flight, delayed or failed).
     pub fn stream_len(&self) -> i64 {
-        self.redis.int(&["XLEN", &format!("{}:stream", self.prefix)])
+        self.redis
+            .int(&["XLEN", &format!("{}:stream", self.prefix)])
     }
 
     /// Entries read by a consumer and not yet acknowledged.
     pub fn pending(&self) -> i64 {
-        self.redis.int(&["XPENDING", &format!("{}:stream", self.prefix), &format!("{}:workers", self.prefix)])
+        self.redis.int(&[
+            "XPENDING",
+            &format!("{}:stream", self.prefix),
+            &format!("{}:workers", self.prefix),
+        ])
     }
 
     /// Waits until `expected` messages are delivered and the queue is empty, then checks that
     /// `messages` holds exactly them: one row per accepted message (the id is the primary key).
     pub fn assert_all_delivered(&self, expected: u64, limit: Duration) -> Counts {
         let started = Instant::now();
-        let counts = wait_for(&format!("{expected} messages delivered and the queue empty"), limit, || {
-            let c = self.try_counts().ok()?;
-            (c.delivered >= expected && self.stream_len() == 0).then_some(c)
-        });
-        assert_eq!(counts.rows, expected, "one row per accepted message, no more: {counts:?}");
+        let counts = wait_for(
+            &format!("{expected} messages delivered and the queue empty"),
+            limit,
+            || {
+                let c = self.try_counts().ok()?;
+                (c.delivered >= expected && self.stream_len() == 0).then_some(c)
+            },
+        );
+        assert_eq!(
+            counts.rows, expected,
+            "one row per accepted message, no more: {counts:?}"
+        );
         assert_eq!(counts.delivered, expected, "{counts:?}");
-        let failed = self.redis.int(&["HLEN", &format!("{}:failed", self.prefix)]);
+        let failed = self
+            .redis
+            .int(&["HLEN", &format!("{}:failed", self.prefix)]);
         assert_eq!(failed, 0, "no message dead-lettered");
-        eprintln!("all {expected} delivered ({counts:?}) after {:.1} s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "all {expected} delivered ({counts:?}) after {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         counts
     }
 }
@@ -331,9 +428,28 @@ impl Stack {
 pub fn bench_result(child: Child) -> BenchResult {
     let out = child.wait_with_output().expect("bench output");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "bench failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    let line = text.lines().find(|l| l.starts_with("sent:")).unwrap_or_else(|| panic!("no summary in bench output:\n{text}"));
-    let nums: Vec<u64> = line.split_whitespace().filter_map(|w| w.trim_end_matches(',').parse().ok()).collect();
-    eprintln!("{}", text.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("\n"));
-    BenchResult { accepted: nums[0], errors: nums[1] }
+    assert!(
+        out.status.success(),
+        "bench failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("sent:"))
+        .unwrap_or_else(|| panic!("no summary in bench output:\n{text}"));
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.trim_end_matches(',').parse().ok())
+        .collect();
+    eprintln!(
+        "{}",
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    BenchResult {
+        accepted: nums[0],
+        errors: nums[1],
+    }
 }

@@ -34,17 +34,27 @@ impl TestRelay {
 
     /// A proxy client with the demo bundle's certificate.
     pub fn demo_client(&self) -> reqwest::Client {
-        self.proxy_client(&self.read("clients/demo/client.crt"), &self.read("clients/demo/client.key"))
+        self.proxy_client(
+            &self.read("clients/demo/client.crt"),
+            &self.read("clients/demo/client.key"),
+        )
     }
 
     /// `https://localhost:<proxy port>/api/v1/messages`.
     pub fn messages_url(&self) -> String {
-        format!("https://localhost:{}/api/v1/messages", self.proxy_addr().port())
+        format!(
+            "https://localhost:{}/api/v1/messages",
+            self.proxy_addr().port()
+        )
     }
 
     /// The bundle flags of `msgrelay send` and the Python client.
     pub fn client_flags(&self) -> Vec<String> {
-        let b = |f: &str| self.path(&format!("clients/demo/{f}")).display().to_string();
+        let b = |f: &str| {
+            self.path(&format!("clients/demo/{f}"))
+                .display()
+                .to_string()
+        };
         vec![
             "--url".into(),
             format!("https://localhost:{}", self.proxy_addr().port()),
@@ -59,7 +69,10 @@ impl TestRelay {
 
     /// Posts a message as the demo client: `(status, JSON body)`.
     pub async fn send(&self, sender: &str, body: &str, idem: Option<&str>) -> (StatusCode, Value) {
-        let mut req = self.demo_client().post(self.messages_url()).json(&serde_json::json!({"sender_number": sender, "message_body": body}));
+        let mut req = self
+            .demo_client()
+            .post(self.messages_url())
+            .json(&serde_json::json!({"sender_number": sender, "message_body": body}));
         if let Some(k) = idem {
             req = req.header("Idempotency-Key", k);
         }
@@ -78,11 +91,14 @@ impl TestRelay {
     // ---- portal API ------------------------------------------------------------------------
 
     pub(super) fn portal_client(&self) -> reqwest::Client {
-        msgrelay_tls::client::tls_client_builder(&self.read("pki/internal-ca.crt"), Duration::from_secs(10))
-            .expect("portal client")
-            .resolve("localhost", self.portal_addr())
-            .build()
-            .expect("build client")
+        msgrelay_tls::client::tls_client_builder(
+            &self.read("pki/internal-ca.crt"),
+            Duration::from_secs(10),
+        )
+        .expect("portal client")
+        .resolve("localhost", self.portal_addr())
+        .build()
+        .expect("build client")
     }
 
     pub(super) fn portal_url(&self, path: &str) -> String {
@@ -98,14 +114,31 @@ impl TestRelay {
     /// Creates a portal user with `msgrelay admin user create` (password on stdin) and logs it in.
     pub async fn create_user_and_login(&self, username: &str, role: &str) -> Session {
         let password = format!("pw-{}", uuid::Uuid::new_v4());
-        let out = run_with_stdin(self.cli(&["admin", "user", "create", "--username", username, "--role", role]), format!("{password}\n")).await;
-        assert!(out.status.success(), "admin user create: {}", String::from_utf8_lossy(&out.stderr));
+        let out = run_with_stdin(
+            self.cli(&[
+                "admin",
+                "user",
+                "create",
+                "--username",
+                username,
+                "--role",
+                role,
+            ]),
+            format!("{password}\n"),
+        )
+        .await;
+        assert!(
+            out.status.success(),
+            "admin user create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         self.portal_login_with(username, &password).await
     }
 
     /// Logs a bootstrap user (`demo`, `admin`) in.
     pub async fn portal_login(&self, user: &str) -> Session {
-        self.portal_login_with(user, &self.bootstrap_password(user)).await
+        self.portal_login_with(user, &self.bootstrap_password(user))
+            .await
     }
 
     pub async fn portal_login_with(&self, user: &str, password: &str) -> Session {
@@ -122,12 +155,19 @@ impl TestRelay {
             .get_all(reqwest::header::SET_COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .find(|c| c.split('=').next().is_some_and(|n| n.ends_with("msgrelay_session")))
+            .find(|c| {
+                c.split('=')
+                    .next()
+                    .is_some_and(|n| n.ends_with("msgrelay_session"))
+            })
             .and_then(|c| c.split(';').next())
             .expect("session cookie")
             .to_owned();
         let json: Value = resp.json().await.expect("login JSON");
-        Session { cookie, csrf: json["csrf_token"].as_str().unwrap_or_default().to_owned() }
+        Session {
+            cookie,
+            csrf: json["csrf_token"].as_str().unwrap_or_default().to_owned(),
+        }
     }
 
     /// `GET <path>` on the portal, with a session or anonymously.
@@ -156,19 +196,24 @@ impl TestRelay {
 
     /// `GET /api/v1/messages/{id}`.
     pub async fn get_message(&self, session: &Session, id: &str) -> (StatusCode, Value) {
-        self.portal_get(Some(session), &format!("/api/v1/messages/{id}")).await
+        self.portal_get(Some(session), &format!("/api/v1/messages/{id}"))
+            .await
     }
 
     /// `GET /api/v1/messages?<query>` (must answer 200).
     pub async fn list_messages(&self, session: &Session, query: &str) -> Value {
-        let (status, json) = self.portal_get(Some(session), &format!("/api/v1/messages?{query}")).await;
+        let (status, json) = self
+            .portal_get(Some(session), &format!("/api/v1/messages?{query}"))
+            .await;
         assert_eq!(status, StatusCode::OK, "{json}");
         json
     }
 
     /// Polls the portal (as admin) until message `id` is delivered; returns its detail.
     pub async fn wait_delivered(&self, id: &str, deadline: Duration) -> Value {
-        self.wait_all_delivered(&[id.to_owned()], deadline).await.remove(0)
+        self.wait_all_delivered(&[id.to_owned()], deadline)
+            .await
+            .remove(0)
     }
 
     /// Polls until every message in `ids` is delivered; returns the details in order.
@@ -192,7 +237,9 @@ impl TestRelay {
 
     /// The embedded queue file of this data directory, opened by the test process.
     pub async fn queue(&self) -> Queue {
-        Queue::connect(&QueueConfig::default(), &self.data_dir()).await.expect("open the queue file")
+        Queue::connect(&QueueConfig::default(), &self.data_dir())
+            .await
+            .expect("open the queue file")
     }
 
     pub async fn queue_stats(&self) -> QueueStats {
@@ -201,20 +248,32 @@ impl TestRelay {
 
     /// Rows in the queue file and the lowest attempt count among them, read-only.
     pub async fn queue_attempts(&self) -> (i64, i64) {
-        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(self.path("queue.db")).read_only(true);
-        let mut conn = sqlx::ConnectOptions::connect(&options).await.expect("open queue.db read-only");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(self.path("queue.db"))
+            .read_only(true);
+        let mut conn = sqlx::ConnectOptions::connect(&options)
+            .await
+            .expect("open queue.db read-only");
         let row: (i64, Option<i64>) =
-            sqlx::query_as("SELECT COUNT(*), MIN(attempts) FROM queue_messages").fetch_one(&mut conn).await.expect("query queue.db");
+            sqlx::query_as("SELECT COUNT(*), MIN(attempts) FROM queue_messages")
+                .fetch_one(&mut conn)
+                .await
+                .expect("query queue.db");
         (row.0, row.1.unwrap_or(0))
     }
 
     /// An mTLS client for the internal API with a service identity (`proxy`, `worker`) or any cert.
     pub fn internal_client(&self, cert: &[u8], key: &[u8]) -> reqwest::Client {
-        msgrelay_tls::client::mtls_client_builder(&self.read("pki/internal-ca.crt"), cert, key, Duration::from_secs(10))
-            .expect("client identity")
-            .resolve("localhost", self.server_addr())
-            .build()
-            .expect("build client")
+        msgrelay_tls::client::mtls_client_builder(
+            &self.read("pki/internal-ca.crt"),
+            cert,
+            key,
+            Duration::from_secs(10),
+        )
+        .expect("client identity")
+        .resolve("localhost", self.server_addr())
+        .build()
+        .expect("build client")
     }
 
     pub fn internal_url(&self, path: &str) -> String {

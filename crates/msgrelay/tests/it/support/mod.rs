@@ -40,7 +40,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(POLL).await;
     }
 }
@@ -66,15 +69,27 @@ pub fn msgrelay(args: &[&str]) -> Command {
 
 /// Runs a short command to completion (off the async runtime) and returns its output.
 pub async fn run(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("spawn command")).await.expect("join")
+    tokio::task::spawn_blocking(move || cmd.output().expect("spawn command"))
+        .await
+        .expect("join")
 }
 
 /// Runs a short command with `input` on its standard input.
 pub async fn run_with_stdin(mut cmd: Command, input: String) -> Output {
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn command");
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn command");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
         child.wait_with_output().expect("wait")
     })
     .await
@@ -83,25 +98,48 @@ pub async fn run_with_stdin(mut cmd: Command, input: String) -> Output {
 
 /// Sends `sig` (e.g. "TERM", "STOP", "CONT") to a process.
 pub fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill").args(["-s", sig, &pid.to_string()]).status().expect("run kill").success();
+    let ok = Command::new("kill")
+        .args(["-s", sig, &pid.to_string()])
+        .status()
+        .expect("run kill")
+        .success();
     assert!(ok, "kill -s {sig} {pid} failed");
 }
 
 /// A free loopback port (for a role that must come back on the same address).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// The Prometheus text of an ops listener.
 pub async fn metrics(ops: SocketAddr) -> String {
-    let resp = reqwest::Client::builder().build().expect("client").get(format!("http://{ops}/metrics")).send().await.expect("GET /metrics");
+    let resp = reqwest::Client::builder()
+        .build()
+        .expect("client")
+        .get(format!("http://{ops}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics");
     assert!(resp.status().is_success());
     resp.text().await.expect("metrics text")
 }
 
 /// The value of an unlabelled counter/gauge sample (`name value`), 0 when absent.
 pub fn metric(text: &str, name: &str) -> f64 {
-    text.lines().filter_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok()).next().unwrap_or(0.0)
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .next()
+        .unwrap_or(0.0)
 }
 
 /// Every file under `dir`, recursively.

@@ -22,22 +22,33 @@ pub struct Resp {
 impl Resp {
     /// The `Location` header ("" when absent).
     pub fn location(&self) -> &str {
-        self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// Every `Set-Cookie` header.
     pub fn set_cookies(&self) -> Vec<String> {
-        self.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect()
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The `Set-Cookie` header of the cookie whose name ends with `suffix`.
     pub fn set_cookie(&self, suffix: &str) -> Option<String> {
-        self.set_cookies().into_iter().find(|c| c.split('=').next().is_some_and(|n| n.ends_with(suffix)))
+        self.set_cookies()
+            .into_iter()
+            .find(|c| c.split('=').next().is_some_and(|n| n.ends_with(suffix)))
     }
 
     /// `name=value` of that cookie, for a `Cookie` header.
     pub fn cookie_pair(&self, suffix: &str) -> Option<String> {
-        self.set_cookie(suffix).and_then(|c| c.split(';').next().map(str::to_owned))
+        self.set_cookie(suffix)
+            .and_then(|c| c.split(';').next().map(str::to_owned))
     }
 
     pub fn json(&self) -> Value {
@@ -45,7 +56,10 @@ impl Resp {
     }
 
     pub fn content_type(&self) -> &str {
-        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 }
 
@@ -62,7 +76,12 @@ pub enum Body {
 impl Body {
     /// A form from string pairs.
     pub fn form(fields: &[(&str, &str)]) -> Body {
-        Body::Form(fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+        Body::Form(
+            fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
     }
 }
 
@@ -78,10 +97,13 @@ pub fn hidden_value(html: &str, name: &str) -> Option<String> {
 impl TestRelay {
     /// A portal client that follows no redirect, optionally from a given loopback source address.
     pub fn portal_raw_client(&self, from: Option<IpAddr>) -> reqwest::Client {
-        let mut b = msgrelay_tls::client::tls_client_builder(&self.read("pki/internal-ca.crt"), Duration::from_secs(30))
-            .expect("portal client")
-            .resolve("localhost", self.portal_addr())
-            .redirect(reqwest::redirect::Policy::none());
+        let mut b = msgrelay_tls::client::tls_client_builder(
+            &self.read("pki/internal-ca.crt"),
+            Duration::from_secs(30),
+        )
+        .expect("portal client")
+        .resolve("localhost", self.portal_addr())
+        .redirect(reqwest::redirect::Policy::none());
         if let Some(ip) = from {
             b = b.local_address(ip);
         }
@@ -90,7 +112,14 @@ impl TestRelay {
 
     /// One portal request with `client`: the session's cookie (plus `extra_cookie`), its CSRF token
     /// as `X-CSRF-Token` on JSON requests, and the body.
-    pub async fn portal_send(&self, client: &reqwest::Client, method: Method, path: &str, session: Option<&Session>, body: Body) -> Resp {
+    pub async fn portal_send(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        path: &str,
+        session: Option<&Session>,
+        body: Body,
+    ) -> Resp {
         let mut req = client.request(method, self.portal_url(path));
         if let Some(s) = session {
             if !s.cookie.is_empty() {
@@ -103,43 +132,99 @@ impl TestRelay {
         req = match body {
             Body::None => req,
             Body::Form(fields) => req
-                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
                 .body(serde_urlencoded_pairs(&fields)),
             Body::Json(v) => req.json(&v),
             Body::Raw(ct, bytes) => req.header(reqwest::header::CONTENT_TYPE, ct).body(bytes),
         };
         let resp = req.send().await.expect("portal request");
         let (status, headers) = (resp.status(), resp.headers().clone());
-        Resp { status, headers, body: resp.text().await.unwrap_or_default() }
+        Resp {
+            status,
+            headers,
+            body: resp.text().await.unwrap_or_default(),
+        }
     }
 
     /// [`TestRelay::portal_send`] with a fresh client from 127.0.0.1.
-    pub async fn portal(&self, method: Method, path: &str, session: Option<&Session>, body: Body) -> Resp {
-        self.portal_send(&self.portal_raw_client(None), method, path, session, body).await
+    pub async fn portal(
+        &self,
+        method: Method,
+        path: &str,
+        session: Option<&Session>,
+        body: Body,
+    ) -> Resp {
+        self.portal_send(&self.portal_raw_client(None), method, path, session, body)
+            .await
     }
 
     /// Logs in through the HTML form (GET /login for its token and cookie, then POST), with
     /// `planted` cookies sent along; returns the POST's response.
-    pub async fn html_login(&self, username: &str, password: &str, next: Option<&str>, planted: &str) -> Resp {
+    pub async fn html_login(
+        &self,
+        username: &str,
+        password: &str,
+        next: Option<&str>,
+        planted: &str,
+    ) -> Resp {
         let client = self.portal_raw_client(None);
-        let form = self.portal_send(&client, Method::GET, "/login", None, Body::None).await;
+        let form = self
+            .portal_send(&client, Method::GET, "/login", None, Body::None)
+            .await;
         assert_eq!(form.status, StatusCode::OK, "login form");
         let token = hidden_value(&form.body, "csrf_token").expect("csrf_token field");
         let pre = form.cookie_pair("login_csrf").expect("login CSRF cookie");
-        let cookie = if planted.is_empty() { pre } else { format!("{pre}; {planted}") };
-        let mut fields = vec![("csrf_token", token.as_str()), ("username", username), ("password", password)];
+        let cookie = if planted.is_empty() {
+            pre
+        } else {
+            format!("{pre}; {planted}")
+        };
+        let mut fields = vec![
+            ("csrf_token", token.as_str()),
+            ("username", username),
+            ("password", password),
+        ];
         if let Some(n) = next {
             fields.push(("next", n));
         }
-        let session = Session { cookie, csrf: String::new() };
-        self.portal_send(&client, Method::POST, "/login", Some(&session), Body::form(&fields)).await
+        let session = Session {
+            cookie,
+            csrf: String::new(),
+        };
+        self.portal_send(
+            &client,
+            Method::POST,
+            "/login",
+            Some(&session),
+            Body::form(&fields),
+        )
+        .await
     }
 
     /// Creates a portal user with the CLI (password on stdin); returns the password.
     pub async fn create_user(&self, username: &str, role: &str) -> String {
         let password = format!("pw-{}", uuid::Uuid::new_v4());
-        let out = super::run_with_stdin(self.cli(&["admin", "user", "create", "--username", username, "--role", role]), format!("{password}\n")).await;
-        assert!(out.status.success(), "admin user create: {}", String::from_utf8_lossy(&out.stderr));
+        let out = super::run_with_stdin(
+            self.cli(&[
+                "admin",
+                "user",
+                "create",
+                "--username",
+                username,
+                "--role",
+                role,
+            ]),
+            format!("{password}\n"),
+        )
+        .await;
+        assert!(
+            out.status.success(),
+            "admin user create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         password
     }
 }
@@ -156,7 +241,9 @@ fn serde_urlencoded_pairs(fields: &[(String, String)]) -> String {
 fn pct(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

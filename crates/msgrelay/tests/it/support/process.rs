@@ -20,19 +20,38 @@ impl Proc {
     /// Spawns `cmd` and waits for its `msgrelay ready:` line.
     pub async fn start(name: &str, mut cmd: Command, log: PathBuf) -> Proc {
         let file = std::fs::File::create(&log).expect("create log file");
-        let child = cmd.stdout(file.try_clone().expect("dup log fd")).stderr(file).spawn().expect("spawn msgrelay");
-        let mut p = Proc { name: name.to_owned(), child, log, ready: HashMap::new() };
+        let child = cmd
+            .stdout(file.try_clone().expect("dup log fd"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn msgrelay");
+        let mut p = Proc {
+            name: name.to_owned(),
+            child,
+            log,
+            ready: HashMap::new(),
+        };
         let end = Instant::now() + DEADLINE;
         loop {
             let text = p.output();
-            if let Some(line) = text.lines().find_map(|l| l.strip_prefix("msgrelay ready: ")) {
-                p.ready = line.split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+            if let Some(line) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("msgrelay ready: "))
+            {
+                p.ready = line
+                    .split_whitespace()
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
                 return p;
             }
             if let Ok(Some(status)) = p.child.try_wait() {
                 panic!("{name} exited with {status} before it was ready:\n{text}");
             }
-            assert!(Instant::now() < end, "{name} not ready within {DEADLINE:?}:\n{text}");
+            assert!(
+                Instant::now() < end,
+                "{name} not ready within {DEADLINE:?}:\n{text}"
+            );
             tokio::time::sleep(POLL).await;
         }
     }
@@ -48,9 +67,14 @@ impl Proc {
 
     /// An address of the ready line (`proxy`, `server`, `portal`, `ops`).
     pub fn addr(&self, key: &str) -> SocketAddr {
-        let url = self.ready.get(key).unwrap_or_else(|| panic!("{} printed no {key}= address", self.name));
+        let url = self
+            .ready
+            .get(key)
+            .unwrap_or_else(|| panic!("{} printed no {key}= address", self.name));
         let hostport = url.split("://").nth(1).unwrap_or(url).trim_end_matches('/');
-        hostport.parse().unwrap_or_else(|_| panic!("bad address {url}"))
+        hostport
+            .parse()
+            .unwrap_or_else(|_| panic!("bad address {url}"))
     }
 
     pub fn signal(&self, sig: &str) {
@@ -78,7 +102,12 @@ impl Proc {
     pub async fn stop(&mut self) {
         self.signal("TERM");
         let status = self.wait_exit(Duration::from_secs(15)).await;
-        assert!(status.success(), "{} exited with {status} after SIGTERM:\n{}", self.name, self.output());
+        assert!(
+            status.success(),
+            "{} exited with {status} after SIGTERM:\n{}",
+            self.name,
+            self.output()
+        );
     }
 }
 

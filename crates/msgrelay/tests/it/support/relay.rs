@@ -28,7 +28,10 @@ impl TestRelay {
     /// A temp dir whose data directory does not exist yet (`up` bootstraps it).
     pub fn empty() -> TestRelay {
         msgrelay_tls::install_crypto_provider();
-        let tmp = tempfile::Builder::new().prefix("msgrelay-it-").tempdir().expect("temp dir");
+        let tmp = tempfile::Builder::new()
+            .prefix("msgrelay-it-")
+            .tempdir()
+            .expect("temp dir");
         std::fs::create_dir(tmp.path().join("out")).expect("out dir");
         TestRelay {
             up: None,
@@ -48,7 +51,11 @@ impl TestRelay {
     pub async fn init() -> TestRelay {
         let relay = Self::empty();
         let out = run(relay.cli(&["init", "--demo"])).await;
-        assert!(out.status.success(), "msgrelay init failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "msgrelay init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         relay
     }
 
@@ -84,7 +91,8 @@ impl TestRelay {
         }
         if let Some(addr) = self.server_addr {
             let url = format!("https://localhost:{}", addr.port());
-            cmd.env("MSGRELAY_PROXY__MAIN_SERVER_URL", &url).env("MSGRELAY_WORKER__MAIN_SERVER_URL", &url);
+            cmd.env("MSGRELAY_PROXY__MAIN_SERVER_URL", &url)
+                .env("MSGRELAY_WORKER__MAIN_SERVER_URL", &url);
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.envs(extra.iter().copied());
@@ -153,10 +161,20 @@ impl Drop for TestRelay {
         if !std::thread::panicking() {
             return;
         }
-        for p in self.up.iter().chain(&self.server).chain(&self.proxy).chain(&self.workers) {
+        for p in self
+            .up
+            .iter()
+            .chain(&self.server)
+            .chain(&self.proxy)
+            .chain(&self.workers)
+        {
             let output = p.output();
             let lines: Vec<&str> = output.lines().collect();
-            eprintln!("---- last output of {} ----\n{}", p.name, lines[lines.len().saturating_sub(30)..].join("\n"));
+            eprintln!(
+                "---- last output of {} ----\n{}",
+                p.name,
+                lines[lines.len().saturating_sub(30)..].join("\n")
+            );
         }
     }
 }
