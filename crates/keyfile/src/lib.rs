@@ -34,6 +34,20 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
     }
 }
 
+/// Creates `path` (which must not exist) owner-only (0600 on Unix) with `contents`, fsynced.
+fn write_owner_only_new(path: &Path, contents: &[u8]) -> Result<(), KeyFileError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(io_err(path))?;
+    f.write_all(contents).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))
+}
+
 /// Writes `contents` to `path` readable by the owner only (0600 on Unix; on Windows the data
 /// directory's ACL is what protects it, see deploy/windows). Refuses to replace an existing file,
 /// so a second `init` can never destroy keys that encrypt stored data. Returns false if it existed.
@@ -45,18 +59,7 @@ pub fn write_new_secret(path: &Path, contents: &[u8]) -> Result<bool, KeyFileErr
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(contents).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-    }
+    write_owner_only_new(&tmp, contents)?;
     // Hard-link instead of rename so that a concurrent writer cannot be silently replaced.
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
@@ -75,18 +78,7 @@ pub fn replace_private(path: &Path, contents: &[u8]) -> Result<(), KeyFileError>
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(contents).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-    }
+    write_owner_only_new(&tmp, contents)?;
     std::fs::rename(&tmp, path).map_err(io_err(path))
 }
 
