@@ -105,22 +105,46 @@ async fn connect_queue(
     Ok(queue)
 }
 
+/// What a process running one role sets up before the role starts: config, metrics, the ops
+/// listener's state, the shutdown token the role drains on, and the process's one queue.
+struct Process {
+    cfg: Arc<Config>,
+    metrics: Arc<Metrics>,
+    ops: OpsState,
+    shutdown: CancellationToken,
+    queue: Queue,
+}
+
+impl Process {
+    async fn new(cfg: Config) -> anyhow::Result<Self> {
+        let cfg = Arc::new(cfg);
+        let metrics = Arc::new(Metrics::new());
+        let mut ops = OpsState::new(metrics.clone());
+        let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
+        Ok(Self {
+            cfg,
+            metrics,
+            ops,
+            shutdown: CancellationToken::new(),
+            queue,
+        })
+    }
+}
+
 pub async fn proxy(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let _guard = logging(&cfg);
-    let cfg = Arc::new(cfg);
-    let metrics = Arc::new(Metrics::new());
-    let mut ops = OpsState::new(metrics.clone());
-    let shutdown = CancellationToken::new();
-    let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
-    let proxy = Proxy::start(cfg.clone(), queue, metrics, &mut ops, shutdown.clone()).await?;
-    let ops = serve_until_signal(
-        &cfg,
-        ops,
-        shutdown,
-        &stop,
-        format!("proxy=https://{}", proxy.addr),
+    let p = Process::new(cfg).await?;
+    let mut ops = p.ops;
+    let proxy = Proxy::start(
+        p.cfg.clone(),
+        p.queue,
+        p.metrics,
+        &mut ops,
+        p.shutdown.clone(),
     )
     .await?;
+    let line = format!("proxy=https://{}", proxy.addr);
+    let ops = serve_until_signal(&p.cfg, ops, p.shutdown, &stop, line).await?;
     proxy.join().await;
     ops.join().await;
     tracing::info!(
@@ -132,13 +156,9 @@ pub async fn proxy(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
 
 pub async fn worker(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let _guard = logging(&cfg);
-    let cfg = Arc::new(cfg);
-    let metrics = Arc::new(Metrics::new());
-    let mut ops = OpsState::new(metrics.clone());
-    let shutdown = CancellationToken::new();
-    let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
-    let worker = Worker::start(cfg.clone(), queue, metrics, shutdown.clone()).await?;
-    let ops = serve_until_signal(&cfg, ops, shutdown, &stop, "worker=running".into()).await?;
+    let p = Process::new(cfg).await?;
+    let worker = Worker::start(p.cfg.clone(), p.queue, p.metrics, p.shutdown.clone()).await?;
+    let ops = serve_until_signal(&p.cfg, p.ops, p.shutdown, &stop, "worker=running".into()).await?;
     worker.join().await;
     ops.join().await;
     tracing::info!(
@@ -150,17 +170,21 @@ pub async fn worker(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
 
 pub async fn server(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let _guard = logging(&cfg);
-    let cfg = Arc::new(cfg);
-    let metrics = Arc::new(Metrics::new());
-    let mut ops = OpsState::new(metrics.clone());
-    let shutdown = CancellationToken::new();
-    let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
-    let server = Server::start(cfg.clone(), queue, metrics, &mut ops, shutdown.clone()).await?;
+    let p = Process::new(cfg).await?;
+    let mut ops = p.ops;
+    let server = Server::start(
+        p.cfg.clone(),
+        p.queue,
+        p.metrics,
+        &mut ops,
+        p.shutdown.clone(),
+    )
+    .await?;
     let line = format!(
         "server=https://{} portal=https://{}",
         server.internal_addr, server.portal_addr
     );
-    let ops = serve_until_signal(&cfg, ops, shutdown, &stop, line).await?;
+    let ops = serve_until_signal(&p.cfg, ops, p.shutdown, &stop, line).await?;
     server.join().await;
     ops.join().await;
     tracing::info!(
