@@ -1,7 +1,7 @@
 //! The crate's one error type. Messages are for operators: each says what to do next.
 
 use msgrelay_at_rest::AtRestError;
-use msgrelay_keyfile::KeyFileError;
+use msgrelay_files::KeyFileError;
 use msgrelay_queue::QueueError;
 use msgrelay_sealing::SealError;
 use msgrelay_store::StoreError;
@@ -62,6 +62,22 @@ impl From<msgrelay_certs::CertError> for AdminError {
             C::NotFound(m) => AdminError::NotFound(m),
             C::Invalid(m) => AdminError::Invalid(m),
             C::Pkcs12(m) => AdminError::Pkcs12(m),
+        }
+    }
+}
+
+impl From<msgrelay_files::FileError> for AdminError {
+    fn from(e: msgrelay_files::FileError) -> Self {
+        match e {
+            msgrelay_files::FileError::AlreadyExists { path } => AdminError::Invalid(format!(
+                "{} already exists; refusing to overwrite it",
+                path.display()
+            )),
+            msgrelay_files::FileError::Io { op, path, source } => AdminError::Io {
+                action: op,
+                path,
+                source,
+            },
         }
     }
 }

@@ -9,7 +9,8 @@ pub mod wire;
 
 pub use config::{Config, ConfigError, DatabaseLocation};
 pub use domain::{
-    ClientId, DomainError, MessageBody, MessageId, MessageStatus, Role, SenderNumber,
+    ClientId, ClientStatus, DomainError, DomainName, MessageBody, MessageId, MessageStatus, Role,
+    SenderNumber,
 };
 
 /// Milliseconds since the Unix epoch, the one timestamp representation used in queues and stores.
