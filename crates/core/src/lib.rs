@@ -5,9 +5,11 @@
 pub mod config;
 pub mod deliver_batch;
 pub mod domain;
+pub mod redis_url;
 pub mod wire;
 
 pub use config::{Config, ConfigError, DatabaseLocation};
+pub use redis_url::{RedisTopology, RedisUrl};
 pub use domain::{
     ClientId, DomainError, MessageBody, MessageId, MessageStatus, Role, SenderNumber,
 };

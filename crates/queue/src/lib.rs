@@ -169,10 +169,7 @@ impl Queue {
                 };
                 Ok(Queue::Sqlite(SqliteQueue::open(&path).await?))
             }
-            QueueBackend::Redis => Ok(Queue::Redis(
-                RedisQueue::connect(&cfg.redis_url, &cfg.key_prefix, cfg.allow_non_durable_redis)
-                    .await?,
-            )),
+            QueueBackend::Redis => Ok(Queue::Redis(RedisQueue::connect(cfg, data_dir).await?)),
         }
     }
 

@@ -1,4 +1,6 @@
 //! Redis Streams queue (redis-rs `ConnectionManager`, reconnects by itself; every call times out after 1.5 s).
+//! `link.rs` connects as `queue.redis_url` says: one server, or the primary that Sentinel names
+//! (followed after a failover); TLS and ACL credentials from the URL.
 //!
 //! Keys under `<prefix>`:
 //! - `:stream` — one entry per undelivered message (`id`, `client`, `payload`, `acc`); consumer group `:workers`.
@@ -21,20 +23,27 @@
 //! due entries are copied to a fresh entry at the next lease. Entries are XDELed only once delivered
 //! or copied; the stream is never trimmed.
 //! With `appendfsync always`, Redis fsyncs once per event-loop turn, for every call it ran in that turn.
+//! With `queue.min_replicas_ack`, the writer (on a connection of its own) runs `WAIT` after each
+//! group and answers `Unavailable` unless enough replicas confirmed.
 
 use crate::{
     millis, parse_client, parse_id, EnqueueOutcome, FailedEntry, Idempotency, LeaseToken, Leased,
     NewMessage, QueueError, QueueStats, TokenRepr, IDEMPOTENCY_TTL,
 };
 use msgrelay_core::{ClientId, MessageId};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use link::{Con, LinkOptions};
+use msgrelay_core::config::QueueConfig;
+use msgrelay_core::RedisUrl;
 use redis::{RedisResult, Script};
+use std::path::Path;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+
+mod link;
 
 /// Upper bound for any single Redis call, so callers never hang on a dead or frozen server. Below
 /// 2 s so that the proxy's 503 (after TLS, parsing and sealing) reaches the client within 2 s.
@@ -76,7 +85,7 @@ struct Keys {
 /// The Redis Streams queue; clones share one multiplexed connection.
 #[derive(Clone)]
 pub struct RedisQueue {
-    con: ConnectionManager,
+    con: Con,
     /// Consumers that already leased in this process (their first lease takes back their own pending entries).
     seen_consumers: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     keys: Arc<Keys>,
@@ -89,10 +98,19 @@ pub struct RedisQueue {
 /// own channel open, or it would never stop).
 #[derive(Clone)]
 struct Writer {
-    con: ConnectionManager,
+    /// Its own connection when replicas must confirm: `WAIT` blocks the connection it runs on.
+    con: Con,
     keys: Arc<Keys>,
     scripts: Arc<Scripts>,
     notify: Arc<Notify>,
+    replicas: Option<ReplicaAck>,
+}
+
+/// `queue.min_replicas_ack` and `queue.replica_ack_timeout_ms`.
+#[derive(Clone, Copy)]
+struct ReplicaAck {
+    count: u32,
+    timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -114,21 +132,42 @@ async fn timed<T>(fut: impl Future<Output = RedisResult<T>>) -> Result<T, QueueE
 }
 
 impl RedisQueue {
-    /// Connects, refuses a server without AOF or with an evicting policy (unless `allow_non_durable`),
-    /// and creates the consumer group.
-    pub async fn connect(
-        url: &str,
-        prefix: &str,
-        allow_non_durable: bool,
-    ) -> Result<Self, QueueError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| QueueError::Config(format!("queue.redis_url: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(OP_TIMEOUT))
-            .set_response_timeout(Some(OP_TIMEOUT))
-            .set_number_of_retries(2);
-        let mut con = timed(ConnectionManager::new_with_config(client, config)).await?;
-        check_durability(&mut con, allow_non_durable).await?;
+    /// Connects as `queue.redis_url` says (one server, Sentinel or Cluster), refuses a server
+    /// without AOF or with an evicting policy (unless `queue.allow_non_durable_redis`), and creates
+    /// the consumer group. `queue.redis_ca_file` is relative to `data_dir`.
+    pub async fn connect(cfg: &QueueConfig, data_dir: &Path) -> Result<Self, QueueError> {
+        let url = RedisUrl::parse(&cfg.redis_url)
+            .map_err(|reason| QueueError::Config(format!("queue.redis_url: {reason}")))?;
+        let ca_pem = if cfg.redis_ca_file.as_os_str().is_empty() {
+            None
+        } else {
+            let path = if cfg.redis_ca_file.is_absolute() {
+                cfg.redis_ca_file.clone()
+            } else {
+                data_dir.join(&cfg.redis_ca_file)
+            };
+            Some(read_ca(&path)?)
+        };
+        let opts = LinkOptions {
+            ca_pem,
+            // Shorter than `OP_TIMEOUT`, so the connection reports a silent server (and a
+            // Sentinel connection re-resolves the primary) before the caller gives up.
+            response_timeout: OP_TIMEOUT - Duration::from_millis(300),
+            connect_timeout: Duration::from_millis(1000),
+        };
+        let prefix = cfg.key_prefix.as_str();
+        let mut con = Con::connect(&url, &opts).await?;
+        check_durability(&mut con, cfg.allow_non_durable_redis)
+            .await
+            .map_err(acl_hint)?;
+        let replicas = (cfg.min_replicas_ack > 0).then(|| ReplicaAck {
+            count: cfg.min_replicas_ack,
+            timeout: Duration::from_millis(cfg.replica_ack_timeout_ms),
+        });
+        let writer_con = match replicas {
+            Some(_) => Con::connect(&url, &opts).await?,
+            None => con.clone(),
+        };
 
         let keys = Keys {
             prefix: prefix.to_owned(),
@@ -145,10 +184,10 @@ impl RedisQueue {
             .arg(&keys.group)
             .arg("0")
             .arg("MKSTREAM");
-        match tokio::time::timeout(OP_TIMEOUT, create.query_async::<()>(&mut con)).await {
+        match tokio::time::timeout(OP_TIMEOUT, create.query_async::<()>(&mut con.handle())).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) if e.code() == Some("BUSYGROUP") => {}
-            Ok(Err(e)) => return Err(e.into()),
+            Ok(Err(e)) => return Err(acl_hint(e.into())),
             Err(_) => {
                 return Err(QueueError::Unavailable(format!(
                     "redis: no answer within {} ms",
@@ -167,10 +206,11 @@ impl RedisQueue {
         let (keys, scripts, notify) = (Arc::new(keys), Arc::new(scripts), Arc::new(Notify::new()));
         let (writer, rx) = tokio::sync::mpsc::channel(4 * GROUP_MAX * IN_FLIGHT);
         let w = Writer {
-            con: con.clone(),
+            con: writer_con,
             keys: keys.clone(),
             scripts: scripts.clone(),
             notify: notify.clone(),
+            replicas,
         };
         tokio::spawn(w.run(rx));
         Ok(Self {
@@ -226,7 +266,7 @@ impl RedisQueue {
             .arg(max)
             .arg(millis(lease).max(1))
             .arg(if own_first { "1" } else { "0" });
-        let mut con = self.con.clone();
+        let mut con = self.con.handle();
         let rows: Vec<(String, Vec<Vec<u8>>, i64, i64)> = timed(inv.invoke_async(&mut con)).await?;
         rows.into_iter()
             .map(|(entry, fields, attempts, deliveries)| {
@@ -291,7 +331,7 @@ impl RedisQueue {
         if self.token_args(&mut inv, tokens) == 0 {
             return Ok(0);
         }
-        let mut con = self.con.clone();
+        let mut con = self.con.handle();
         timed(inv.invoke_async(&mut con)).await
     }
 
@@ -316,7 +356,7 @@ impl RedisQueue {
         if self.token_args(&mut inv, tokens) == 0 {
             return Ok(());
         }
-        let mut con = self.con.clone();
+        let mut con = self.con.handle();
         let _released: u64 = timed(inv.invoke_async(&mut con)).await?;
         Ok(())
     }
@@ -345,7 +385,7 @@ impl RedisQueue {
             .key(&self.keys.delayed)
             .key(&self.keys.failed)
             .arg(&self.keys.group);
-        let mut con = self.con.clone();
+        let mut con = self.con.handle();
         let (ready, in_flight, delayed, failed): (u64, u64, u64, u64) =
             timed(inv.invoke_async(&mut con)).await?;
         Ok(QueueStats {
@@ -359,7 +399,7 @@ impl RedisQueue {
     /// See [`crate::Queue::depth`]. Every undelivered message is one stream entry; failed ones stay
     /// in the stream too, so they are subtracted.
     pub async fn depth(&self) -> Result<u64, QueueError> {
-        let mut con = self.con.clone();
+        let mut con = self.con.handle();
         let (len, failed): (u64, u64) = timed(
             redis::pipe()
                 .atomic()
@@ -375,7 +415,7 @@ impl RedisQueue {
 
     /// Scans the failed hash: up to `limit` (id, record) pairs, or all when `limit` is `None`.
     async fn scan_failed(&self, limit: Option<usize>) -> Result<Vec<(String, String)>, QueueError> {
-        let mut con = self.con.clone();
+        let mut con = self.con.handle();
         let mut out = Vec::new();
         let mut cursor: u64 = 0;
         loop {
@@ -426,7 +466,7 @@ impl RedisQueue {
         }
         let mut inv = self.scripts.retry_failed.prepare_invoke();
         inv.key(&self.keys.stream).key(&self.keys.failed).arg(ids);
-        let mut con = self.con.clone();
+        let mut con = self.con.handle();
         timed(inv.invoke_async(&mut con)).await
     }
 
@@ -453,7 +493,7 @@ impl RedisQueue {
 
     /// See [`crate::Queue::ping`].
     pub async fn ping(&self) -> Result<(), QueueError> {
-        let mut con = self.con.clone();
+        let mut con = self.con.handle();
         let _: String = timed(redis::cmd("PING").query_async(&mut con)).await?;
         Ok(())
     }
@@ -497,7 +537,9 @@ impl Writer {
     async fn commit(&self, group: Vec<Job>) {
         let mut inv = self.scripts.enqueue_many.prepare_invoke();
         inv.key(&self.keys.stream);
-        inv.arg(&self.keys.group).arg(IDEMPOTENCY_TTL.as_secs());
+        inv.arg(&self.keys.group)
+            .arg(IDEMPOTENCY_TTL.as_secs())
+            .arg(if self.replicas.is_some() { "1" } else { "0" });
         let mut idem_keys = 1;
         for job in &group {
             let key_index = match &job.idem {
@@ -525,9 +567,18 @@ impl Writer {
                 )
                 .arg(key_index);
         }
-        let mut con = self.con.clone();
-        let answers: Result<Vec<(String, String)>, QueueError> =
+        let mut con = self.con.handle();
+        let mut answers: Result<Vec<(String, String)>, QueueError> =
             timed(inv.invoke_async(&mut con)).await;
+        if let (Some(replicas), Ok(list)) = (self.replicas, &answers) {
+            // A duplicate counts too: its earlier entry may not have reached a replica yet (the
+            // script rewrote its idempotency record, so this WAIT covers that entry as well).
+            if list.iter().any(|(kind, _)| kind == "ok" || kind == "dup") {
+                if let Err(e) = wait_for_replicas(&mut con, replicas).await {
+                    answers = Err(e);
+                }
+            }
+        }
         match answers {
             Ok(answers) if answers.len() == group.len() => {
                 let mut enqueued = false;
@@ -560,7 +611,29 @@ impl Writer {
     }
 }
 
-async fn config_get(con: &mut ConnectionManager, name: &str) -> Result<String, QueueError> {
+/// `WAIT n timeout` on the connection that just wrote: the replicas that have every write this
+/// connection made so far. Fewer than `n` → `Unavailable` (the proxy answers 503; the entry is in
+/// the queue and a retry with the same Idempotency-Key gets the same id).
+async fn wait_for_replicas(con: &mut Con, replicas: ReplicaAck) -> Result<(), QueueError> {
+    let timeout_ms = millis(replicas.timeout);
+    let confirmed: u64 = timed(
+        redis::cmd("WAIT")
+            .arg(replicas.count)
+            .arg(timeout_ms)
+            .query_async(con),
+    )
+    .await?;
+    if confirmed >= u64::from(replicas.count) {
+        Ok(())
+    } else {
+        Err(QueueError::Unavailable(format!(
+            "redis: {confirmed} of {} replicas confirmed the write within {timeout_ms} ms (queue.min_replicas_ack)",
+            replicas.count
+        )))
+    }
+}
+
+async fn config_get(con: &mut Con, name: &str) -> Result<String, QueueError> {
     let map: HashMap<String, String> =
         timed(redis::cmd("CONFIG").arg("GET").arg(name).query_async(con)).await?;
     Ok(map.get(name).cloned().unwrap_or_default())
@@ -568,7 +641,7 @@ async fn config_get(con: &mut ConnectionManager, name: &str) -> Result<String, Q
 
 /// Refuses a server that could lose accepted messages: no AOF, or an eviction policy that may evict them.
 async fn check_durability(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     allow_non_durable: bool,
 ) -> Result<(), QueueError> {
     let appendonly = config_get(con, "appendonly").await?;
@@ -595,5 +668,42 @@ async fn check_durability(
         Ok(())
     } else {
         Err(QueueError::NotDurable(problem))
+    }
+}
+
+/// Reads `queue.redis_ca_file`: PEM certificates, at least one.
+fn read_ca(path: &Path) -> Result<Vec<u8>, QueueError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let pem = std::fs::read(path).map_err(|e| {
+        QueueError::Config(format!(
+            "queue.redis_ca_file: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            QueueError::Config(format!(
+                "queue.redis_ca_file: {} is not PEM certificates: {e}",
+                path.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(QueueError::Config(format!(
+            "queue.redis_ca_file: {} holds no certificate",
+            path.display()
+        )));
+    }
+    Ok(pem)
+}
+
+/// A start-up refusal by the server's ACL names the key and where the needed rules are.
+fn acl_hint(e: QueueError) -> QueueError {
+    match e {
+        QueueError::Unavailable(msg) if msg.contains("NOPERM") => QueueError::Config(format!(
+            "queue.redis_url: the Redis user may not do what the relay needs ({msg}); \
+             grant the rules of deploy/redis/msgrelay-acl.conf for keys '<queue.key_prefix>:*'"
+        )),
+        other => other,
     }
 }
