@@ -138,6 +138,9 @@ pub struct QueueConfig {
     pub min_replicas_ack: u32,
     /// How long the proxy waits for `min_replicas_ack` replicas before answering 503.
     pub replica_ack_timeout_ms: u64,
+    /// Streams the Redis queue is split into (hash-tagged keys, one cluster slot each); 1 keeps
+    /// the original key names on one server.
+    pub partitions: u32,
     pub key_prefix: String,
     pub allow_non_durable_redis: bool,
     /// High-water mark: with this many undelivered messages (ready, in flight, awaiting a retry)
@@ -346,6 +349,7 @@ impl Default for QueueConfig {
             redis_ca_file: PathBuf::new(),
             min_replicas_ack: 0,
             replica_ack_timeout_ms: 500,
+            partitions: 1,
             key_prefix: "msgrelay".into(),
             allow_non_durable_redis: false,
             max_depth: DEFAULT_MAX_DEPTH,
@@ -623,6 +627,7 @@ impl std::fmt::Debug for QueueConfig {
             .field("max_depth", &self.max_depth)
             .field("min_replicas_ack", &self.min_replicas_ack)
             .field("replica_ack_timeout_ms", &self.replica_ack_timeout_ms)
+            .field("partitions", &self.partitions)
             .finish()
     }
 }
@@ -679,6 +684,18 @@ impl Config {
             return Err(ConfigError::new(
                 "queue.min_replicas_ack",
                 "needs queue.backend = \"redis\" (the embedded queue has no replicas); set it to 0",
+            ));
+        }
+        if !(1..=256).contains(&q.partitions) {
+            return Err(ConfigError::new(
+                "queue.partitions",
+                "must be between 1 and 256",
+            ));
+        }
+        if q.partitions > 1 && !redis {
+            return Err(ConfigError::new(
+                "queue.partitions",
+                "needs queue.backend = \"redis\" (the embedded queue is one table); set it to 1",
             ));
         }
         in_range(
@@ -871,13 +888,40 @@ mod tests {
     #[test]
     fn queue_ha_keys_are_checked_and_the_password_never_printed() {
         for (toml, key) in [
-            ("[queue]\nbackend = \"redis\"\nredis_url = \"redis+sentinel://u:hunter2@s1,s2\"\n", "queue.redis_url"),
-            ("[queue]\nbackend = \"redis\"\nredis_url = \"rediss://h#insecure\"\n", "queue.redis_url"),
-            ("[queue]\nbackend = \"redis\"\nredis_ca_file = \"ca.pem\"\n", "queue.redis_ca_file"),
-            ("[queue]\nbackend = \"redis\"\nmin_replicas_ack = 17\n", "queue.min_replicas_ack"),
+            (
+                "[queue]\nbackend = \"redis\"\nredis_url = \"redis+sentinel://u:hunter2@s1,s2\"\n",
+                "queue.redis_url",
+            ),
+            (
+                "[queue]\nbackend = \"redis\"\nredis_url = \"rediss://h#insecure\"\n",
+                "queue.redis_url",
+            ),
+            (
+                "[queue]\nbackend = \"redis\"\nredis_ca_file = \"ca.pem\"\n",
+                "queue.redis_ca_file",
+            ),
+            (
+                "[queue]\nbackend = \"redis\"\nmin_replicas_ack = 17\n",
+                "queue.min_replicas_ack",
+            ),
             ("[queue]\nmin_replicas_ack = 1\n", "queue.min_replicas_ack"),
-            ("[queue]\nbackend = \"redis\"\nreplica_ack_timeout_ms = 5\n", "queue.replica_ack_timeout_ms"),
-            ("[queue]\nbackend = \"redis\"\nreplica_ack_timeout_ms = 1001\n", "queue.replica_ack_timeout_ms"),
+            (
+                "[queue]\nbackend = \"redis\"\nreplica_ack_timeout_ms = 5\n",
+                "queue.replica_ack_timeout_ms",
+            ),
+            (
+                "[queue]\nbackend = \"redis\"\nreplica_ack_timeout_ms = 1001\n",
+                "queue.replica_ack_timeout_ms",
+            ),
+            (
+                "[queue]\nbackend = \"redis\"\npartitions = 0\n",
+                "queue.partitions",
+            ),
+            (
+                "[queue]\nbackend = \"redis\"\npartitions = 257\n",
+                "queue.partitions",
+            ),
+            ("[queue]\npartitions = 4\n", "queue.partitions"),
         ] {
             let e = load(toml).unwrap_err();
             assert_eq!(e.key, key, "{toml}");

@@ -9,10 +9,10 @@ pub mod redis_url;
 pub mod wire;
 
 pub use config::{Config, ConfigError, DatabaseLocation};
-pub use redis_url::{RedisTopology, RedisUrl};
 pub use domain::{
     ClientId, DomainError, MessageBody, MessageId, MessageStatus, Role, SenderNumber,
 };
+pub use redis_url::{RedisTopology, RedisUrl};
 
 /// Milliseconds since the Unix epoch, the one timestamp representation used in queues and stores.
 pub fn now_ms() -> i64 {

@@ -308,10 +308,7 @@ mod tests {
             assert!(e.contains(needle), "{url}: {e}");
             assert!(!e.contains("secret"), "{url}: {e}");
         }
-        let dbg = format!(
-            "{:?}",
-            RedisUrl::parse("redis://u:topsecret@h").unwrap()
-        );
+        let dbg = format!("{:?}", RedisUrl::parse("redis://u:topsecret@h").unwrap());
         assert!(!dbg.contains("topsecret"), "{dbg}");
     }
 }

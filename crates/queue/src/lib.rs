@@ -86,6 +86,8 @@ pub(crate) enum TokenRepr {
     Sqlite { seq: i64, nonce: String },
     /// Stream entry id plus the owner and delivery count seen at lease time (XPENDING), and the message id.
     Redis {
+        /// The partition (index into the queue's partitions) the entry is in.
+        part: usize,
         entry: String,
         consumer: String,
         deliveries: i64,

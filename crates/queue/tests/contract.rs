@@ -108,6 +108,31 @@ impl Env {
         })
     }
 
+    /// A 3-primary Redis Cluster (3 replicas), the queue in 3 partitions, every 202 confirmed
+    /// by the replicas.
+    async fn redis_cluster() -> Option<Env> {
+        if skip_redis() {
+            return None;
+        }
+        let cluster = tokio::task::spawn_blocking(support::Cluster::start)
+            .await
+            .unwrap();
+        let mut cfg = redis_cfg(cluster.url());
+        cfg.allow_non_durable_redis = false;
+        cfg.partitions = 3;
+        cfg.min_replicas_ack = 1;
+        Some(Env {
+            cfg,
+            dir: tempfile::tempdir().unwrap(),
+            _servers: Some(Box::new(cluster)),
+        })
+    }
+
+    /// One partition: leases come in enqueue order (several partitions interleave).
+    fn ordered(&self) -> bool {
+        self.cfg.partitions <= 1
+    }
+
     /// 1 primary, 1 replica, 3 sentinels; every 202 waits for the replica (`min_replicas_ack = 1`).
     async fn redis_sentinel() -> Option<Env> {
         if skip_redis() {
@@ -212,8 +237,13 @@ async fn enqueue_lease_ack(env: &Env) {
         );
     }
     assert_eq!(q.stats().await.unwrap(), stats(3, 0, 0, 0));
-    let leased = q.lease("w1", 10, LEASE).await.unwrap();
+    let mut leased = q.lease("w1", 10, LEASE).await.unwrap();
     assert_eq!(leased.len(), 3);
+    let mut msgs = msgs;
+    if !env.ordered() {
+        leased.sort_by_key(|l| l.id.0);
+        msgs.sort_by_key(|m| m.id.0);
+    }
     for (l, m) in leased.iter().zip(&msgs) {
         assert_eq!(
             (l.id, &l.client_id, &l.payload, l.accepted_at_ms, l.attempts),
@@ -439,8 +469,13 @@ async fn survives_reopen(env: &Env) {
         EnqueueOutcome::Duplicate { id: msgs[0].id }
     );
     let leased = q.lease("w", 10, LEASE).await.unwrap();
-    let ids: Vec<_> = leased.iter().map(|l| l.id).collect();
-    assert_eq!(ids, msgs.iter().map(|m| m.id).collect::<Vec<_>>());
+    let mut ids: Vec<_> = leased.iter().map(|l| l.id).collect();
+    let mut want: Vec<_> = msgs.iter().map(|m| m.id).collect();
+    if !env.ordered() {
+        ids.sort_by_key(|i| i.0);
+        want.sort_by_key(|i| i.0);
+    }
+    assert_eq!(ids, want);
     q.ping().await.unwrap();
     q.purge_expired_idempotency().await.unwrap();
 }
@@ -524,12 +559,21 @@ macro_rules! contract_suite {
     };
 }
 
-contract_suite!(sqlite, redis, redis_acl, redis_tls, redis_sentinel);
+contract_suite!(
+    sqlite,
+    redis,
+    redis_acl,
+    redis_tls,
+    redis_sentinel,
+    redis_cluster
+);
 
 /// A server without AOF is refused unless the operator explicitly allows it; the error names the setting.
 #[tokio::test]
 async fn redis_refuses_non_durable_server() {
-    let Some(mut env) = Env::redis().await else { return };
+    let Some(mut env) = Env::redis().await else {
+        return;
+    };
     let client = ::redis::Client::open(env.cfg.redis_url.as_str()).unwrap();
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
     let aof: Vec<String> = ::redis::cmd("CONFIG")
@@ -577,7 +621,9 @@ async fn redis_unreachable_is_unavailable() {
 /// instead of waiting for their lease to expire; other consumers cannot take them meanwhile.
 #[tokio::test]
 async fn redis_restarted_consumer_takes_back_its_own_pending_first() {
-    let Some(env) = Env::redis().await else { return };
+    let Some(env) = Env::redis().await else {
+        return;
+    };
     let long = Duration::from_secs(600);
     let before = env.open().await;
     for n in 0..5 {

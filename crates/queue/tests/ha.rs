@@ -133,7 +133,13 @@ async fn a_tls_server_is_refused_unless_the_ca_file_vouches_for_it() {
     c.redis_ca_file = "redis-ca.pem".into();
     let q = Queue::connect(&c, dir.path()).await.unwrap();
     q.enqueue(message(1), None).await.unwrap();
-    assert_eq!(q.lease("w", 10, Duration::from_secs(30)).await.unwrap().len(), 1);
+    assert_eq!(
+        q.lease("w", 10, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // A CA file that is not PEM stops start-up naming the key.
     std::fs::write(dir.path().join("redis-ca.pem"), "not a certificate").unwrap();
     match Queue::connect(&c, dir.path()).await {
@@ -202,13 +208,70 @@ struct Run {
 /// `kill_after` acknowledgements. With replica acknowledgement the old primary is started again
 /// once the sentinels have promoted the replica (they make it the new primary's replica), since
 /// without a replica nothing can be confirmed.
-async fn failover_run(min_replicas_ack: u32, total: usize, kill_after: usize) -> Run {
-    let mut set = tokio::task::spawn_blocking(support::SentinelSet::start)
-        .await
-        .unwrap();
+/// The replicated set-up a failover test runs on.
+enum Ha {
+    Sentinel(support::SentinelSet),
+    Cluster(support::Cluster),
+}
+
+impl Ha {
+    fn url(&self) -> String {
+        match self {
+            Ha::Sentinel(s) => s.url(),
+            Ha::Cluster(c) => c.url(),
+        }
+    }
+
+    /// kill -9 of a primary, then waits until its replica serves in its place; with `restart`
+    /// the old primary is started again (it rejoins as the new primary's replica).
+    fn fail_over(&mut self, restart: bool) {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        match self {
+            Ha::Sentinel(set) => {
+                let old = set.primary.port;
+                set.primary.kill();
+                let ports: Vec<u16> = set.sentinels.iter().map(|s| s.port).collect();
+                loop {
+                    assert!(Instant::now() < deadline, "the sentinels promoted nobody");
+                    match named_primary(&ports, &set.master) {
+                        Some(p) if p != old => {
+                            assert_eq!(p, set.replica.port);
+                            break;
+                        }
+                        _ => std::thread::sleep(Duration::from_millis(100)),
+                    }
+                }
+                if restart {
+                    set.primary.restart();
+                }
+            }
+            Ha::Cluster(c) => {
+                let old = c.primaries()[0];
+                c.node_mut(old).kill();
+                loop {
+                    assert!(Instant::now() < deadline, "no replica took over");
+                    let p = c.primaries();
+                    if p.len() == 3 && !p.contains(&old) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if restart {
+                    c.node_mut(old).restart();
+                }
+            }
+        }
+    }
+}
+
+async fn failover_run(ha: Ha, min_replicas_ack: u32, total: usize, kill_after: usize) -> Run {
+    let mut ha = ha;
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(set.url());
+    let mut c = cfg(ha.url());
     c.min_replicas_ack = min_replicas_ack;
+    if matches!(ha, Ha::Cluster(_)) {
+        c.partitions = 3;
+    }
     let producer_q = Queue::connect(&c, dir.path()).await.unwrap();
     let worker_q = Queue::connect(&c, dir.path()).await.unwrap();
     let acked = Arc::new(AtomicUsize::new(0));
@@ -248,7 +311,8 @@ async fn failover_run(min_replicas_ack: u32, total: usize, kill_after: usize) ->
                 }
                 match worker_q.lease("w1", 50, Duration::from_secs(2)).await {
                     Ok(batch) if !batch.is_empty() => {
-                        let tokens: Vec<LeaseToken> = batch.iter().map(|l| l.token.clone()).collect();
+                        let tokens: Vec<LeaseToken> =
+                            batch.iter().map(|l| l.token.clone()).collect();
                         {
                             let mut d = delivered.lock().unwrap();
                             for l in &batch {
@@ -267,29 +331,15 @@ async fn failover_run(min_replicas_ack: u32, total: usize, kill_after: usize) ->
     while acked.load(Ordering::SeqCst) < kill_after {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let old = set.primary.port;
-    set.primary.kill();
     let acked_at_kill = acked.load(Ordering::SeqCst);
-    // Wait for the promotion, then bring the old primary back as a replica.
-    let new_primary = tokio::task::spawn_blocking({
-        let ports: Vec<u16> = set.sentinels.iter().map(|s| s.port).collect();
-        let master = set.master.clone();
-        move || loop {
-            assert!(Instant::now() < deadline, "the sentinels promoted nobody");
-            if let Some(p) = named_primary(&ports, &master) {
-                if p != old {
-                    return p;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    // Without replica acknowledgement nothing needs a replica afterwards.
+    let restart = min_replicas_ack > 0;
+    let ha = tokio::task::spawn_blocking(move || {
+        ha.fail_over(restart);
+        ha
     })
     .await
     .unwrap();
-    assert_eq!(new_primary, set.replica.port);
-    if min_replicas_ack > 0 {
-        tokio::task::block_in_place(|| set.primary.restart());
-    }
 
     let acknowledged: HashSet<MessageId> = producer.await.unwrap().into_iter().collect();
     let acknowledged_after_kill = acknowledged.len().saturating_sub(acked_at_kill);
@@ -305,6 +355,7 @@ async fn failover_run(min_replicas_ack: u32, total: usize, kill_after: usize) ->
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     worker.abort();
+    drop(ha);
     let delivered = delivered.lock().unwrap().clone();
     Run {
         acknowledged,
@@ -340,7 +391,14 @@ async fn sentinel_failover_with_replica_ack_loses_no_acknowledged_message() {
     if skip() {
         return;
     }
-    let run = failover_run(1, 400, 150).await;
+    let set = tokio::task::spawn_blocking(support::SentinelSet::start)
+        .await
+        .unwrap();
+    let run = failover_run(Ha::Sentinel(set), 1, 400, 150).await;
+    assert_no_loss(&run, "Sentinel, min_replicas_ack=1");
+}
+
+fn assert_no_loss(run: &Run, what: &str) {
     assert_eq!(run.acknowledged.len(), 400);
     assert!(
         run.acknowledged_after_kill > 0,
@@ -358,7 +416,7 @@ async fn sentinel_failover_with_replica_ack_loses_no_acknowledged_message() {
     );
     let redelivered = run.delivered.values().filter(|n| **n > 1).count();
     eprintln!(
-        "failover with min_replicas_ack=1: {} acknowledged, 0 lost, {} delivered more than once (the server's upsert absorbs these)",
+        "failover ({what}): {} acknowledged, 0 lost, {} delivered more than once (the server's upsert absorbs these)",
         run.acknowledged.len(),
         redelivered
     );
@@ -371,7 +429,10 @@ async fn sentinel_failover_without_replica_ack_continues_on_the_new_primary() {
     if skip() {
         return;
     }
-    let run = failover_run(0, 400, 150).await;
+    let set = tokio::task::spawn_blocking(support::SentinelSet::start)
+        .await
+        .unwrap();
+    let run = failover_run(Ha::Sentinel(set), 0, 400, 150).await;
     assert_eq!(run.acknowledged.len(), 400);
     assert!(run.acknowledged_after_kill > 0);
     let lost = run
@@ -383,4 +444,131 @@ async fn sentinel_failover_without_replica_ack_continues_on_the_new_primary() {
         "failover with min_replicas_ack=0: {} acknowledged, {lost} lost",
         run.acknowledged.len()
     );
+}
+
+/// kill -9 of a cluster primary mid-stream (3 primaries, 3 replicas, 3 partitions,
+/// `min_replicas_ack = 1`): its replica takes over, the queue continues, nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_failover_with_replica_ack_loses_no_acknowledged_message() {
+    if skip() {
+        return;
+    }
+    let cluster = tokio::task::spawn_blocking(support::Cluster::start)
+        .await
+        .unwrap();
+    let run = failover_run(Ha::Cluster(cluster), 1, 400, 150).await;
+    assert_no_loss(&run, "Cluster, min_replicas_ack=1");
+}
+
+/// What an earlier version queued under the original key names (`<p>:stream`, `<p>:idem:…`) is
+/// delivered after the upgrade, and its idempotency records still hold — with `partitions = 1`
+/// (same names) and after switching to 3 partitions; entries of the 3 partitions are still
+/// delivered after switching back.
+#[tokio::test]
+async fn entries_under_the_original_key_names_survive_the_upgrade_and_partition_changes() {
+    if skip() {
+        return;
+    }
+    let url = std::env::var("MSGRELAY_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut one = cfg(url.clone());
+    one.allow_non_durable_redis = true;
+    let p = one.key_prefix.clone();
+    let raw = redis::Client::open(url.as_str()).unwrap();
+    let mut con = raw.get_multiplexed_async_connection().await.unwrap();
+    // What the previous version left: a group, two entries, the record of the second one's key.
+    let (old1, old2) = (MessageId::new(), MessageId::new());
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(format!("{p}:stream"))
+        .arg(format!("{p}:workers"))
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    for id in [old1, old2] {
+        let _: String = redis::cmd("XADD")
+            .arg(format!("{p}:stream"))
+            .arg("*")
+            .arg("id")
+            .arg(id.0.to_string())
+            .arg("client")
+            .arg("demo")
+            .arg("payload")
+            .arg(b"sealed".as_slice())
+            .arg("acc")
+            .arg(now_ms())
+            .query_async(&mut con)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("SET")
+        .arg(format!("{p}:idem:demo:old-key"))
+        .arg(format!("{}|hash", old2.0))
+        .arg("EX")
+        .arg(3600)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let q1 = Queue::connect(&one, dir.path()).await.unwrap();
+    assert_eq!(q1.stats().await.unwrap().ready, 2);
+    assert_eq!(
+        q1.enqueue(message(9), idem("old-key")).await.unwrap(),
+        EnqueueOutcome::Duplicate { id: old2 }
+    );
+
+    let mut three = one.clone();
+    three.partitions = 3;
+    let q3 = Queue::connect(&three, dir.path()).await.unwrap();
+    assert_eq!(
+        q3.enqueue(message(9), idem("old-key")).await.unwrap(),
+        EnqueueOutcome::Duplicate { id: old2 },
+        "a record under the original names still holds after the switch to 3 partitions"
+    );
+    let mut new_ids = HashSet::new();
+    for n in 0..6 {
+        let m = message(n);
+        new_ids.insert(m.id);
+        let key = format!("new-{n}");
+        q3.enqueue(m, if n % 2 == 0 { idem(&key) } else { None })
+            .await
+            .unwrap();
+    }
+    assert_eq!(q3.depth().await.unwrap(), 8);
+    let leased = q3.lease("w", 100, Duration::from_secs(30)).await.unwrap();
+    let got: HashSet<MessageId> = leased.iter().map(|l| l.id).collect();
+    let mut want = new_ids.clone();
+    want.extend([old1, old2]);
+    assert_eq!(
+        got, want,
+        "the partitioned queue delivers the old entries too"
+    );
+    let tokens: Vec<LeaseToken> = leased.iter().map(|l| l.token.clone()).collect();
+    assert_eq!(q3.ack(&tokens).await.unwrap(), 8);
+
+    // Back to one partition: what the 3 partitions hold is still delivered.
+    let later: Vec<NewMessage> = (0..3).map(message).collect();
+    for m in &later {
+        q3.enqueue(m.clone(), None).await.unwrap();
+    }
+    let q1 = Queue::connect(&one, dir.path()).await.unwrap();
+    let leased = q1.lease("w", 100, Duration::from_secs(30)).await.unwrap();
+    let got: HashSet<MessageId> = leased.iter().map(|l| l.id).collect();
+    assert_eq!(got, later.iter().map(|m| m.id).collect::<HashSet<_>>());
+
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{p}:*"))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+    }
 }

@@ -246,13 +246,8 @@ fn replicas_not_confirming_is_503_and_the_retry_is_stored_once() {
         .expect("runtime");
     let mut s = Stack::new();
     let primary = s.redis.port.to_string();
-    let mut replica = RedisServer::start(&[
-        "--appendonly",
-        "yes",
-        "--replicaof",
-        "127.0.0.1",
-        &primary,
-    ]);
+    let mut replica =
+        RedisServer::start(&["--appendonly", "yes", "--replicaof", "127.0.0.1", &primary]);
     let replica_online = |s: &Stack| {
         wait_for("the replica online", Duration::from_secs(30), || {
             s.redis
@@ -297,12 +292,7 @@ fn replicas_not_confirming_is_503_and_the_retry_is_stored_once() {
 fn wrong_redis_password_stops_start_up_naming_the_key_without_printing_it() {
     let _serial = serial();
     let s = Stack::new();
-    let locked = RedisServer::start(&[
-        "--appendonly",
-        "yes",
-        "--requirepass",
-        "right-pass-5150",
-    ]);
+    let locked = RedisServer::start(&["--appendonly", "yes", "--requirepass", "right-pass-5150"]);
     for url in [
         format!("redis://:wrong-pass-8086@127.0.0.1:{}/0", locked.port),
         format!("redis://127.0.0.1:{}/0", locked.port),

@@ -153,7 +153,11 @@ fn node_info(url: &RedisUrl, host: &str, port: u16) -> RedisResult<redis::Connec
         .set_redis_settings(settings))
 }
 
-fn client_for(url: &RedisUrl, info: redis::ConnectionInfo, opts: &LinkOptions) -> RedisResult<Client> {
+fn client_for(
+    url: &RedisUrl,
+    info: redis::ConnectionInfo,
+    opts: &LinkOptions,
+) -> RedisResult<Client> {
     if url.tls && opts.ca_pem.is_some() {
         Client::build_with_tls(info, tls_certs(opts))
     } else {
@@ -317,12 +321,7 @@ impl SentinelShared {
             }
         };
         let addr = addr_text(&client);
-        let same = self
-            .current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            == addr;
+        let same = self.current.read().unwrap_or_else(|p| p.into_inner()).1 == addr;
         if same {
             // The same server: its ConnectionManager reconnects by itself.
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -384,7 +383,10 @@ fn sentinel_client(
 
 fn addr_text(client: &Client) -> String {
     match client.get_connection_info().addr() {
-        ConnectionAddr::Tcp(h, p) | ConnectionAddr::TcpTls { host: h, port: p, .. } => {
+        ConnectionAddr::Tcp(h, p)
+        | ConnectionAddr::TcpTls {
+            host: h, port: p, ..
+        } => {
             format!("{h}:{p}")
         }
         other => format!("{other}"),

@@ -144,8 +144,11 @@ pub fn documented_acl_user(password: &str, prefix: &str) -> String {
         .lines()
         .find(|l| l.starts_with("user msgrelay "))
         .expect("deploy/redis/msgrelay-acl.conf defines `user msgrelay`");
-    line.replace(">CHANGE_ME_TO_A_LONG_RANDOM_PASSWORD", &format!(">{password}"))
-        .replace("~msgrelay:*", &format!("~{prefix}:*"))
+    line.replace(
+        ">CHANGE_ME_TO_A_LONG_RANDOM_PASSWORD",
+        &format!(">{password}"),
+    )
+    .replace("~msgrelay:*", &format!("~{prefix}:*"))
 }
 
 /// One server whose only usable user is the documented relay user (the default user is off).
@@ -361,4 +364,145 @@ pub fn info_replication(port: u16) -> Option<String> {
         .get_connection_with_timeout(Duration::from_secs(1))
         .ok()?;
     redis::cmd("INFO").arg("replication").query(&mut con).ok()
+}
+
+/// A free port whose cluster-bus companion is chosen separately (`--cluster-port`).
+fn two_free_ports() -> (u16, u16) {
+    loop {
+        let (a, b) = (free_port(), free_port());
+        if a != b {
+            return (a, b);
+        }
+    }
+}
+
+/// A Redis Cluster of 3 primaries and 3 replicas (`redis-cli --cluster create … --cluster-replicas 1`).
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<Proc>,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let nodes: Vec<Proc> = (0..6)
+            .map(|i| {
+                let (port, bus) = two_free_ports();
+                let name = format!("node{i}");
+                let mut args = server_args(d, &name, port);
+                args.extend(
+                    [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-port",
+                        &bus.to_string(),
+                        "--cluster-config-file",
+                        &format!("nodes-{name}.conf"),
+                        "--cluster-node-timeout",
+                        "2000",
+                    ]
+                    .iter()
+                    .map(|s| s.to_string()),
+                );
+                Proc::start(d, &name, port, args, false)
+            })
+            .collect();
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for n in &nodes {
+            create.arg(format!("127.0.0.1:{}", n.port));
+        }
+        let out = create
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli (scripts/test.sh installs redis-tools)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let c = Cluster { dir, nodes };
+        c.wait_ok();
+        c
+    }
+
+    /// Waits until every running node reports `cluster_state:ok` and 3 primaries own slots.
+    pub fn wait_ok(&self) {
+        let start = Instant::now();
+        loop {
+            let ok = self.nodes.iter().filter(|n| n.child.is_some()).all(|n| {
+                query::<String>(n.port, &["CLUSTER", "INFO"])
+                    .is_some_and(|i| i.contains("cluster_state:ok"))
+            });
+            // Every replica has finished its sync (WAIT counts only those).
+            let synced = self.nodes.iter().filter(|n| n.child.is_some()).all(|n| {
+                query::<String>(n.port, &["INFO", "replication"]).is_some_and(|i| {
+                    i.contains("role:master") || i.contains("master_link_status:up")
+                })
+            });
+            if ok && synced && self.primaries().len() == 3 {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                panic!("the cluster did not become ok");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Ports of the primaries that own slots, as the first live node sees the cluster.
+    pub fn primaries(&self) -> Vec<u16> {
+        let Some(node) = self.nodes.iter().find(|n| n.child.is_some()) else {
+            return Vec::new();
+        };
+        let Some(slots) = query::<Vec<redis::Value>>(node.port, &["CLUSTER", "SLOTS"]) else {
+            return Vec::new();
+        };
+        let mut ports: Vec<u16> = slots
+            .iter()
+            .filter_map(|range| match range {
+                redis::Value::Array(v) => match v.get(2) {
+                    Some(redis::Value::Array(m)) => match m.get(1) {
+                        Some(redis::Value::Int(p)) => u16::try_from(*p).ok(),
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .take(3)
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    pub fn node_mut(&mut self, port: u16) -> &mut Proc {
+        self.nodes.iter_mut().find(|n| n.port == port).unwrap()
+    }
+}
+
+/// One command against a plain node, or None when it does not answer.
+pub fn query<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> Option<T> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    let mut con = client
+        .get_connection_with_timeout(Duration::from_secs(1))
+        .ok()?;
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(&mut con).ok()
 }
