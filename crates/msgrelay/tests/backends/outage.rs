@@ -292,7 +292,9 @@ fn replicas_not_confirming_is_503_and_the_retry_is_stored_once() {
 fn wrong_redis_password_stops_start_up_naming_the_key_without_printing_it() {
     let _serial = serial();
     let s = Stack::new();
-    let locked = RedisServer::start(&["--appendonly", "yes", "--requirepass", "right-pass-5150"]);
+    let locked = RedisServer::durable();
+    // Set after start: the helper's readiness check is an unauthenticated PING.
+    locked.cli(&["CONFIG", "SET", "requirepass", "right-pass-5150"]);
     for url in [
         format!("redis://:wrong-pass-8086@127.0.0.1:{}/0", locked.port),
         format!("redis://127.0.0.1:{}/0", locked.port),

@@ -248,6 +248,12 @@ struct SentinelShared {
 
 impl SentinelCon {
     async fn connect(url: &RedisUrl, master: &str, opts: &LinkOptions) -> RedisResult<Self> {
+        // Shorter than the caller's own bound, so a silent primary fails here (and triggers a
+        // re-resolution) rather than being cut off from outside.
+        let opts = &LinkOptions {
+            response_timeout: opts.response_timeout * 4 / 5,
+            ..opts.clone()
+        };
         let mut sentinel = sentinel_client(url, master, opts, true)?;
         let client = match bounded(opts.connect_timeout * 3, sentinel.async_get_client()).await {
             Ok(c) => c,

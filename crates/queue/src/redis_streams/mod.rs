@@ -170,9 +170,9 @@ impl RedisQueue {
         };
         let opts = LinkOptions {
             ca_pem,
-            // Shorter than `OP_TIMEOUT`, so the connection reports a silent server (and a
-            // Sentinel connection re-resolves the primary) before the caller gives up.
-            response_timeout: OP_TIMEOUT - Duration::from_millis(300),
+            // A Sentinel connection uses a shorter one (link.rs), so that it sees a silent
+            // primary, and re-resolves, before the caller gives up.
+            response_timeout: OP_TIMEOUT,
             connect_timeout: Duration::from_millis(1000),
         };
         let prefix = cfg.key_prefix.as_str();
@@ -917,10 +917,12 @@ fn read_ca(path: &Path) -> Result<Vec<u8>, QueueError> {
 /// A start-up refusal by the server's ACL names the key and where the needed rules are.
 fn acl_hint(e: QueueError) -> QueueError {
     match e {
-        QueueError::Unavailable(msg) if msg.contains("NOPERM") => QueueError::Config(format!(
-            "queue.redis_url: the Redis user may not do what the relay needs ({msg}); \
+        QueueError::Unavailable(msg) if msg.to_ascii_uppercase().contains("NOPERM") => {
+            QueueError::Config(format!(
+                "queue.redis_url: the Redis user may not do what the relay needs ({msg}); \
              grant the rules of deploy/redis/msgrelay-acl.conf for keys '<queue.key_prefix>:*'"
-        )),
+            ))
+        }
         other => other,
     }
 }
