@@ -5,6 +5,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use msgrelay_core::wire::REJECTED_DEAD_LETTER;
 use msgrelay_core::{now_ms, MessageId};
 use msgrelay_queue::QueueStats;
 use serde::Deserialize;
@@ -20,7 +21,9 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 
 pub struct FailedRow {
     pub id: String,
-    pub client_id: String,
+    /// `None` for a dead letter the main server refused unopened: the client id is only what the
+    /// queue entry claims, so it is not shown as that client's message.
+    pub client_id: Option<String>,
     pub attempts: u32,
     pub last_error: String,
     pub failed_at: When,
@@ -38,6 +41,8 @@ struct MaintenancePage {
     failed: Vec<FailedRow>,
     /// A purge waiting for confirmation: (days, messages it would delete).
     confirm: Option<(u32, i64)>,
+    /// The shortest purge allowed (`server.max_payload_age_days`).
+    purge_floor: u32,
 }
 
 async fn render(
@@ -63,7 +68,7 @@ async fn render(
         .into_iter()
         .map(|f| FailedRow {
             id: f.id.to_string(),
-            client_id: f.client_id.to_string(),
+            client_id: (f.last_error != REJECTED_DEAD_LETTER).then(|| f.client_id.to_string()),
             attempts: f.attempts,
             last_error: f.last_error,
             failed_at: When::from_ms(f.failed_at_ms),
@@ -79,6 +84,7 @@ async fn render(
         queue,
         failed,
         confirm,
+        purge_floor: s.cfg.server.max_payload_age_days,
     };
     Ok((status, Html(page.render()?)).into_response())
 }
@@ -155,25 +161,45 @@ pub struct PurgeForm {
     confirm: Option<String>,
 }
 
-pub fn parse_days(d: &str) -> Result<u32, PageError> {
-    d.trim()
+pub fn parse_days(s: &AppState, d: &str) -> Result<u32, PageError> {
+    let invalid = |detail: String| {
+        PageError::page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid input",
+            format!("days: {detail}"),
+        )
+    };
+    let days = d
+        .trim()
         .parse::<u32>()
         .ok()
         .filter(|d| (1..=36_500).contains(d))
-        .ok_or_else(|| {
-            PageError::page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Invalid input",
-                "days: must be a whole number of days, at least 1",
-            )
-        })
+        .ok_or_else(|| invalid("must be a whole number of days, at least 1".into()))?;
+    check_purge_days(s, days).map_err(invalid)?;
+    Ok(days)
+}
+
+/// The shortest retention purge: `server.max_payload_age_days`. A message delivered longer ago
+/// than that was accepted longer ago too, so its sealed payload, replayed from the queue or a
+/// backup, is refused as too old; a shorter purge would let such a replay bring the purged
+/// message back as a new row. `Err` says why and what to change.
+pub fn check_purge_days(s: &AppState, days: u32) -> Result<(), String> {
+    let floor = s.cfg.server.max_payload_age_days;
+    if days < floor {
+        return Err(format!(
+            "must be at least server.max_payload_age_days ({floor}): a replayed payload of a \
+             message purged sooner would be stored again; lower server.max_payload_age_days to \
+             purge sooner"
+        ));
+    }
+    Ok(())
 }
 
 pub async fn purge(
     State(s): State<AppState>,
     AdminForm(u, f): AdminForm<PurgeForm>,
 ) -> Result<Response, PageError> {
-    let days = match parse_days(&f.days) {
+    let days = match parse_days(&s, &f.days) {
         Ok(d) => d,
         Err(PageError::Page { status, detail, .. }) => {
             return render(&s, &u, None, Some((status, detail)), None).await
