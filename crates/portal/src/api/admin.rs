@@ -604,7 +604,7 @@ pub async fn purge(
             "must be at least 1",
         ));
     }
-    super::maintenance::check_purge_days(&s, r.older_than_days)
+    crate::actions::check_purge_days(&s, r.older_than_days)
         .map_err(|why| Problem::invalid_field("older_than_days", why))?;
     let before = now_ms() - i64::from(r.older_than_days) * 24 * 3600 * 1000;
     let deleted = s

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use msgrelay_store::TableStat;
 
 use super::users::{outcome, Done, NoFields};
+use crate::actions::check_purge_days;
 use crate::actions::retry_failed;
 use crate::http::{AdminForm, PageAdmin, PageError, PageUser};
 use crate::layout::{done_notice, Layout, When};
@@ -137,7 +138,7 @@ pub struct PurgeForm {
     confirm: Option<String>,
 }
 
-pub fn parse_days(s: &AppState, d: &str) -> Result<u32, PageError> {
+pub fn parse_days(s: &PortalState, d: &str) -> Result<u32, PageError> {
     let invalid = |detail: String| {
         PageError::page(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -153,22 +154,6 @@ pub fn parse_days(s: &AppState, d: &str) -> Result<u32, PageError> {
         .ok_or_else(|| invalid("must be a whole number of days, at least 1".into()))?;
     check_purge_days(s, days).map_err(invalid)?;
     Ok(days)
-}
-
-/// The shortest retention purge: `server.max_payload_age_days`. A message delivered longer ago
-/// than that was accepted longer ago too, so its sealed payload, replayed from the queue or a
-/// backup, is refused as too old; a shorter purge would let such a replay bring the purged
-/// message back as a new row. `Err` says why and what to change.
-pub fn check_purge_days(s: &AppState, days: u32) -> Result<(), String> {
-    let floor = s.cfg.server.max_payload_age_days;
-    if days < floor {
-        return Err(format!(
-            "must be at least server.max_payload_age_days ({floor}): a replayed payload of a \
-             message purged sooner would be stored again; lower server.max_payload_age_days to \
-             purge sooner"
-        ));
-    }
-    Ok(())
 }
 
 pub async fn purge(
