@@ -10,9 +10,9 @@ use msgrelay_sealing::SealingKeyPair;
 use msgrelay_store::Store;
 use msgrelay_tls::Pki;
 
-use crate::certs::{CertAdmin, KeyAlgorithm};
-use crate::secret::{append_credentials, random_password};
+use crate::secret::append_credentials;
 use crate::AdminError;
+use msgrelay_certs::{random_password, CertAdmin, KeyAlgorithm};
 
 /// Where the generated portal passwords go, relative to the data directory.
 pub const CREDENTIALS_FILE: &str = "bootstrap-credentials.txt";

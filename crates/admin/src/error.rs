@@ -42,6 +42,30 @@ pub enum AdminError {
     Pkcs12(String),
 }
 
+/// Keeps the operator's messages as they were when the lifecycle lived in this crate.
+impl From<msgrelay_certs::CertError> for AdminError {
+    fn from(e: msgrelay_certs::CertError) -> Self {
+        use msgrelay_certs::CertError as C;
+        match e {
+            C::Pki(e) => AdminError::Pki(e),
+            C::Store(e) => AdminError::Store(e),
+            C::KeyFile(e) => AdminError::KeyFile(e),
+            C::Io {
+                action,
+                path,
+                source,
+            } => AdminError::Io {
+                action,
+                path,
+                source,
+            },
+            C::NotFound(m) => AdminError::NotFound(m),
+            C::Invalid(m) => AdminError::Invalid(m),
+            C::Pkcs12(m) => AdminError::Pkcs12(m),
+        }
+    }
+}
+
 impl AdminError {
     pub(crate) fn io(
         action: &'static str,

@@ -1,16 +1,9 @@
-//! Random passwords and the owner-only bootstrap credentials file.
+//! The owner-only bootstrap credentials file.
 
 use std::io::Write;
 use std::path::Path;
 
-use rand::distributions::{Alphanumeric, DistString};
-
 use crate::AdminError;
-
-/// A random password of `len` letters and digits from the OS generator (20 chars ≈ 119 bits).
-pub(crate) fn random_password(len: usize) -> String {
-    Alphanumeric.sample_string(&mut rand::rngs::OsRng, len)
-}
 
 /// Opens `path` for appending, creating it owner-only (0600); an existing file is tightened to 0600.
 fn open_owner_only_append(path: &Path) -> Result<std::fs::File, AdminError> {
@@ -71,28 +64,9 @@ pub fn read_bootstrap_password(path: &Path, username: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Writes a secret file that must not exist yet (0600).
-pub(crate) fn write_new_secret(path: &Path, contents: &[u8]) -> Result<(), AdminError> {
-    if !msgrelay_keyfile::write_new_secret(path, contents)? {
-        return Err(AdminError::Invalid(format!(
-            "{} already exists; move it away (or choose another --out directory) and run the command again",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_random_alphanumeric() {
-        let a = random_password(20);
-        assert_eq!(a.len(), 20);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
-        assert_ne!(a, random_password(20));
-    }
 
     #[test]
     fn credentials_round_trip_and_owner_only() {

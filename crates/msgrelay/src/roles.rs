@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use msgrelay_core::Config;
 use msgrelay_ops::{Metrics, OpsHandle, OpsState};
+use msgrelay_portal::Portal;
 use msgrelay_proxy::Proxy;
 use msgrelay_queue::Queue;
 use msgrelay_server::Server;
@@ -174,6 +175,14 @@ pub async fn server(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
     let mut ops = p.ops;
     let server = Server::start(
         p.cfg.clone(),
+        p.queue.clone(),
+        p.metrics.clone(),
+        &mut ops,
+        p.shutdown.clone(),
+    )
+    .await?;
+    let portal = Portal::start(
+        p.cfg.clone(),
         p.queue,
         p.metrics,
         &mut ops,
@@ -182,10 +191,11 @@ pub async fn server(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
     .await?;
     let line = format!(
         "server=https://{} portal=https://{}",
-        server.internal_addr, server.portal_addr
+        server.internal_addr, portal.addr
     );
     let ops = serve_until_signal(&p.cfg, ops, p.shutdown, &stop, line).await?;
     server.join().await;
+    portal.join().await;
     ops.join().await;
     tracing::info!(
         role = "server",
@@ -234,7 +244,14 @@ pub async fn up(mut cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
         shutdown.clone(),
     )
     .await?;
-    let worker = Worker::start(cfg.clone(), queue, metrics, shutdown.clone()).await?;
+    let worker = Worker::start(
+        cfg.clone(),
+        queue.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    let portal = Portal::start(cfg.clone(), queue, metrics, &mut ops, shutdown.clone()).await?;
 
     let domain = cfg
         .proxy
@@ -249,7 +266,7 @@ pub async fn up(mut cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
     println!("  proxy (mutual TLS):  {proxy_url}/api/v1/messages");
     println!(
         "  portal (HTTPS):      https://localhost:{}/  (JSON API under /api/v1)",
-        server.portal_addr.port()
+        portal.addr.port()
     );
     println!(
         "  internal API:        https://localhost:{}",
@@ -269,12 +286,13 @@ pub async fn up(mut cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
     println!();
     let line = format!(
         "proxy=https://{} server=https://{} portal=https://{}",
-        proxy.addr, server.internal_addr, server.portal_addr
+        proxy.addr, server.internal_addr, portal.addr
     );
     let ops = serve_until_signal(&cfg, ops, shutdown, &stop, line).await?;
     proxy.join().await;
     worker.join().await;
     server.join().await;
+    portal.join().await;
     ops.join().await;
     tracing::info!(
         role = "up",

@@ -1,6 +1,7 @@
 //! Keys by role, as a fact of the dependency graph rather than a convention: the proxy's and the
-//! worker's builds cannot name the at-rest keys (`msgrelay-at-rest`), and the worker's cannot name
-//! the sealing keys either (`msgrelay-sealing`). Checked with `cargo metadata` over normal and
+//! worker's builds cannot name the at-rest keys (`msgrelay-at-rest`), the worker's and the
+//! portal's cannot name the sealing keys (`msgrelay-sealing`), and no network role links the
+//! operator crate (`msgrelay-admin`, which loads every key). Checked with `cargo metadata` over normal and
 //! build dependencies (dev-dependencies never reach a shipped binary).
 
 use std::collections::{BTreeSet, HashMap};
@@ -82,12 +83,17 @@ fn each_role_links_only_the_keys_it_holds() {
     let proxy = closure(&graph, "msgrelay-proxy");
     let worker = closure(&graph, "msgrelay-worker");
     let server = closure(&graph, "msgrelay-server");
+    let portal = closure(&graph, "msgrelay-portal");
     // Sanity: the graph was read (a renamed crate must not make this test pass vacuously).
     assert!(
         proxy.contains("msgrelay-sealing"),
         "the proxy seals, so it must link msgrelay-sealing"
     );
     assert!(server.contains("msgrelay-at-rest") && server.contains("msgrelay-sealing"));
+    assert!(
+        portal.contains("msgrelay-at-rest") && portal.contains("msgrelay-certs"),
+        "the portal shows decrypted messages and issues certificates"
+    );
 
     assert!(
         !proxy.contains("msgrelay-at-rest"),
@@ -101,8 +107,17 @@ fn each_role_links_only_the_keys_it_holds() {
         !worker.contains("msgrelay-sealing"),
         "the worker must not be able to name any sealing key"
     );
+    assert!(
+        !portal.contains("msgrelay-sealing"),
+        "the portal opens nothing a proxy sealed: it must not be able to name a sealing key"
+    );
     // The admin crate loads every key; a network role that links it would bypass the split.
-    for (role, deps) in [("proxy", &proxy), ("worker", &worker)] {
+    for (role, deps) in [
+        ("proxy", &proxy),
+        ("worker", &worker),
+        ("server", &server),
+        ("portal", &portal),
+    ] {
         assert!(
             !deps.contains("msgrelay-admin"),
             "the {role} must not link the operator crate"

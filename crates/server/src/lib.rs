@@ -1,20 +1,16 @@
 //! The main server role: the internal API that proxies and workers call over mutual TLS
-//! (`internal`), and the portal's JSON API over HTTPS (`portal_api`, authenticated by `auth`).
-//! Entry point: [`Server::start`]; `msgrelay server` and `msgrelay up` both call it.
+//! (`internal`), the client CRL upkeep, and the mirror of dead letters into the store.
+//! Entry point: [`Server::start`]; `msgrelay server` and `msgrelay up` call it (and start the
+//! portal, `msgrelay-portal`, next to it).
 
-mod auth;
 mod internal;
 mod internal_trust;
-mod portal;
-mod portal_api;
 mod state;
-mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use msgrelay_at_rest::AtRestKeys;
 use msgrelay_core::wire::REJECTED_DEAD_LETTER;
 use msgrelay_core::Config;
@@ -46,17 +42,16 @@ pub enum ServerError {
     },
 }
 
-/// A running main server (internal API + portal).
+/// A running main server (internal API).
 pub struct Server {
     pub internal_addr: SocketAddr,
-    pub portal_addr: SocketAddr,
     pub state: AppState,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
-    /// Opens the store and keys, binds `server.listen` (mutual TLS, internal CA only) and
-    /// `portal.listen` (HTTPS), and serves until `shutdown`.
+    /// Opens the store and keys, binds `server.listen` (mutual TLS, internal CA only) and serves
+    /// until `shutdown`.
     pub async fn start(
         cfg: Arc<Config>,
         queue: Queue,
@@ -65,9 +60,7 @@ impl Server {
         shutdown: CancellationToken,
     ) -> Result<Self, ServerError> {
         let pki = Pki::new(cfg.path("pki"));
-        let store = Store::connect(&cfg.database(), cfg.database.max_connections)
-            .await?
-            .with_password_hash_concurrency(cfg.portal.password_hash_concurrency);
+        let store = Store::connect(&cfg.database(), cfg.database.max_connections).await?;
         let sealing = SealingKeyPair::load(&cfg.path("keys/sealing.key"))?;
         let proxy_pub = std::fs::read_to_string(cfg.path("keys/proxy-sealing.pub")).map_err(|e| {
             msgrelay_sealing::SealError::from(msgrelay_sealing::KeyFileError::invalid(
@@ -92,12 +85,6 @@ impl Server {
                 at_rest,
             }),
             pki: Arc::new(pki.clone()),
-            login_limiter: msgrelay_auth::LoginLimiter::new(msgrelay_auth::LoginLimits {
-                per_user: cfg.portal.login_max_failures_per_user,
-                per_ip: cfg.portal.login_max_failures_per_ip,
-                window: std::time::Duration::from_secs(cfg.portal.login_window_secs),
-                capacity: cfg.portal.login_limiter_capacity,
-            }),
         };
         let s = store.clone();
         ops.add_check("database", move || {
@@ -105,12 +92,6 @@ impl Server {
             async move { s.ping().await.map_err(|e| e.to_string()) }
         });
 
-        let (s, m) = (store.clone(), state.metrics.clone());
-        ops.add_sampler(move || {
-            let h = s.password_hash_stats();
-            m.set_password_hashes(h.total, h.in_flight, h.peak);
-            std::future::ready(())
-        });
         let (s, m) = (store.clone(), state.metrics.clone());
         ops.add_sampler(move || {
             let (s, m) = (s.clone(), m.clone());
@@ -130,14 +111,10 @@ impl Server {
         });
 
         // Re-sign a due CRL before the proxies first ask for it, then keep it fresh (`refresh_crl`).
-        let certs = msgrelay_admin::CertAdmin::new(pki.clone(), store.clone());
+        let certs = msgrelay_certs::CertAdmin::new(pki.clone(), store.clone());
         refresh_crl_once(&certs).await;
 
         let internal_trust = internal_trust::InternalTrust::load(pki.clone())?;
-        let portal_tls = {
-            let (chain, key) = pki.load_identity("portal")?;
-            msgrelay_tls::tls_server_config(chain, key)?
-        };
         let bind = |key: &'static str, addr: String| async move {
             let l = tokio::net::TcpListener::bind(&addr)
                 .await
@@ -153,8 +130,6 @@ impl Server {
         };
         let (internal_listener, internal_addr) =
             bind("server.listen", cfg.server.listen.clone()).await?;
-        let (portal_listener, portal_addr) =
-            bind("portal.listen", cfg.portal.listen.clone()).await?;
 
         let tasks = vec![
             tokio::spawn(msgrelay_tls::serve_tls(
@@ -171,20 +146,12 @@ impl Server {
                 Duration::from_secs(cfg.proxy.revocation_refresh_secs),
                 shutdown.clone(),
             )),
-            tokio::spawn(msgrelay_tls::serve_tls(
-                portal_listener,
-                Arc::new(ArcSwap::new(portal_tls)),
-                portal::router(state.clone()),
-                shutdown.clone(),
-                msgrelay_ops::serve_options(&cfg, "portal", &state.metrics),
-            )),
             tokio::spawn(sync_failed(state.clone(), shutdown.clone())),
             tokio::spawn(refresh_crl(certs, shutdown.clone())),
         ];
-        tracing::info!(%internal_addr, %portal_addr, "main server listening");
+        tracing::info!(%internal_addr, "main server listening");
         Ok(Self {
             internal_addr,
-            portal_addr,
             state,
             tasks,
         })
@@ -221,7 +188,7 @@ async fn certificates_expiring(store: &Store) -> Option<usize> {
 /// half of its validity has passed, so a missed check or two never lets it expire).
 const CRL_REFRESH: Duration = Duration::from_secs(600);
 
-async fn refresh_crl_once(certs: &msgrelay_admin::CertAdmin) {
+async fn refresh_crl_once(certs: &msgrelay_certs::CertAdmin) {
     match certs.refresh_crl_if_due().await {
         Ok(Some(info)) => {
             tracing::info!(next_update = %info.next_update, revoked = info.revoked, "client CRL re-signed")
@@ -234,7 +201,7 @@ async fn refresh_crl_once(certs: &msgrelay_admin::CertAdmin) {
 }
 
 /// Keeps the client CA's CRL from expiring while the server runs.
-async fn refresh_crl(certs: msgrelay_admin::CertAdmin, shutdown: CancellationToken) {
+async fn refresh_crl(certs: msgrelay_certs::CertAdmin, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + CRL_REFRESH, CRL_REFRESH);
     loop {
         tokio::select! { _ = shutdown.cancelled() => break, _ = tick.tick() => {} }

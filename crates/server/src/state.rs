@@ -25,6 +25,4 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub keys: Arc<Keys>,
     pub pki: Arc<Pki>,
-    /// Bounded failed-login limiter shared by the login page and the JSON login.
-    pub login_limiter: msgrelay_auth::LoginLimiter,
 }

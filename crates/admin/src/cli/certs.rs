@@ -31,7 +31,7 @@ pub enum CertsCommand {
         /// Bundle directory [default: <data_dir>/clients/<client_id>].
         #[arg(long)]
         out: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = KeyAlgorithm::EcdsaP256)]
+        #[arg(long, default_value_t = KeyAlgorithm::EcdsaP256, value_parser = key_type_parser())]
         key_type: KeyAlgorithm,
         /// Read the PKCS#12 password from stdin instead of generating one into client.p12.pass.
         #[arg(long)]
@@ -46,7 +46,7 @@ pub enum CertsCommand {
         out: Option<PathBuf>,
         #[arg(long, default_value_t = msgrelay_tls::pki::DEFAULT_CLIENT_DAYS)]
         days: u32,
-        #[arg(long, value_enum, default_value_t = KeyAlgorithm::EcdsaP256)]
+        #[arg(long, default_value_t = KeyAlgorithm::EcdsaP256, value_parser = key_type_parser())]
         key_type: KeyAlgorithm,
         /// Read the PKCS#12 password from stdin instead of generating one into client.p12.pass.
         #[arg(long)]
@@ -354,4 +354,11 @@ fn print_bundle(io: &mut Io<'_>, b: &IssuedBundle) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `--key-type`: the names of `KeyAlgorithm`, listed in `--help`.
+fn key_type_parser() -> impl clap::builder::TypedValueParser<Value = KeyAlgorithm> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(KeyAlgorithm::ALL.map(KeyAlgorithm::as_str))
+        .try_map(|s| s.parse::<KeyAlgorithm>())
 }

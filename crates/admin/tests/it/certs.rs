@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use msgrelay_admin::{AdminError, KeyAlgorithm};
+use msgrelay_admin::{CertError, KeyAlgorithm};
 use msgrelay_core::{ClientId, Role};
 use msgrelay_tls::load_crl;
 
@@ -159,7 +159,7 @@ async fn errors_say_what_to_do() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, AdminError::NotFound(_))
+        matches!(e, CertError::NotFound(_))
             && e.to_string().contains("msgrelay admin client create"),
         "{e}"
     );
