@@ -194,3 +194,28 @@ fn every_configuration_key_the_documents_name_exists() {
         "documents name configuration keys that do not exist: {unknown:#?}"
     );
 }
+
+#[test]
+fn the_version_names_the_release_and_the_commit_it_was_built_from() {
+    let version = Cli::command().render_version();
+    let prefix = format!("msgrelay {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(version.starts_with(&prefix), "{version}");
+    let commit = version[prefix.len()..].trim_end().trim_end_matches(')');
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    match head {
+        // Built from a git checkout: the commit is the checkout's HEAD.
+        Some(head) if std::env::var_os("MSGRELAY_COMMIT").is_none() => {
+            assert!(
+                commit.len() >= 7 && head.starts_with(commit),
+                "{version} (HEAD is {head})"
+            )
+        }
+        _ => assert!(!commit.is_empty(), "{version}"),
+    }
+}

@@ -16,7 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 /// msgrelay: a secure store-and-forward message relay.
 #[derive(Parser)]
-#[command(name = "msgrelay", version, about, propagate_version = true)]
+#[command(
+    name = "msgrelay",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("MSGRELAY_COMMIT"), ")"),
+    about,
+    propagate_version = true
+)]
 struct Cli {
     #[command(flatten)]
     common: Common,
