@@ -14,4 +14,5 @@ mod internal_trust;
 mod login;
 mod portal;
 mod queue_dump;
+mod queue_forgery;
 mod validation;

@@ -586,7 +586,8 @@ pub async fn retry(
 
 #[derive(Deserialize, ToSchema)]
 pub struct PurgeRequest {
-    /// Delete delivered messages delivered more than this many days ago (at least 1).
+    /// Delete delivered messages delivered more than this many days ago (at least
+    /// `server.max_payload_age_days`, 30 by default).
     pub older_than_days: u32,
 }
 
@@ -603,6 +604,8 @@ pub async fn purge(
             "must be at least 1",
         ));
     }
+    crate::actions::check_purge_days(&s, r.older_than_days)
+        .map_err(|why| Problem::invalid_field("older_than_days", why))?;
     let before = now_ms() - i64::from(r.older_than_days) * 24 * 3600 * 1000;
     let deleted = s
         .store
