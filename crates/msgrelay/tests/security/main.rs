@@ -15,4 +15,5 @@ mod login;
 mod portal;
 mod queue_dump;
 mod queue_forgery;
+mod sessions;
 mod validation;
