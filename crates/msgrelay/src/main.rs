@@ -1,6 +1,8 @@
 //! The `msgrelay` binary: parses the command line and calls the role libraries.
 
 mod bench;
+#[cfg(test)]
+mod cli_checks;
 mod roles;
 mod send;
 mod service;

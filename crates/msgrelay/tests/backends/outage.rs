@@ -99,16 +99,14 @@ fn main_server_down_then_backlog_drains() {
 
     s.start_server(); // same port: the workers keep their URL
     let back = Instant::now();
-    s.assert_all_delivered(sent.accepted, Duration::from_secs(60));
+    // A generous deadline, not a speed check: how fast a backlog drains is measured by
+    // `scripts/bench.sh --backlog` (docs/benchmarks.md), never asserted here.
+    s.assert_all_delivered(sent.accepted, Duration::from_secs(240));
     let secs = back.elapsed().as_secs_f64();
     eprintln!(
         "backlog of {} drained in {secs:.1} s ({:.0} msgs/s)",
         sent.accepted,
         sent.accepted as f64 / secs
-    );
-    assert!(
-        secs < 30.0,
-        "the backlog drains promptly (retry interval 1 s), took {secs:.1} s"
     );
 }
 
