@@ -87,6 +87,8 @@ foreach ($s in $services) {
     $svcArgs = @('--config', $configTarget, 'service', 'install', '--role', $role, '--name', $name,
                  '--env', "MSGRELAY_OPS__LISTEN=127.0.0.1:$ops")
     if ($role -eq 'worker') { $svcArgs += @('--env', "MSGRELAY_WORKER__NAME=$env:COMPUTERNAME-$name") }
+    # The portal as its own service: the main server stops serving it on the same port.
+    if ($role -eq 'server' -and $Roles -contains 'portal') { $svcArgs += @('--env', 'MSGRELAY_SERVER__WITH_PORTAL=false') }
     if ($DependsOn.Count -gt 0) { $svcArgs += @('--depends-on', ($DependsOn -join ',')) }
     & $exe @svcArgs
     if ($LASTEXITCODE -ne 0) { Fail "registering $name failed" }

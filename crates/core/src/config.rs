@@ -65,6 +65,9 @@ pub struct ServerConfig {
     /// Payloads accepted longer ago than this are refused as replays (a purged message or a
     /// queue restored from an old backup must not come back).
     pub max_payload_age_days: u32,
+    /// Whether `msgrelay server` also serves the portal on `portal.listen`; false when the
+    /// portal runs as its own role (`msgrelay portal`), e.g. on another host.
+    pub with_portal: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -290,6 +293,7 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:9443".into(),
             max_payload_age_days: 30,
+            with_portal: true,
         }
     }
 }

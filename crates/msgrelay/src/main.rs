@@ -57,8 +57,10 @@ enum Command {
     Proxy,
     /// One worker process (worker.concurrency deliveries inside).
     Worker,
-    /// The main server: internal API and portal.
+    /// The main server: internal API and (unless server.with_portal = false) the portal.
     Server,
+    /// The portal alone: HTML pages and the portal JSON API on portal.listen.
+    Portal,
     /// Sends one message over mutual TLS and prints its id.
     Send(send::SendArgs),
     /// Certificate lifecycle.
@@ -219,6 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Proxy => roles::proxy(cfg, CancellationToken::new()).await?,
         Command::Worker => roles::worker(cfg, CancellationToken::new()).await?,
         Command::Server => roles::server(cfg, CancellationToken::new()).await?,
+        Command::Portal => roles::portal(cfg, CancellationToken::new()).await?,
         Command::Certs(cmd) => msgrelay_admin::run_certs(cmd, &cfg).await?,
         Command::Admin(cmd) => msgrelay_admin::run_admin(cmd, &cfg).await?,
         Command::Db(DbCommand::Migrate) => {

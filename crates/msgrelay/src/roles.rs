@@ -1,4 +1,4 @@
-//! Running the roles: each alone (`proxy`, `worker`, `server`) or all together (`up`).
+//! Running the roles: each alone (`proxy`, `worker`, `server`, `portal`) or all together (`up`).
 
 use std::sync::Arc;
 
@@ -52,6 +52,7 @@ pub async fn run(
         ServiceRole::Proxy => proxy(cfg, stop).await,
         ServiceRole::Worker => worker(cfg, stop).await,
         ServiceRole::Server => server(cfg, stop).await,
+        ServiceRole::Portal => portal(cfg, stop).await,
         ServiceRole::Up => up(cfg, stop).await,
     }
 }
@@ -169,6 +170,7 @@ pub async fn worker(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The main server; unless `server.with_portal` is false, also the portal.
 pub async fn server(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let _guard = logging(&cfg);
     let p = Process::new(cfg).await?;
@@ -181,6 +183,39 @@ pub async fn server(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
         p.shutdown.clone(),
     )
     .await?;
+    let mut line = format!("server=https://{}", server.internal_addr);
+    let portal = if p.cfg.server.with_portal {
+        let portal = Portal::start(
+            p.cfg.clone(),
+            p.queue,
+            p.metrics,
+            &mut ops,
+            p.shutdown.clone(),
+        )
+        .await?;
+        line.push_str(&format!(" portal=https://{}", portal.addr));
+        Some(portal)
+    } else {
+        None
+    };
+    let ops = serve_until_signal(&p.cfg, ops, p.shutdown, &stop, line).await?;
+    server.join().await;
+    if let Some(portal) = portal {
+        portal.join().await;
+    }
+    ops.join().await;
+    tracing::info!(
+        role = "server",
+        "stopped gracefully: in-flight requests finished"
+    );
+    Ok(())
+}
+
+/// The portal alone (its own process or host): pages and the portal JSON API.
+pub async fn portal(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
+    let _guard = logging(&cfg);
+    let p = Process::new(cfg).await?;
+    let mut ops = p.ops;
     let portal = Portal::start(
         p.cfg.clone(),
         p.queue,
@@ -189,16 +224,12 @@ pub async fn server(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
         p.shutdown.clone(),
     )
     .await?;
-    let line = format!(
-        "server=https://{} portal=https://{}",
-        server.internal_addr, portal.addr
-    );
+    let line = format!("portal=https://{}", portal.addr);
     let ops = serve_until_signal(&p.cfg, ops, p.shutdown, &stop, line).await?;
-    server.join().await;
     portal.join().await;
     ops.join().await;
     tracing::info!(
-        role = "server",
+        role = "portal",
         "stopped gracefully: in-flight requests finished"
     );
     Ok(())

@@ -16,6 +16,7 @@ pub enum ServiceRole {
     Proxy,
     Worker,
     Server,
+    Portal,
     Up,
 }
 
@@ -27,6 +28,7 @@ impl ServiceRole {
             Self::Proxy => "proxy",
             Self::Worker => "worker",
             Self::Server => "server",
+            Self::Portal => "portal",
             Self::Up => "up",
         }
     }
@@ -38,7 +40,7 @@ impl ServiceRole {
     long_about = "Registers and controls the msgrelay roles as native Windows services (Service Control \
 Manager: services.msc, Get-Service, Event Log).\n\nOn Linux this subcommand does nothing: use the systemd \
 units in deploy/linux/ (msgrelay-proxy.service, msgrelay-worker@.service, msgrelay-server.service, \
-msgrelay.target), e.g. `systemctl enable --now msgrelay.target`."
+msgrelay-portal.service, msgrelay.target), e.g. `systemctl enable --now msgrelay.target`."
 )]
 pub enum ServiceCommand {
     /// Registers a role as a service: automatic (delayed) start, restart on failure after 5 s,

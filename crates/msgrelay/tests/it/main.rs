@@ -8,6 +8,7 @@ mod delivery;
 mod happy_path;
 mod idempotency;
 mod ops;
+mod portal_role;
 mod privacy;
 mod restart;
 mod service;

@@ -65,6 +65,11 @@ impl Proc {
         self.child.id()
     }
 
+    /// Whether the ready line names an address for `key`.
+    pub fn serves(&self, key: &str) -> bool {
+        self.ready.contains_key(key)
+    }
+
     /// An address of the ready line (`proxy`, `server`, `portal`, `ops`).
     pub fn addr(&self, key: &str) -> SocketAddr {
         let url = self

@@ -12,6 +12,8 @@ use super::{msgrelay, run, Proc};
 pub struct TestRelay {
     pub up: Option<Proc>,
     pub server: Option<Proc>,
+    /// `msgrelay portal`, the portal in its own process.
+    pub portal: Option<Proc>,
     pub proxy: Option<Proc>,
     pub workers: Vec<Proc>,
     /// Extra `MSGRELAY_*` settings for every role started from now on.
@@ -36,6 +38,7 @@ impl TestRelay {
         TestRelay {
             up: None,
             server: None,
+            portal: None,
             proxy: None,
             workers: Vec::new(),
             env: Vec::new(),
@@ -119,8 +122,17 @@ impl TestRelay {
     pub async fn start_server(&mut self, extra: &[(&str, &str)]) -> &mut Proc {
         let p = self.spawn("server", extra).await;
         self.server_addr = Some(p.addr("server"));
-        self.portal_addr = Some(p.addr("portal"));
+        if p.serves("portal") {
+            self.portal_addr = Some(p.addr("portal"));
+        }
         self.server.insert(p)
+    }
+
+    /// Starts the portal as its own process (`msgrelay portal`).
+    pub async fn start_portal(&mut self, extra: &[(&str, &str)]) -> &mut Proc {
+        let p = self.spawn("portal", extra).await;
+        self.portal_addr = Some(p.addr("portal"));
+        self.portal.insert(p)
     }
 
     /// Starts the proxy, pointed at the running main server.
@@ -165,6 +177,7 @@ impl Drop for TestRelay {
             .up
             .iter()
             .chain(&self.server)
+            .chain(&self.portal)
             .chain(&self.proxy)
             .chain(&self.workers)
         {
