@@ -5,6 +5,8 @@ Standard library only (Python >= 3.8). Same flags as `msgrelay send`; see --help
 The sender number and the message body are never printed or logged.
 """
 
+from __future__ import annotations
+
 import argparse
 import email.utils
 import json
@@ -17,8 +19,9 @@ import urllib.error
 import urllib.request
 import uuid
 from datetime import datetime, timezone
+from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-__version__ = "1.0"
+__version__ = "0.2.0"
 
 EXIT_OK = 0
 EXIT_REJECTED = 2  # the relay refused the message for good: fix the request, do not just re-run
@@ -85,7 +88,7 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise UsageError(message + " (see --help)")
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     p = _ArgumentParser(
         prog="send_message.py",
         description="Send one message to a msgrelay proxy over mutual TLS; prints the message id.",
@@ -93,8 +96,14 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--url", help="proxy base URL, e.g. https://relay.example.com:8443 [MSGRELAY_URL]")
-    p.add_argument("--cert", help="client certificate, PEM (client.crt) [MSGRELAY_CERT]")
-    p.add_argument("--key", help="client private key, PEM, unencrypted (client.key) [MSGRELAY_KEY]")
+    p.add_argument(
+        "--cert",
+        help="client certificate, PEM (client.crt); may also hold the private key [MSGRELAY_CERT]",
+    )
+    p.add_argument(
+        "--key",
+        help="client private key, PEM, unencrypted (client.key); omit it when --cert holds the key [MSGRELAY_KEY]",
+    )
     p.add_argument("--ca", help="CA that signed the proxy's certificate (ca.crt) [MSGRELAY_CA]")
     p.add_argument("--sender", help="sender number, E.164 like +15551234567 [MSGRELAY_SENDER]")
     p.add_argument("--body", help="message text, or - to read it from standard input [MSGRELAY_BODY]")
@@ -113,13 +122,13 @@ def build_parser():
     return p
 
 
-def parse_args(argv, env, need_tls=True):
+def parse_args(argv: Sequence[str], env: Mapping[str, str], need_tls: bool = True) -> argparse.Namespace:
     """Parses flags with environment fallbacks; raises UsageError with what to do next."""
     ns = build_parser().parse_args(argv)
     for name, var in ENV.items():
         if getattr(ns, name) is None and env.get(var) not in (None, ""):
             setattr(ns, name, env[var])
-    required = ["url", "sender", "body"] + (["cert", "key", "ca"] if need_tls else [])
+    required = ["url", "sender", "body"] + (["cert", "ca"] if need_tls else [])
     missing = ["--" + n + " (or " + ENV[n] + ")" for n in required if getattr(ns, n) is None]
     if missing:
         raise UsageError("missing " + ", ".join(missing) + " (see --help for an example)")
@@ -137,7 +146,7 @@ def parse_args(argv, env, need_tls=True):
     return ns
 
 
-def _number(raw, flag, kind, default, ok):
+def _number(raw: Optional[str], flag: str, kind: Callable[[str], Any], default: Any, ok: Callable[[Any], bool]) -> Any:
     if raw is None:
         return default
     try:
@@ -149,7 +158,7 @@ def _number(raw, flag, kind, default, ok):
     return value
 
 
-def read_body(body, stdin):
+def read_body(body: str, stdin: IO[Any]) -> str:
     """`-` means standard input; a single trailing newline (as echo adds) is dropped."""
     if body != "-":
         return body
@@ -166,7 +175,9 @@ def read_body(body, stdin):
     return data
 
 
-def build_payload(sender, body, client_id=None, now=None):
+def build_payload(
+    sender: str, body: str, client_id: Optional[str] = None, now: Optional[datetime] = None
+) -> Dict[str, Any]:
     """The JSON document of interface.md section 3; metadata only when a client id is given."""
     payload = {"sender_number": sender, "message_body": body}
     if client_id:
@@ -182,10 +193,13 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def make_tls_opener(cert, key, ca):
-    """An opener doing mutual TLS: the proxy is verified against `ca` (host name checked)."""
+def make_tls_opener(cert: str, key: Optional[str], ca: str) -> urllib.request.OpenerDirector:
+    """An opener doing mutual TLS: the proxy is verified against `ca` (host name checked).
+
+    `key` may be None when `cert` is one PEM file holding the certificate and its private key.
+    """
     for flag, path in (("--cert", cert), ("--key", key), ("--ca", ca)):
-        if not os.path.isfile(path):
+        if path is not None and not os.path.isfile(path):
             raise UsageError(
                 "%s file '%s' not found: pass the path to the file from the client bundle "
                 "(client.crt, client.key, ca.crt)" % (flag, path)
@@ -198,14 +212,21 @@ def make_tls_opener(cert, key, ca):
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
 
-    def no_password():
-        raise UsageError("--key '%s' is encrypted; use the unencrypted client.key from the bundle" % key)
+    def no_password() -> str:
+        raise UsageError(
+            "--key '%s' is encrypted; use the unencrypted client.key from the bundle" % (key or cert)
+        )
 
     try:
         ctx.load_cert_chain(cert, key, password=no_password)
     except UsageError:
         raise
     except (ssl.SSLError, OSError) as e:
+        if key is None:
+            raise UsageError(
+                "cannot load a certificate and private key from --cert '%s' (%s): pass --key with "
+                "client.key, or a PEM file holding both" % (cert, _reason(e))
+            )
         raise UsageError(
             "cannot load --cert '%s' with --key '%s' (%s): check both are PEM files of the same bundle"
             % (cert, key, _reason(e))
@@ -213,20 +234,29 @@ def make_tls_opener(cert, key, ca):
     return urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx), _NoRedirect)
 
 
-def _reason(e):
+def _reason(e: BaseException) -> Any:
     return getattr(e, "reason", None) or getattr(e, "strerror", None) or e.__class__.__name__
 
 
 class Outcome:
     """What happened: an exit code, the id on success, and lines for stderr."""
 
-    def __init__(self, code, message_id=None, errors=()):
+    def __init__(self, code: int, message_id: Optional[str] = None, errors: Sequence[str] = ()) -> None:
         self.code = code
         self.message_id = message_id
         self.errors = list(errors)
 
 
-def send_message(opener, url, payload, idempotency_key, timeout=30.0, retries=5, sleep=time.sleep, warn=None):
+def send_message(
+    opener: urllib.request.OpenerDirector,
+    url: str,
+    payload: Dict[str, Any],
+    idempotency_key: str,
+    timeout: float = 30.0,
+    retries: int = 5,
+    sleep: Callable[[float], None] = time.sleep,
+    warn: Optional[Callable[[str], None]] = None,
+) -> Outcome:
     """POSTs `payload` to `<url>/api/v1/messages`, retrying transient failures with the same key.
 
     `opener` is a urllib opener (TLS or, in tests, plain HTTP). Returns an Outcome; never raises for
@@ -244,7 +274,7 @@ def send_message(opener, url, payload, idempotency_key, timeout=30.0, retries=5,
         req.add_header("Accept", "application/json, application/problem+json")
         req.add_header("Idempotency-Key", idempotency_key)
         req.add_header("User-Agent", "msgrelay-python/" + __version__)
-        retry_after = None
+        retry_after: Optional[float] = None
         try:
             with opener.open(req, timeout=timeout) as resp:
                 return _accepted(resp.status, resp.read(), idempotency_key)
@@ -277,7 +307,7 @@ def send_message(opener, url, payload, idempotency_key, timeout=30.0, retries=5,
     )
 
 
-def _accepted(status, raw, idempotency_key):
+def _accepted(status: int, raw: bytes, idempotency_key: str) -> Outcome:
     try:
         message_id = json.loads(raw.decode("utf-8"))["id"]
         if not isinstance(message_id, str) or not message_id:
@@ -293,14 +323,14 @@ def _accepted(status, raw, idempotency_key):
     return Outcome(EXIT_OK, message_id=message_id)
 
 
-def _read_quietly(e):
+def _read_quietly(e: urllib.error.HTTPError) -> bytes:
     try:
         return e.read()
     except Exception:  # noqa: BLE001 - a broken error body must not hide the status
         return b""
 
 
-def _problem(body):
+def _problem(body: bytes) -> Dict[str, Any]:
     try:
         doc = json.loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, AttributeError):
@@ -308,11 +338,11 @@ def _problem(body):
     return doc if isinstance(doc, dict) else {}
 
 
-def _problem_title(reason, body):
+def _problem_title(reason: Any, body: bytes) -> str:
     return str(_problem(body).get("title") or reason or "").strip()
 
 
-def _problem_lines(status, reason, body, secrets):
+def _problem_lines(status: int, reason: Any, body: bytes, secrets: List[str]) -> List[str]:
     """`error: <status> <title>: <detail>` plus the offending field(s) and a hint."""
     doc = _problem(body)
     title = str(doc.get("title") or reason or "error")
@@ -340,7 +370,7 @@ def _problem_lines(status, reason, body, secrets):
     return [_redact(ln, secrets) for ln in lines]
 
 
-def _redact(text, secrets):
+def _redact(text: str, secrets: List[str]) -> str:
     """Belt and braces: never echo the number or body even if a server puts them in an error."""
     for s in secrets:
         if isinstance(s, str) and len(s) >= 3:
@@ -348,7 +378,7 @@ def _redact(text, secrets):
     return text
 
 
-def _retry_after(value):
+def _retry_after(value: Optional[str]) -> Optional[float]:
     """Seconds from a Retry-After header (delta-seconds or HTTP-date), bounded; None if absent."""
     if not value:
         return None
@@ -368,11 +398,11 @@ def _retry_after(value):
     return max(0.0, min(secs, MAX_RETRY_AFTER_SECS))
 
 
-def _unwrap(e):
+def _unwrap(e: BaseException) -> BaseException:
     return e.reason if isinstance(e, urllib.error.URLError) and isinstance(e.reason, BaseException) else e
 
 
-def _tls_rejection(e):
+def _tls_rejection(e: BaseException) -> Optional[str]:
     """A message for TLS failures that retrying cannot fix (wrong CA, wrong host, refused cert)."""
     inner = _unwrap(e)
     if isinstance(inner, ssl.SSLCertVerificationError):
@@ -390,7 +420,7 @@ def _tls_rejection(e):
     return None
 
 
-def _describe(e):
+def _describe(e: BaseException) -> str:
     inner = _unwrap(e)
     if isinstance(inner, (socket.timeout, TimeoutError)):
         return "timed out"
@@ -407,15 +437,23 @@ def _describe(e):
     return str(inner) or inner.__class__.__name__
 
 
-def _writer(stream):
-    def write(line):
+def _writer(stream: IO[str]) -> Callable[[str], None]:
+    def write(line: str) -> None:
         stream.write(line + "\n")
         stream.flush()
 
     return write
 
 
-def main(argv=None, env=None, opener=None, sleep=time.sleep, stdin=None, stdout=None, stderr=None):
+def main(
+    argv: Optional[Sequence[str]] = None,
+    env: Optional[Mapping[str, str]] = None,
+    opener: Optional[urllib.request.OpenerDirector] = None,
+    sleep: Callable[[float], None] = time.sleep,
+    stdin: Optional[IO[Any]] = None,
+    stdout: Optional[IO[str]] = None,
+    stderr: Optional[IO[str]] = None,
+) -> int:
     """Command-line entry; returns the exit code.
 
     `opener` replaces the mutual-TLS opener (tests use plain HTTP); the cert/key/ca flags are then
@@ -443,7 +481,8 @@ def main(argv=None, env=None, opener=None, sleep=time.sleep, stdin=None, stdout=
     return outcome.code
 
 
-if __name__ == "__main__":
+def console_main() -> None:
+    """The `msgrelay-send` command (pip install) and `python3 send_message.py`."""
     # Server-supplied error text may hold characters the Windows console code page lacks.
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
@@ -453,3 +492,7 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    console_main()

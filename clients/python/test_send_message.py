@@ -323,6 +323,29 @@ class MutualTlsTests(unittest.TestCase):
             code, out, err, _ = run(self.args(srv.port))
         self.assertEqual((code, out), (0, "tls-id\n"), err)
 
+    def test_combined_pem_needs_no_key_flag(self):
+        combined = self.path("client-combined.pem")
+        with open(combined, "w") as out:
+            for part in ("client.crt", "client.key"):
+                with open(self.path(part)) as f:
+                    out.write(f.read())
+        args = self.args(0)
+        i = args.index("--key")
+        del args[i : i + 2]
+        args[args.index("--cert") + 1] = combined
+        with StubServer([accepted("combined-id")], tls_context=self.server_context()) as srv:
+            args[1] = "https://localhost:%d" % srv.port
+            code, out, err, _ = run(args)
+        self.assertEqual((code, out), (0, "combined-id\n"), err)
+
+    def test_cert_without_key_and_no_key_flag_exit_64(self):
+        args = self.args(1)
+        i = args.index("--key")
+        del args[i : i + 2]
+        code, _, err, _ = run(args)
+        self.assertEqual(code, 64)
+        self.assertIn("pass --key", err)
+
     def test_untrusted_server_is_refused_without_retry(self):
         with StubServer([accepted()], tls_context=self.server_context()) as srv:
             # The client's own certificate is not a CA for the server: verification must fail.
@@ -339,6 +362,27 @@ class MutualTlsTests(unittest.TestCase):
         self.assertEqual(code, 2)
         self.assertIn("host name", err)
         self.assertEqual(srv.requests, [])
+
+
+class PackagingTests(unittest.TestCase):
+    """`pip install ./clients/python` works offline and installs the `msgrelay-send` command."""
+
+    def test_pip_install_offline_gives_the_console_command(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        with tempfile.TemporaryDirectory() as target:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--no-index", "--disable-pip-version-check",
+                 "--no-cache-dir", "--quiet", "--target", target, here],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )
+            env = dict(os.environ, PYTHONPATH=target)
+            script = os.path.join(target, "bin", "msgrelay-send")
+            done = subprocess.run([sys.executable, script, "--version"], env=env, capture_output=True, text=True)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertIn(send_message.__version__, done.stdout)
+            done = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True)
+            self.assertEqual(done.returncode, send_message.EXIT_USAGE)
+            self.assertIn("missing --url", done.stderr)
 
 
 if __name__ == "__main__":

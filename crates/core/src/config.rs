@@ -8,6 +8,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::redis_url::RedisUrl;
+
 /// A configuration problem; `key` is the dotted key (e.g. `worker.lease_secs`).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("invalid configuration key `{key}`: {reason}")]
@@ -122,13 +124,26 @@ pub enum QueueBackend {
     Redis,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Debug` hides the password in `redis_url`.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     pub backend: QueueBackend,
     /// The embedded queue's SQLite file (relative to `data_dir`).
     pub sqlite_path: PathBuf,
+    /// One server, Sentinel or Cluster; the forms are in [`crate::redis_url`].
     pub redis_url: String,
+    /// PEM CA certificate(s) that verify the Redis servers (and sentinels) of a `rediss…` URL;
+    /// empty = the operating system's trust store.
+    pub redis_ca_file: PathBuf,
+    /// The proxy answers 202 only once this many replicas have the entry (`WAIT`); 0 = as soon as
+    /// the primary has it.
+    pub min_replicas_ack: u32,
+    /// How long the proxy waits for `min_replicas_ack` replicas before answering 503.
+    pub replica_ack_timeout_ms: u64,
+    /// Streams the Redis queue is split into (hash-tagged keys, one cluster slot each); 1 keeps
+    /// the original key names on one server.
+    pub partitions: u32,
     pub key_prefix: String,
     pub allow_non_durable_redis: bool,
     /// High-water mark: with this many undelivered messages (ready, in flight, awaiting a retry)
@@ -335,6 +350,10 @@ impl Default for QueueConfig {
             backend: QueueBackend::Sqlite,
             sqlite_path: PathBuf::from("queue.db"),
             redis_url: "redis://127.0.0.1:6379/0".into(),
+            redis_ca_file: PathBuf::new(),
+            min_replicas_ack: 0,
+            replica_ack_timeout_ms: 500,
+            partitions: 1,
             key_prefix: "msgrelay".into(),
             allow_non_durable_redis: false,
             max_depth: DEFAULT_MAX_DEPTH,
@@ -528,15 +547,7 @@ impl Config {
                 "must be between 0 (one per core) and 256",
             ));
         }
-        if self.queue.backend == QueueBackend::Redis
-            && !(self.queue.redis_url.starts_with("redis://")
-                || self.queue.redis_url.starts_with("rediss://"))
-        {
-            return Err(ConfigError::new(
-                "queue.redis_url",
-                "must start with redis:// or rediss://",
-            ));
-        }
+        self.validate_queue()?;
         let prefix_ok = !self.queue.key_prefix.is_empty()
             && self.queue.key_prefix.len() <= 64
             && self
@@ -608,6 +619,23 @@ impl Config {
     }
 }
 
+impl std::fmt::Debug for QueueConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueConfig")
+            .field("backend", &self.backend)
+            .field("sqlite_path", &self.sqlite_path)
+            .field("redis_url", &redact_url_password(&self.redis_url))
+            .field("redis_ca_file", &self.redis_ca_file)
+            .field("key_prefix", &self.key_prefix)
+            .field("allow_non_durable_redis", &self.allow_non_durable_redis)
+            .field("max_depth", &self.max_depth)
+            .field("min_replicas_ack", &self.min_replicas_ack)
+            .field("replica_ack_timeout_ms", &self.replica_ack_timeout_ms)
+            .field("partitions", &self.partitions)
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatabaseConfig")
@@ -635,6 +663,54 @@ pub fn redact_url_password(url: &str) -> String {
 }
 
 impl Config {
+    /// The Redis keys are checked whatever the backend (a typo must not wait for the day the
+    /// backend is switched), except that an unused URL is not parsed.
+    fn validate_queue(&self) -> Result<(), ConfigError> {
+        let q = &self.queue;
+        let redis = q.backend == QueueBackend::Redis;
+        if redis {
+            let url = RedisUrl::parse(&q.redis_url)
+                .map_err(|reason| ConfigError::new("queue.redis_url", reason))?;
+            if !url.tls && !q.redis_ca_file.as_os_str().is_empty() {
+                return Err(ConfigError::new(
+                    "queue.redis_ca_file",
+                    "is set but queue.redis_url does not use TLS (rediss://, rediss+sentinel:// or rediss+cluster://)",
+                ));
+            }
+        }
+        if q.min_replicas_ack > 16 {
+            return Err(ConfigError::new(
+                "queue.min_replicas_ack",
+                "must be between 0 and 16",
+            ));
+        }
+        if q.min_replicas_ack > 0 && !redis {
+            return Err(ConfigError::new(
+                "queue.min_replicas_ack",
+                "needs queue.backend = \"redis\" (the embedded queue has no replicas); set it to 0",
+            ));
+        }
+        if !(1..=256).contains(&q.partitions) {
+            return Err(ConfigError::new(
+                "queue.partitions",
+                "must be between 1 and 256",
+            ));
+        }
+        if q.partitions > 1 && !redis {
+            return Err(ConfigError::new(
+                "queue.partitions",
+                "needs queue.backend = \"redis\" (the embedded queue is one table); set it to 1",
+            ));
+        }
+        in_range(
+            "queue.replica_ack_timeout_ms",
+            q.replica_ack_timeout_ms,
+            10,
+            1000,
+        )?;
+        Ok(())
+    }
+
     /// Every number that feeds time arithmetic is bounded here, so an absurd value stops start-up
     /// naming its key instead of overflowing an `Instant` or a timestamp later.
     fn validate_durations(&self) -> Result<(), ConfigError> {
@@ -799,6 +875,59 @@ mod tests {
             assert_eq!(cfg.data_dir, PathBuf::from("/srv/relay"));
             Ok(())
         });
+    }
+
+    #[test]
+    fn queue_ha_keys_are_checked_and_the_password_never_printed() {
+        for (toml, key) in [
+            (
+                "[queue]\nbackend = \"redis\"\nredis_url = \"redis+sentinel://u:hunter2@s1,s2\"\n",
+                "queue.redis_url",
+            ),
+            (
+                "[queue]\nbackend = \"redis\"\nredis_url = \"rediss://h#insecure\"\n",
+                "queue.redis_url",
+            ),
+            (
+                "[queue]\nbackend = \"redis\"\nredis_ca_file = \"ca.pem\"\n",
+                "queue.redis_ca_file",
+            ),
+            (
+                "[queue]\nbackend = \"redis\"\nmin_replicas_ack = 17\n",
+                "queue.min_replicas_ack",
+            ),
+            ("[queue]\nmin_replicas_ack = 1\n", "queue.min_replicas_ack"),
+            (
+                "[queue]\nbackend = \"redis\"\nreplica_ack_timeout_ms = 5\n",
+                "queue.replica_ack_timeout_ms",
+            ),
+            (
+                "[queue]\nbackend = \"redis\"\nreplica_ack_timeout_ms = 1001\n",
+                "queue.replica_ack_timeout_ms",
+            ),
+            (
+                "[queue]\nbackend = \"redis\"\npartitions = 0\n",
+                "queue.partitions",
+            ),
+            (
+                "[queue]\nbackend = \"redis\"\npartitions = 257\n",
+                "queue.partitions",
+            ),
+            ("[queue]\npartitions = 4\n", "queue.partitions"),
+        ] {
+            let e = load(toml).unwrap_err();
+            assert_eq!(e.key, key, "{toml}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+        let cfg = load(
+            "[queue]\nbackend = \"redis\"\nredis_url = \"rediss+cluster://relay:hunter2@n1:7000,n2:7001\"\n\
+             redis_ca_file = \"redis-ca.pem\"\nmin_replicas_ack = 1\nreplica_ack_timeout_ms = 250\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.queue.min_replicas_ack, 1);
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(dbg.contains("relay:***@n1:7000"), "{dbg}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod deliver_batch;
 pub mod domain;
+pub mod redis_url;
 pub mod wire;
 
 pub use config::{Config, ConfigError, DatabaseLocation};
@@ -12,6 +13,7 @@ pub use domain::{
     ClientId, ClientStatus, DomainError, DomainName, MessageBody, MessageId, MessageStatus, Role,
     SenderNumber,
 };
+pub use redis_url::{RedisTopology, RedisUrl};
 
 /// Milliseconds since the Unix epoch, the one timestamp representation used in queues and stores.
 pub fn now_ms() -> i64 {

@@ -16,10 +16,13 @@ pub struct BenchArgs {
     /// Proxy base URL
     #[arg(long)]
     url: String,
+    /// Client certificate, PEM (a client bundle's client.crt)
     #[arg(long)]
     cert: PathBuf,
+    /// Its private key, PEM (client.key)
     #[arg(long)]
     key: PathBuf,
+    /// CA of the proxy's certificate (ca.crt)
     #[arg(long)]
     ca: PathBuf,
     /// Concurrent senders (each keeps one HTTP/2 connection busy)

@@ -1,6 +1,8 @@
 //! The `msgrelay` binary: parses the command line and calls the role libraries.
 
 mod bench;
+#[cfg(test)]
+mod cli_checks;
 mod roles;
 mod send;
 mod service;
@@ -14,7 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 /// msgrelay: a secure store-and-forward message relay.
 #[derive(Parser)]
-#[command(name = "msgrelay", version, about, propagate_version = true)]
+#[command(
+    name = "msgrelay",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("MSGRELAY_COMMIT"), ")"),
+    about,
+    propagate_version = true
+)]
 struct Cli {
     #[command(flatten)]
     common: Common,
@@ -110,7 +117,20 @@ fn load_config(common: &Common) -> anyhow::Result<Config> {
 
 fn main() -> ExitCode {
     msgrelay_tls::install_crypto_provider();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // `send` exits like the Python client: 64 for any usage error (clap's default is 2,
+            // which `send` uses for "refused by the relay").
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ if invoked_subcommand().as_deref() == Some("send") => send::EXIT_USAGE,
+                _ => 2,
+            };
+            return ExitCode::from(code);
+        }
+    };
     let cli = match cli.command {
         Command::Service(cmd) => {
             // Not inside a runtime: the service entry point blocks this thread in the service
@@ -149,6 +169,21 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The first argument that is not an option (or an option's value): the subcommand's name.
+fn invoked_subcommand() -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "--data-dir" => {
+                args.next();
+            }
+            a if a.starts_with('-') => {}
+            a => return Some(a.to_owned()),
+        }
+    }
+    None
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -49,6 +49,9 @@ pub struct Metrics {
     /// Sum of `delivery_failures`, for the log summary (not exported).
     delivery_failures_total: Counter,
     pub dead_lettered: Counter,
+    /// The part of `dead_lettered` the main server refused as unopened (unreadable, forged,
+    /// re-attributed, replayed): kept in the queue as failed, never a row of any client.
+    pub dead_lettered_unopened: Counter,
     /// Sealed payloads the main server did not store, by a fixed reason (see `payload_refused`).
     pub payloads_refused: Family<Reason, Counter>,
     pub queue_depth: Family<State, Gauge>,
@@ -92,6 +95,7 @@ impl Metrics {
             delivery_failures: Family::default(),
             delivery_failures_total: Counter::default(),
             dead_lettered: Counter::default(),
+            dead_lettered_unopened: Counter::default(),
             payloads_refused: Family::default(),
             queue_depth: Family::default(),
             queue_saturated: Gauge::default(),
@@ -143,6 +147,11 @@ impl Metrics {
             "messages_dead_lettered",
             "Messages moved to failed (max attempts or rejected)",
             m.dead_lettered.clone(),
+        );
+        registry.register(
+            "messages_dead_lettered_unopened",
+            "Dead letters the main server refused unopened (forged, unreadable, replayed); never stored as a message",
+            m.dead_lettered_unopened.clone(),
         );
         registry.register(
             "payloads_refused",

@@ -119,3 +119,19 @@ pub fn note_refused(s: &PortalState, username: &str, refused: &msgrelay_auth::Re
         })
         .inc();
 }
+
+/// The shortest retention purge: `server.max_payload_age_days`. A message delivered longer ago
+/// than that was accepted longer ago too, so its sealed payload, replayed from the queue or a
+/// backup, is refused as too old; a shorter purge would let such a replay bring the purged
+/// message back as a new row. `Err` says why and what to change.
+pub fn check_purge_days(s: &PortalState, days: u32) -> Result<(), String> {
+    let floor = s.cfg.server.max_payload_age_days;
+    if days < floor {
+        return Err(format!(
+            "must be at least server.max_payload_age_days ({floor}): a replayed payload of a \
+             message purged sooner would be stored again; lower server.max_payload_age_days to \
+             purge sooner"
+        ));
+    }
+    Ok(())
+}

@@ -86,6 +86,8 @@ pub(crate) enum TokenRepr {
     Sqlite { seq: i64, nonce: String },
     /// Stream entry id plus the owner and delivery count seen at lease time (XPENDING), and the message id.
     Redis {
+        /// The partition (index into the queue's partitions) the entry is in.
+        part: usize,
         entry: String,
         consumer: String,
         deliveries: i64,
@@ -169,10 +171,7 @@ impl Queue {
                 };
                 Ok(Queue::Sqlite(SqliteQueue::open(&path).await?))
             }
-            QueueBackend::Redis => Ok(Queue::Redis(
-                RedisQueue::connect(&cfg.redis_url, &cfg.key_prefix, cfg.allow_non_durable_redis)
-                    .await?,
-            )),
+            QueueBackend::Redis => Ok(Queue::Redis(RedisQueue::connect(cfg, data_dir).await?)),
         }
     }
 

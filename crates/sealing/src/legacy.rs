@@ -17,6 +17,8 @@ use crate::{SealError, KID};
 pub(crate) const MAGIC: &[u8; 4] = b"MRS1";
 const NONCE: usize = 24;
 const HEADER: usize = 4 + 2 * KID + NONCE;
+/// The shortest v1 payload: header and the authentication tag.
+pub(crate) const MIN_LEN: usize = HEADER + 16;
 
 /// Opens a v1 payload with the box of (server secret, proxy public); returns the inner JSON.
 pub(crate) fn open(
@@ -24,7 +26,7 @@ pub(crate) fn open(
     proxy: &PublicKey,
     sealed: &[u8],
 ) -> Result<Vec<u8>, SealError> {
-    if sealed.len() < HEADER + 16 {
+    if sealed.len() < MIN_LEN {
         return Err(SealError::Malformed("v1 payload too short"));
     }
     let cipher = ChaChaBox::new(&proxy.box_key, &server.secret);

@@ -164,8 +164,16 @@ impl Opener {
             return Err(SealError::Malformed("too short for a header"));
         }
         let magic = &sealed[..4];
-        if magic != MAGIC && magic != legacy::MAGIC {
-            return Err(SealError::Malformed("unknown format"));
+        // Too short to be a payload of its format: malformed whatever keys it names, so that
+        // bytes which merely start with a magic are refused at once, never retried as a payload
+        // sealed to a key this server lacks.
+        let min_len = match magic {
+            m if m == MAGIC => HEADER + TAG,
+            m if m == legacy::MAGIC => legacy::MIN_LEN,
+            _ => return Err(SealError::Malformed("unknown format")),
+        };
+        if sealed.len() < min_len {
+            return Err(SealError::Malformed("too short"));
         }
         let server_kid: Kid = sealed[4..4 + KID].try_into().expect("length checked");
         let proxy_kid: Kid = sealed[4 + KID..4 + 2 * KID]
@@ -182,9 +190,6 @@ impl Opener {
             }
         };
         let plain = if magic == MAGIC {
-            if sealed.len() < HEADER + TAG {
-                return Err(SealError::Malformed("too short"));
-            }
             let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&sealed[4 + 2 * KID..HEADER])
                 .map_err(|_| SealError::Malformed("encapsulated key"))?;
             let aad = aad(

@@ -23,6 +23,8 @@ use msgrelay_tls::PeerInfo;
 use crate::AppState;
 
 const PROXY: &str = "msgrelay-proxy";
+/// How far ahead of this server's clock a proxy's accepted time may be.
+const MAX_CLOCK_SKEW_MS: i64 = 24 * 3600 * 1000;
 const WORKER: &str = "msgrelay-worker";
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -104,10 +106,12 @@ async fn deliver(
     };
     let now = now_ms();
     let oldest = now - i64::from(s.cfg.server.max_payload_age_days) * 24 * 3600 * 1000;
+    // A claimed accepted time beyond the clock skew any proxy may have is not a genuine one.
+    let window = oldest..=now + MAX_CLOCK_SKEW_MS;
     let mut results = Vec::with_capacity(items.len());
     let mut rows = Vec::with_capacity(items.len());
     for item in items {
-        match open_item(&s, &item, oldest) {
+        match open_item(&s, &item, &window) {
             Ok((plain, enc)) => {
                 rows.push(DeliveredMessage {
                     id: plain.id,
@@ -164,8 +168,9 @@ struct Refusal {
 fn open_item(
     s: &AppState,
     item: &Incoming,
-    oldest_ms: i64,
+    window: &std::ops::RangeInclusive<i64>,
 ) -> Result<(PlainPayload, EncryptedFields), Refusal> {
+    let oldest_ms = *window.start();
     let refuse = |metric, reason: String| Refusal {
         metric,
         reason,
@@ -188,8 +193,9 @@ fn open_item(
             _ => "malformed",
         };
         // An unknown key is retried, but not for ever: past the replay window (by the envelope's
-        // claim, the only date there is) it is refused like any old payload.
-        let retry = e.is_retryable() && item.accepted_at_ms >= oldest_ms;
+        // claim, the only date there is) it is refused like any old payload, and so is a claim
+        // from the future (which would otherwise be retried for ever).
+        let retry = e.is_retryable() && window.contains(&item.accepted_at_ms);
         let hint = if retry {
             "; add the key to the main server's keys/ (retried until then)"
         } else {

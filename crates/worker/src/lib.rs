@@ -4,12 +4,11 @@
 //! expire and another worker takes them. Delivery is idempotent on the message id, so the
 //! at-least-once hand-over stores every message exactly once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use msgrelay_core::deliver_batch;
-use msgrelay_core::wire::{DeliverOutcome, DeliverResponse, REJECTED_DEAD_LETTER};
+use msgrelay_core::wire::{DeliverOutcome, DeliverResponse, DeliverResult, REJECTED_DEAD_LETTER};
 use msgrelay_core::{now_ms, Config};
 use msgrelay_ops::Metrics;
 use msgrelay_queue::{LeaseToken, Leased, Queue};
@@ -93,6 +92,32 @@ impl Worker {
     }
 }
 
+/// Pairs each leased message with the main server's answer for it: the server answers in batch
+/// order, so the n-th result belongs to the n-th message when their ids agree. Matching by
+/// position, not by id, keeps two queue entries that claim the same id (a forged copy next to
+/// the genuine message) apart: each gets its own answer, and its own ack or dead letter. A result
+/// out of place is matched by id to a message not answered yet; a message without an answer is
+/// retried.
+fn answers<'a>(
+    leased: &'a [Leased],
+    response: &'a DeliverResponse,
+) -> Vec<(usize, &'a Leased, &'a DeliverResult)> {
+    let mut taken = vec![false; leased.len()];
+    let mut out = Vec::with_capacity(response.results.len());
+    for (n, r) in response.results.iter().enumerate() {
+        let at = if leased.get(n).is_some_and(|l| l.id == r.id && !taken[n]) {
+            Some(n)
+        } else {
+            (0..leased.len()).find(|&i| !taken[i] && leased[i].id == r.id)
+        };
+        if let Some(i) = at {
+            taken[i] = true;
+            out.push((i, &leased[i], r));
+        }
+    }
+    out
+}
+
 /// The stable part of this process's consumer names: `worker.name`, else `<hostname>-<ops port>`
 /// (unique per host, because each process binds its own ops port); with an ephemeral ops port
 /// (tests) the process id stands in for it.
@@ -165,15 +190,13 @@ impl Deliverer {
                 return;
             }
         };
-        let by_id: HashMap<_, _> = leased.iter().map(|l| (l.id, l)).collect();
         let (mut stored, mut rejected, mut missing): (Vec<LeaseToken>, Vec<&Leased>, Vec<Leased>) =
             (Vec::new(), Vec::new(), Vec::new());
         let mut later: Vec<Leased> = Vec::new();
-        let mut answered = std::collections::HashSet::new();
+        let mut answered = vec![false; leased.len()];
         let now = now_ms();
-        for r in &response.results {
-            let Some(l) = by_id.get(&r.id) else { continue };
-            answered.insert(r.id);
+        for (i, l, r) in answers(&leased, &response) {
+            answered[i] = true;
             match r.outcome {
                 DeliverOutcome::Stored => {
                     stored.push(l.token.clone());
@@ -191,7 +214,13 @@ impl Deliverer {
                 }
             }
         }
-        missing.extend(leased.iter().filter(|l| !answered.contains(&l.id)).cloned());
+        missing.extend(
+            leased
+                .iter()
+                .zip(&answered)
+                .filter(|(_, answered)| !**answered)
+                .map(|(l, _)| l.clone()),
+        );
         match self.queue.ack(&stored).await {
             Ok(n) => {
                 self.metrics.delivered.inc_by(n);
@@ -203,6 +232,7 @@ impl Deliverer {
         }
         for l in rejected {
             self.metrics.dead_lettered.inc();
+            self.metrics.dead_lettered_unopened.inc();
             if let Err(e) = self
                 .queue
                 .dead_letter(std::slice::from_ref(&l.token), REJECTED_DEAD_LETTER)

@@ -36,6 +36,7 @@ fn parse_role(s: &str) -> Result<Role, String> {
 pub enum UserCommand {
     /// Create a user; the password is read from stdin (first line, at least 12 characters).
     Create {
+        /// The new user's login name (at most 64 bytes).
         #[arg(long)]
         username: String,
         /// user | admin
@@ -44,16 +45,19 @@ pub enum UserCommand {
     },
     /// Disable a user (ends their sessions; their API tokens stop working).
     Disable {
+        /// The user to disable.
         #[arg(long)]
         username: String,
     },
     /// Enable a disabled user.
     Enable {
+        /// The user to enable.
         #[arg(long)]
         username: String,
     },
     /// Set a new password (read from stdin) and end the user's sessions.
     ResetPassword {
+        /// The user whose password is reset.
         #[arg(long)]
         username: String,
     },
@@ -66,21 +70,25 @@ pub enum UserCommand {
 pub enum ClientCommand {
     /// Create a client owned by a user, for one proxy domain.
     Create {
+        /// The new client's id (letters, digits, `-`, `_`; it names the certificate bundle).
         #[arg(long)]
         client_id: String,
         /// Username of the owner (sees the client's messages in the portal).
         #[arg(long)]
         owner: String,
+        /// The proxy domain the client sends to (one of `proxy.domains`).
         #[arg(long)]
         domain: String,
     },
     /// Disable a client: all its certificates are refused.
     Disable {
+        /// The client to disable.
         #[arg(long)]
         client_id: String,
     },
     /// Enable a disabled client.
     Enable {
+        /// The client to enable.
         #[arg(long)]
         client_id: String,
     },
@@ -93,8 +101,10 @@ pub enum ClientCommand {
 pub enum TokenCommand {
     /// Create an API token for a user; it is printed once.
     Create {
+        /// The user the token acts as.
         #[arg(long)]
         username: String,
+        /// A label to recognise the token by in `token list`.
         #[arg(long, default_value = "cli")]
         name: String,
         /// read (the message API) | admin (also the admin API; administrators only)
@@ -106,6 +116,7 @@ pub enum TokenCommand {
     },
     /// Revoke a token by id (see `token list`).
     Revoke {
+        /// The token's id, from `msgrelay admin token list`.
         #[arg(long)]
         id: i64,
     },

@@ -21,16 +21,19 @@ pub enum CertsCommand {
     },
     /// Issue a certificate for an existing client and write its bundle (client.crt, client.key, ca.crt, client.p12).
     IssueClient {
+        /// The client (created with `msgrelay admin client create`).
         #[arg(long)]
         client_id: String,
         /// The client's domain (as given to `admin client create`).
         #[arg(long)]
         domain: String,
+        /// Validity in days.
         #[arg(long, default_value_t = msgrelay_tls::pki::DEFAULT_CLIENT_DAYS)]
         days: u32,
         /// Bundle directory [default: <data_dir>/clients/<client_id>].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Key algorithm of the new certificate.
         #[arg(long, default_value_t = KeyAlgorithm::EcdsaP256, value_parser = key_type_parser())]
         key_type: KeyAlgorithm,
         /// Read the PKCS#12 password from stdin instead of generating one into client.p12.pass.
@@ -39,13 +42,16 @@ pub enum CertsCommand {
     },
     /// Issue a new certificate for a client's domain; its other certificates stay valid until revoked.
     Renew {
+        /// The client whose certificate is renewed.
         #[arg(long)]
         client_id: String,
         /// Bundle directory [default: <data_dir>/clients/<client_id>-<timestamp>].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Validity in days.
         #[arg(long, default_value_t = msgrelay_tls::pki::DEFAULT_CLIENT_DAYS)]
         days: u32,
+        /// Key algorithm of the new certificate.
         #[arg(long, default_value_t = KeyAlgorithm::EcdsaP256, value_parser = key_type_parser())]
         key_type: KeyAlgorithm,
         /// Read the PKCS#12 password from stdin instead of generating one into client.p12.pass.
@@ -54,17 +60,20 @@ pub enum CertsCommand {
     },
     /// (Re-)issue the proxy's server certificate for these names (the key is kept; restart the proxy after).
     IssueServer {
+        /// DNS names of the proxy (repeatable); clients connect with one of them.
         #[arg(long, num_args = 1.., required = true)]
         dns: Vec<String>,
     },
     /// Revoke one certificate or all certificates of a client, and re-sign the CRL.
     Revoke {
+        /// Serial number of one certificate (hex, as `certs list` shows it).
         #[arg(
             long,
             required_unless_present = "client_id",
             conflicts_with = "client_id"
         )]
         serial: Option<String>,
+        /// Revoke every certificate of this client instead.
         #[arg(long)]
         client_id: Option<String>,
         /// RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, affiliationChanged, ...
@@ -73,6 +82,7 @@ pub enum CertsCommand {
     },
     /// Revoke a service certificate (proxy or worker) on the internal CRL and issue a new one.
     RevokeService {
+        /// The service whose certificate is revoked: proxy or worker.
         #[arg(long, value_parser = ["proxy", "worker"])]
         service: String,
         /// RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, ...
@@ -89,6 +99,7 @@ pub enum CertsCommand {
     },
     /// Register a certificate signed with the client CA outside msgrelay (scripts/certs/generate_cert.sh).
     Register {
+        /// The client the certificate belongs to.
         #[arg(long)]
         client_id: String,
         /// The certificate (PEM).

@@ -101,8 +101,10 @@ impl NameArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
+    /// The role the service runs (set by `service install`, not typed by hand).
     #[arg(long, value_enum)]
     pub role: ServiceRole,
+    /// The service's name in the service manager (set by `service install`).
     #[arg(long)]
     pub name: String,
 }

@@ -8,6 +8,7 @@
 
 mod backpressure;
 mod crash;
+mod database_tls;
 mod outage;
 mod startup;
 mod support;

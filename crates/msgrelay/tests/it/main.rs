@@ -2,6 +2,7 @@
 //! data directory (see `support::TestRelay`) and talks to it over mutual TLS like a client would.
 
 mod certs;
+mod client_parity;
 mod config;
 mod delivery;
 mod happy_path;

@@ -29,7 +29,7 @@ async fn queued_messages_survive_a_restart_and_sigterm_stops_up_cleanly() {
     let started = Instant::now();
     relay.up.as_mut().unwrap().stop().await;
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(20),
         "`up` took {:?} to stop after SIGTERM",
         started.elapsed()
     );

@@ -73,3 +73,43 @@ async fn revoked_service_certificate_is_refused_at_the_internal_api() {
         "the proxy certificate"
     );
 }
+
+#[tokio::test]
+async fn expired_service_certificate_is_refused_at_the_internal_api() {
+    let relay = TestRelay::up(&[]).await;
+    let url = relay.internal_url("/internal/crl");
+    let pki = msgrelay_tls::Pki::new(relay.path("pki"));
+    let now = chrono::Utc::now();
+    let issue = |not_before, not_after| {
+        pki.issue_service_with_validity("worker", not_before, not_after)
+            .expect("issue a worker certificate")
+    };
+    // Same CA, same CN, same key usage: only the validity window differs.
+    let current = issue(
+        now - chrono::Duration::days(1),
+        now + chrono::Duration::days(1),
+    );
+    let expired = issue(
+        now - chrono::Duration::days(30),
+        now - chrono::Duration::minutes(5),
+    );
+    let not_yet = issue(
+        now + chrono::Duration::days(1),
+        now + chrono::Duration::days(30),
+    );
+    let client = |c: &msgrelay_tls::IssuedCert| {
+        relay.internal_client(c.cert_pem.as_bytes(), c.key_pem.as_bytes())
+    };
+    assert_eq!(
+        status(&client(&current), &url).await,
+        Some(StatusCode::OK),
+        "control: a current certificate made the same way works"
+    );
+    for (what, cert) in [("an expired", &expired), ("a not yet valid", &not_yet)] {
+        let answer = status(&client(cert), &url).await;
+        assert_eq!(
+            answer, None,
+            "{what} service certificate got an answer (the handshake must fail)"
+        );
+    }
+}

@@ -14,4 +14,6 @@ mod internal_trust;
 mod login;
 mod portal;
 mod queue_dump;
+mod queue_forgery;
+mod sessions;
 mod validation;

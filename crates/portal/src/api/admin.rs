@@ -13,7 +13,7 @@ use msgrelay_ops::Problem;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use msgrelay_store::TableStat;
+use msgrelay_store::{TableStat, TokenScope};
 
 use crate::actions::{bundle_dir, client_views, retry_failed};
 use crate::http::{api_cert_problem, api_store_problem, Admin, Caller};
@@ -423,7 +423,12 @@ pub struct TokenJson {
     pub id: i64,
     pub name: String,
     pub username: String,
+    /// `read` (the message API) or `admin` (the admin API as well).
+    #[schema(pattern = "^(read|admin)$")]
+    pub scope: String,
     pub created_at: String,
+    /// The token stops working at this time.
+    pub expires_at: String,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
 }
@@ -440,7 +445,9 @@ pub async fn list_tokens(State(s): State<PortalState>, _: Admin) -> ApiResult {
             id: t.id,
             name: t.name,
             username: t.username,
+            scope: t.scope.as_str().to_owned(),
             created_at: ms(t.created_at_ms),
+            expires_at: ms(t.expires_at_ms),
             last_used_at: t.last_used_at_ms.map(ms),
             revoked_at: t.revoked_at_ms.map(ms),
         })
@@ -452,6 +459,12 @@ pub async fn list_tokens(State(s): State<PortalState>, _: Admin) -> ApiResult {
 pub struct CreateToken {
     pub username: String,
     pub name: String,
+    /// `read` (default) or `admin` (administrators only).
+    #[schema(pattern = "^(read|admin)$")]
+    pub scope: Option<String>,
+    /// Lifetime in days, 1 to 3650 (default 90).
+    #[schema(minimum = 1, maximum = 3650)]
+    pub days: Option<u32>,
 }
 
 /// A new token: `token` is shown this once.
@@ -459,6 +472,8 @@ pub struct CreateToken {
 pub struct CreatedToken {
     pub id: i64,
     pub token: String,
+    pub scope: String,
+    pub expires_at: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/tokens", tag = "admin", request_body = CreateToken,
@@ -468,16 +483,23 @@ pub async fn create_token(
     Admin(a): Admin,
     Json(r): Json<CreateToken>,
 ) -> ApiResult {
-    let (id, token) = s
+    let scope =
+        TokenScope::parse(r.scope.as_deref().unwrap_or("read")).map_err(api_store_problem)?;
+    let t = s
         .store
-        .create_api_token(r.username.trim(), r.name.trim())
+        .create_scoped_api_token(r.username.trim(), r.name.trim(), scope, r.days)
         .await
         .map_err(api_store_problem)?;
-    tracing::info!(admin = %a.user.username, username = %r.username.trim(), token_id = id, "API token created (API)");
+    tracing::info!(admin = %a.user.username, username = %r.username.trim(), token_id = t.id, scope = t.scope.as_str(), "API token created (API)");
     Ok((
         StatusCode::CREATED,
         [(axum::http::header::CACHE_CONTROL, "no-store")],
-        Json(CreatedToken { id, token }),
+        Json(CreatedToken {
+            id: t.id,
+            scope: t.scope.as_str().to_owned(),
+            expires_at: ms(t.expires_at_ms),
+            token: t.token,
+        }),
     )
         .into_response())
 }
@@ -586,7 +608,8 @@ pub async fn retry(
 
 #[derive(Deserialize, ToSchema)]
 pub struct PurgeRequest {
-    /// Delete delivered messages delivered more than this many days ago (at least 1).
+    /// Delete delivered messages delivered more than this many days ago (at least
+    /// `server.max_payload_age_days`, 30 by default).
     pub older_than_days: u32,
 }
 
@@ -603,6 +626,8 @@ pub async fn purge(
             "must be at least 1",
         ));
     }
+    crate::actions::check_purge_days(&s, r.older_than_days)
+        .map_err(|why| Problem::invalid_field("older_than_days", why))?;
     let before = now_ms() - i64::from(r.older_than_days) * 24 * 3600 * 1000;
     let deleted = s
         .store

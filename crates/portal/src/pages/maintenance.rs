@@ -5,6 +5,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use msgrelay_core::wire::REJECTED_DEAD_LETTER;
 use msgrelay_core::{now_ms, MessageId};
 use msgrelay_queue::QueueStats;
 use serde::Deserialize;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use msgrelay_store::TableStat;
 
 use super::users::{outcome, Done, NoFields};
+use crate::actions::check_purge_days;
 use crate::actions::retry_failed;
 use crate::http::{AdminForm, PageAdmin, PageError, PageUser};
 use crate::layout::{done_notice, Layout, When};
@@ -21,7 +23,9 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 
 pub struct FailedRow {
     pub id: String,
-    pub client_id: String,
+    /// `None` for a dead letter the main server refused unopened: the client id is only what the
+    /// queue entry claims, so it is not shown as that client's message.
+    pub client_id: Option<String>,
     pub attempts: u32,
     pub last_error: String,
     pub failed_at: When,
@@ -39,6 +43,8 @@ struct MaintenancePage {
     failed: Vec<FailedRow>,
     /// A purge waiting for confirmation: (days, messages it would delete).
     confirm: Option<(u32, i64)>,
+    /// The shortest purge allowed (`server.max_payload_age_days`).
+    purge_floor: u32,
 }
 
 async fn render(
@@ -64,7 +70,7 @@ async fn render(
         .into_iter()
         .map(|f| FailedRow {
             id: f.id.to_string(),
-            client_id: f.client_id.to_string(),
+            client_id: (f.last_error != REJECTED_DEAD_LETTER).then(|| f.client_id.to_string()),
             attempts: f.attempts,
             last_error: f.last_error,
             failed_at: When::from_ms(f.failed_at_ms),
@@ -80,6 +86,7 @@ async fn render(
         queue,
         failed,
         confirm,
+        purge_floor: s.cfg.server.max_payload_age_days,
     };
     Ok((status, Html(page.render()?)).into_response())
 }
@@ -131,25 +138,29 @@ pub struct PurgeForm {
     confirm: Option<String>,
 }
 
-pub fn parse_days(d: &str) -> Result<u32, PageError> {
-    d.trim()
+pub fn parse_days(s: &PortalState, d: &str) -> Result<u32, PageError> {
+    let invalid = |detail: String| {
+        PageError::page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid input",
+            format!("days: {detail}"),
+        )
+    };
+    let days = d
+        .trim()
         .parse::<u32>()
         .ok()
         .filter(|d| (1..=36_500).contains(d))
-        .ok_or_else(|| {
-            PageError::page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Invalid input",
-                "days: must be a whole number of days, at least 1",
-            )
-        })
+        .ok_or_else(|| invalid("must be a whole number of days, at least 1".into()))?;
+    check_purge_days(s, days).map_err(invalid)?;
+    Ok(days)
 }
 
 pub async fn purge(
     State(s): State<PortalState>,
     AdminForm(u, f): AdminForm<PurgeForm>,
 ) -> Result<Response, PageError> {
-    let days = match parse_days(&f.days) {
+    let days = match parse_days(&s, &f.days) {
         Ok(d) => d,
         Err(PageError::Page { status, detail, .. }) => {
             return render(&s, &u, None, Some((status, detail)), None).await

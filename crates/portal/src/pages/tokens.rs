@@ -12,12 +12,16 @@ use crate::http::PageError;
 use crate::http::{AdminForm, PageAdmin, PageUser};
 use crate::layout::{done_notice, Layout, When};
 use crate::PortalState;
+use msgrelay_store::{StoreError, TokenScope, DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS};
 
 pub struct TokenRow {
     pub id: i64,
     pub name: String,
     pub username: String,
+    pub scope: &'static str,
     pub created: When,
+    pub expires: When,
+    pub expired: bool,
     pub last_used: Option<When>,
     pub revoked: Option<When>,
 }
@@ -31,6 +35,8 @@ struct TokensPage {
     error: Option<String>,
     tokens: Vec<TokenRow>,
     users: Vec<String>,
+    default_days: u32,
+    max_days: u32,
     /// (name, raw token) of a token just created: shown this once.
     created: Option<(String, String)>,
 }
@@ -42,6 +48,7 @@ async fn render(
     error: Option<(StatusCode, String)>,
     created: Option<(String, String)>,
 ) -> Result<Response, PageError> {
+    let now = msgrelay_core::now_ms();
     let tokens = s
         .store
         .list_api_tokens(None)
@@ -51,7 +58,10 @@ async fn render(
             id: t.id,
             name: t.name,
             username: t.username,
+            scope: t.scope.as_str(),
             created: When::from_ms(t.created_at_ms),
+            expires: When::from_ms(t.expires_at_ms),
+            expired: t.expires_at_ms <= now,
             last_used: When::opt(t.last_used_at_ms),
             revoked: When::opt(t.revoked_at_ms),
         })
@@ -71,6 +81,8 @@ async fn render(
         error: error.map(|e| e.1),
         tokens,
         users,
+        default_days: DEFAULT_TOKEN_DAYS,
+        max_days: MAX_TOKEN_DAYS,
         created,
     };
     let mut resp = (status, Html(page.render()?)).into_response();
@@ -93,20 +105,41 @@ pub async fn page(
 pub struct CreateToken {
     username: String,
     name: String,
+    /// `read` (default) or `admin`.
+    scope: Option<String>,
+    /// Lifetime in days (default 90).
+    days: Option<String>,
 }
 
 pub async fn create(
     State(s): State<PortalState>,
     AdminForm(u, f): AdminForm<CreateToken>,
 ) -> Result<Response, PageError> {
-    match s
-        .store
-        .create_api_token(f.username.trim(), f.name.trim())
-        .await
-    {
-        Ok((id, raw)) => {
-            tracing::info!(admin = %u.user.username, username = %f.username.trim(), token_id = id, "API token created");
-            render(&s, &u, None, None, Some((f.name.trim().to_owned(), raw))).await
+    let created = async {
+        let scope = TokenScope::parse(f.scope.as_deref().map_or("read", str::trim))?;
+        let days = match f.days.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+            Some(d) => Some(d.parse::<u32>().map_err(|_| StoreError::Invalid {
+                field: "days",
+                reason: format!("must be a whole number from 1 to {MAX_TOKEN_DAYS}"),
+            })?),
+            None => None,
+        };
+        s.store
+            .create_scoped_api_token(f.username.trim(), f.name.trim(), scope, days)
+            .await
+    }
+    .await;
+    match created {
+        Ok(t) => {
+            tracing::info!(admin = %u.user.username, username = %f.username.trim(), token_id = t.id, scope = t.scope.as_str(), "API token created");
+            render(
+                &s,
+                &u,
+                None,
+                None,
+                Some((f.name.trim().to_owned(), t.token)),
+            )
+            .await
         }
         Err(e) => match PageError::from(e) {
             PageError::Page { status, detail, .. } if status.is_client_error() => {

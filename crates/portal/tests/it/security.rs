@@ -466,14 +466,14 @@ async fn admin_actions_work() {
     assert_eq!(r.location(), "/admin/clients?done=cert-revoked");
     // Purge asks for confirmation first.
     let r = app
-        .post_form("/admin/maintenance/purge", &boss, &[("days", "1")])
+        .post_form("/admin/maintenance/purge", &boss, &[("days", "30")])
         .await;
     assert!(r.body.contains("id=\"purge-confirm\""));
     let r = app
         .post_form(
             "/admin/maintenance/purge",
             &boss,
-            &[("days", "1"), ("confirm", "yes")],
+            &[("days", "30"), ("confirm", "yes")],
         )
         .await;
     assert_eq!(r.location(), "/admin/maintenance?done=purged");

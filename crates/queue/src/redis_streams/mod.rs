@@ -1,7 +1,11 @@
 //! Redis Streams queue (redis-rs `ConnectionManager`, reconnects by itself; every call times out after 1.5 s).
+//! `link.rs` connects as `queue.redis_url` says: one server, the primary that Sentinel names
+//! (followed after a failover) or a Redis Cluster; TLS and ACL credentials from the URL.
 //!
-//! Keys under `<prefix>`:
-//! - `:stream` — one entry per undelivered message (`id`, `client`, `payload`, `acc`); consumer group `:workers`.
+//! The keys of one partition follow (`layout.rs`: on one server with one partition `<base>` is
+//! `<prefix>`; otherwise partition i's keys share a hash tag, `<prefix>:{q<i>-<j>}`, so each
+//! script touches one cluster slot). Keys under `<base>`:
+//! - `:stream` — one entry per undelivered message (`id`, `client`, `payload`, `acc`); consumer group `<prefix>:workers`.
 //! - `:idem:<client>:<key>` — `message_id|request_hash`, `EX 86400`, set by the same Lua script as the XADD.
 //!
 //! Enqueue (`enqueue_many.lua`, atomic): one writer task per process gathers concurrent enqueues
@@ -21,20 +25,30 @@
 //! due entries are copied to a fresh entry at the next lease. Entries are XDELed only once delivered
 //! or copied; the stream is never trimmed.
 //! With `appendfsync always`, Redis fsyncs once per event-loop turn, for every call it ran in that turn.
+//! With `queue.min_replicas_ack`, the writer (on a connection of its own) runs `WAIT` after each
+//! group and answers `Unavailable` unless enough replicas confirmed.
 
 use crate::{
     millis, parse_client, parse_id, EnqueueOutcome, FailedEntry, Idempotency, LeaseToken, Leased,
     NewMessage, QueueError, QueueStats, TokenRepr, IDEMPOTENCY_TTL,
 };
+use link::{Con, LinkOptions};
+use msgrelay_core::config::QueueConfig;
+use msgrelay_core::RedisUrl;
 use msgrelay_core::{ClientId, MessageId};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisResult, Script};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+
+mod layout;
+mod link;
+
+use layout::{Layout, Part};
 
 /// Upper bound for any single Redis call, so callers never hang on a dead or frozen server. Below
 /// 2 s so that the proxy's 503 (after TLS, parsing and sealing) reaches the client within 2 s.
@@ -62,23 +76,38 @@ struct Scripts {
     release: Script,
     retry_failed: Script,
     stats: Script,
+    depth: Script,
 }
 
+/// The deployment's keys: the partitions new messages go to, then those of earlier layouts that
+/// workers still drain (see `layout.rs`).
 struct Keys {
-    prefix: String,
-    stream: String,
+    /// Consumer group name (not a key), the same on every partition's stream.
     group: String,
-    delayed: String,
-    failed: String,
-    attempts: String,
+    /// All partitions; `parts[..write]` are the configured layout's, in partition order.
+    parts: Vec<Part>,
+    write: usize,
+    layout: Layout,
+    /// Earlier layouts, whose idempotency records are still honoured.
+    earlier: Vec<(Layout, Vec<Part>)>,
+}
+
+impl Keys {
+    /// The partition (index into `parts`) of a new message.
+    fn partition_of(&self, msg: &NewMessage, idem: Option<&(ClientId, Idempotency)>) -> usize {
+        self.layout.partition_of(msg, idem)
+    }
 }
 
 /// The Redis Streams queue; clones share one multiplexed connection.
 #[derive(Clone)]
 pub struct RedisQueue {
-    con: ConnectionManager,
-    /// Consumers that already leased in this process (their first lease takes back their own pending entries).
-    seen_consumers: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    con: Con,
+    /// (consumer, partition) pairs that already leased in this process (a consumer's first lease
+    /// of a partition takes back its own pending entries there).
+    seen_consumers: Arc<std::sync::Mutex<std::collections::HashSet<(String, usize)>>>,
+    /// Where the next lease starts, so every partition is served first in turn.
+    next_part: Arc<std::sync::atomic::AtomicUsize>,
     keys: Arc<Keys>,
     scripts: Arc<Scripts>,
     notify: Arc<Notify>,
@@ -89,10 +118,19 @@ pub struct RedisQueue {
 /// own channel open, or it would never stop).
 #[derive(Clone)]
 struct Writer {
-    con: ConnectionManager,
+    /// Its own connection when replicas must confirm: `WAIT` blocks the connection it runs on.
+    con: Con,
     keys: Arc<Keys>,
     scripts: Arc<Scripts>,
     notify: Arc<Notify>,
+    replicas: Option<ReplicaAck>,
+}
+
+/// `queue.min_replicas_ack` and `queue.replica_ack_timeout_ms`.
+#[derive(Clone, Copy)]
+struct ReplicaAck {
+    count: u32,
+    timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -114,47 +152,50 @@ async fn timed<T>(fut: impl Future<Output = RedisResult<T>>) -> Result<T, QueueE
 }
 
 impl RedisQueue {
-    /// Connects, refuses a server without AOF or with an evicting policy (unless `allow_non_durable`),
-    /// and creates the consumer group.
-    pub async fn connect(
-        url: &str,
-        prefix: &str,
-        allow_non_durable: bool,
-    ) -> Result<Self, QueueError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| QueueError::Config(format!("queue.redis_url: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(OP_TIMEOUT))
-            .set_response_timeout(Some(OP_TIMEOUT))
-            .set_number_of_retries(2);
-        let mut con = timed(ConnectionManager::new_with_config(client, config)).await?;
-        check_durability(&mut con, allow_non_durable).await?;
-
-        let keys = Keys {
-            prefix: prefix.to_owned(),
-            stream: format!("{prefix}:stream"),
-            group: format!("{prefix}:workers"),
-            delayed: format!("{prefix}:delayed"),
-            failed: format!("{prefix}:failed"),
-            attempts: format!("{prefix}:attempts"),
+    /// Connects as `queue.redis_url` says (one server, Sentinel or Cluster), refuses a server
+    /// without AOF or with an evicting policy (unless `queue.allow_non_durable_redis`), and creates
+    /// the consumer group. `queue.redis_ca_file` is relative to `data_dir`.
+    pub async fn connect(cfg: &QueueConfig, data_dir: &Path) -> Result<Self, QueueError> {
+        let url = RedisUrl::parse(&cfg.redis_url)
+            .map_err(|reason| QueueError::Config(format!("queue.redis_url: {reason}")))?;
+        let ca_pem = if cfg.redis_ca_file.as_os_str().is_empty() {
+            None
+        } else {
+            let path = if cfg.redis_ca_file.is_absolute() {
+                cfg.redis_ca_file.clone()
+            } else {
+                data_dir.join(&cfg.redis_ca_file)
+            };
+            Some(read_ca(&path)?)
         };
-        let mut create = redis::cmd("XGROUP");
-        create
-            .arg("CREATE")
-            .arg(&keys.stream)
-            .arg(&keys.group)
-            .arg("0")
-            .arg("MKSTREAM");
-        match tokio::time::timeout(OP_TIMEOUT, create.query_async::<()>(&mut con)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) if e.code() == Some("BUSYGROUP") => {}
-            Ok(Err(e)) => return Err(e.into()),
-            Err(_) => {
-                return Err(QueueError::Unavailable(format!(
-                    "redis: no answer within {} ms",
-                    OP_TIMEOUT.as_millis()
-                )))
-            }
+        let opts = LinkOptions {
+            ca_pem,
+            // A Sentinel connection uses a shorter one (link.rs), so that it sees a silent
+            // primary, and re-resolves, before the caller gives up.
+            response_timeout: OP_TIMEOUT,
+            connect_timeout: Duration::from_millis(1000),
+        };
+        let prefix = cfg.key_prefix.as_str();
+        let mut con = Con::connect(&url, &opts).await?;
+        check_durability(&mut con, cfg.allow_non_durable_redis)
+            .await
+            .map_err(acl_hint)?;
+        let replicas = (cfg.min_replicas_ack > 0).then(|| ReplicaAck {
+            count: cfg.min_replicas_ack,
+            timeout: Duration::from_millis(cfg.replica_ack_timeout_ms),
+        });
+        let writer_con = match replicas {
+            Some(_) => Con::connect(&url, &opts).await?,
+            None => con.clone(),
+        };
+
+        let cluster = con.is_cluster();
+        let layout = Layout::configured(cfg.partitions, cluster);
+        let keys = load_layouts(&mut con, prefix, layout, cluster)
+            .await
+            .map_err(acl_hint)?;
+        for part in &keys.parts[..keys.write] {
+            create_group(&mut con, &part.stream, &keys.group).await?;
         }
         let scripts = Scripts {
             enqueue_many: Script::new(include_str!("enqueue_many.lua")),
@@ -163,19 +204,22 @@ impl RedisQueue {
             release: Script::new(include_str!("release.lua")),
             retry_failed: Script::new(include_str!("retry_failed.lua")),
             stats: Script::new(include_str!("stats.lua")),
+            depth: Script::new(include_str!("depth.lua")),
         };
         let (keys, scripts, notify) = (Arc::new(keys), Arc::new(scripts), Arc::new(Notify::new()));
         let (writer, rx) = tokio::sync::mpsc::channel(4 * GROUP_MAX * IN_FLIGHT);
         let w = Writer {
-            con: con.clone(),
+            con: writer_con,
             keys: keys.clone(),
             scripts: scripts.clone(),
             notify: notify.clone(),
+            replicas,
         };
         tokio::spawn(w.run(rx));
         Ok(Self {
             con,
             seen_consumers: Arc::default(),
+            next_part: Arc::default(),
             keys,
             scripts,
             notify,
@@ -202,9 +246,43 @@ impl RedisQueue {
         rx.await.map_err(|_| stopped())?
     }
 
-    /// See [`crate::Queue::lease`].
+    /// See [`crate::Queue::lease`]. Partitions are served in turn, each lease starting at the next
+    /// one, so every worker takes from every partition and none starves.
     pub async fn lease(
         &self,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Leased>, QueueError> {
+        let n = self.keys.parts.len();
+        let start = self
+            .next_part
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut out = Vec::new();
+        for k in 0..n {
+            if out.len() >= max {
+                break;
+            }
+            let part = start.wrapping_add(k) % n;
+            match self
+                .lease_part(part, consumer, max - out.len(), lease)
+                .await
+            {
+                Ok(got) => out.extend(got),
+                // What was leased already is handed out; the rest waits for the next lease.
+                Err(e) if !out.is_empty() => {
+                    tracing::warn!(error = %e, "lease: a partition did not answer");
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn lease_part(
+        &self,
+        part: usize,
         consumer: &str,
         max: usize,
         lease: Duration,
@@ -216,17 +294,18 @@ impl RedisQueue {
             .seen_consumers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(consumer.to_owned());
+            .insert((consumer.to_owned(), part));
+        let keys = &self.keys.parts[part];
         let mut inv = self.scripts.lease.prepare_invoke();
-        inv.key(&self.keys.stream)
-            .key(&self.keys.delayed)
-            .key(&self.keys.attempts)
+        inv.key(&keys.stream)
+            .key(&keys.delayed)
+            .key(&keys.attempts)
             .arg(&self.keys.group)
             .arg(consumer)
             .arg(max)
             .arg(millis(lease).max(1))
             .arg(if own_first { "1" } else { "0" });
-        let mut con = self.con.clone();
+        let mut con = self.con.handle();
         let rows: Vec<(String, Vec<Vec<u8>>, i64, i64)> = timed(inv.invoke_async(&mut con)).await?;
         rows.into_iter()
             .map(|(entry, fields, attempts, deliveries)| {
@@ -251,6 +330,7 @@ impl RedisQueue {
                     accepted_at_ms,
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                     token: LeaseToken(TokenRepr::Redis {
+                        part,
                         entry,
                         consumer: consumer.to_owned(),
                         deliveries,
@@ -261,38 +341,49 @@ impl RedisQueue {
             .collect()
     }
 
-    fn token_args<'a>(
-        &self,
-        inv: &mut redis::ScriptInvocation<'a>,
-        tokens: &[LeaseToken],
-    ) -> usize {
-        let mut n = 0;
+    /// The tokens of each partition (tokens of another backend are ignored).
+    fn by_part<'t>(&self, tokens: &'t [LeaseToken]) -> Vec<(usize, Vec<&'t TokenRepr>)> {
+        let mut map: std::collections::BTreeMap<usize, Vec<&TokenRepr>> = Default::default();
+        for t in tokens {
+            if let TokenRepr::Redis { part, .. } = &t.0 {
+                if *part < self.keys.parts.len() {
+                    map.entry(*part).or_default().push(&t.0);
+                }
+            }
+        }
+        map.into_iter().collect()
+    }
+
+    fn token_args(inv: &mut redis::ScriptInvocation<'_>, tokens: &[&TokenRepr]) {
         for t in tokens {
             if let TokenRepr::Redis {
                 entry,
                 consumer,
                 deliveries,
                 msg_id,
-            } = &t.0
+                ..
+            } = t
             {
                 inv.arg(entry).arg(consumer).arg(*deliveries).arg(msg_id);
-                n += 1;
             }
         }
-        n
     }
 
     /// See [`crate::Queue::ack`].
     pub async fn ack(&self, tokens: &[LeaseToken]) -> Result<u64, QueueError> {
-        let mut inv = self.scripts.ack.prepare_invoke();
-        inv.key(&self.keys.stream)
-            .key(&self.keys.attempts)
-            .arg(&self.keys.group);
-        if self.token_args(&mut inv, tokens) == 0 {
-            return Ok(0);
+        let mut n = 0;
+        for (part, tokens) in self.by_part(tokens) {
+            let keys = &self.keys.parts[part];
+            let mut inv = self.scripts.ack.prepare_invoke();
+            inv.key(&keys.stream)
+                .key(&keys.attempts)
+                .arg(&self.keys.group);
+            Self::token_args(&mut inv, &tokens);
+            let mut con = self.con.handle();
+            let acked: u64 = timed(inv.invoke_async(&mut con)).await?;
+            n += acked;
         }
-        let mut con = self.con.clone();
-        timed(inv.invoke_async(&mut con)).await
+        Ok(n)
     }
 
     async fn release(
@@ -303,21 +394,22 @@ impl RedisQueue {
         max: u32,
         error: &str,
     ) -> Result<(), QueueError> {
-        let mut inv = self.scripts.release.prepare_invoke();
-        inv.key(&self.keys.stream)
-            .key(&self.keys.delayed)
-            .key(&self.keys.failed)
-            .key(&self.keys.attempts)
-            .arg(&self.keys.group)
-            .arg(mode)
-            .arg(retry_ms)
-            .arg(max)
-            .arg(error);
-        if self.token_args(&mut inv, tokens) == 0 {
-            return Ok(());
+        for (part, tokens) in self.by_part(tokens) {
+            let keys = &self.keys.parts[part];
+            let mut inv = self.scripts.release.prepare_invoke();
+            inv.key(&keys.stream)
+                .key(&keys.delayed)
+                .key(&keys.failed)
+                .key(&keys.attempts)
+                .arg(&self.keys.group)
+                .arg(mode)
+                .arg(retry_ms)
+                .arg(max)
+                .arg(error);
+            Self::token_args(&mut inv, &tokens);
+            let mut con = self.con.handle();
+            let _released: u64 = timed(inv.invoke_async(&mut con)).await?;
         }
-        let mut con = self.con.clone();
-        let _released: u64 = timed(inv.invoke_async(&mut con)).await?;
         Ok(())
     }
 
@@ -338,50 +430,53 @@ impl RedisQueue {
         self.release(tokens, "dead", 0, 0, reason).await
     }
 
-    /// See [`crate::Queue::stats`].
+    /// See [`crate::Queue::stats`]: the sum over the partitions.
     pub async fn stats(&self) -> Result<QueueStats, QueueError> {
-        let mut inv = self.scripts.stats.prepare_invoke();
-        inv.key(&self.keys.stream)
-            .key(&self.keys.delayed)
-            .key(&self.keys.failed)
-            .arg(&self.keys.group);
-        let mut con = self.con.clone();
-        let (ready, in_flight, delayed, failed): (u64, u64, u64, u64) =
-            timed(inv.invoke_async(&mut con)).await?;
-        Ok(QueueStats {
-            ready,
-            in_flight,
-            delayed,
-            failed,
-        })
+        let mut total = QueueStats::default();
+        for keys in &self.keys.parts {
+            let mut inv = self.scripts.stats.prepare_invoke();
+            inv.key(&keys.stream)
+                .key(&keys.delayed)
+                .key(&keys.failed)
+                .arg(&self.keys.group);
+            let mut con = self.con.handle();
+            let (ready, in_flight, delayed, failed): (u64, u64, u64, u64) =
+                timed(inv.invoke_async(&mut con)).await?;
+            total.ready += ready;
+            total.in_flight += in_flight;
+            total.delayed += delayed;
+            total.failed += failed;
+        }
+        Ok(total)
     }
 
     /// See [`crate::Queue::depth`]. Every undelivered message is one stream entry; failed ones stay
-    /// in the stream too, so they are subtracted.
+    /// in the stream too, so they are subtracted (one script per partition: O(1) each).
     pub async fn depth(&self) -> Result<u64, QueueError> {
-        let mut con = self.con.clone();
-        let (len, failed): (u64, u64) = timed(
-            redis::pipe()
-                .atomic()
-                .cmd("XLEN")
-                .arg(&self.keys.stream)
-                .cmd("HLEN")
-                .arg(&self.keys.failed)
-                .query_async(&mut con),
-        )
-        .await?;
-        Ok(len.saturating_sub(failed))
+        let mut total = 0;
+        for keys in &self.keys.parts {
+            let mut inv = self.scripts.depth.prepare_invoke();
+            inv.key(&keys.stream).key(&keys.failed);
+            let mut con = self.con.handle();
+            let n: u64 = timed(inv.invoke_async(&mut con)).await?;
+            total += n;
+        }
+        Ok(total)
     }
 
-    /// Scans the failed hash: up to `limit` (id, record) pairs, or all when `limit` is `None`.
-    async fn scan_failed(&self, limit: Option<usize>) -> Result<Vec<(String, String)>, QueueError> {
-        let mut con = self.con.clone();
+    /// Scans one partition's failed hash: up to `limit` (id, record) pairs, or all when `None`.
+    async fn scan_failed(
+        &self,
+        part: usize,
+        limit: Option<usize>,
+    ) -> Result<Vec<(String, String)>, QueueError> {
+        let mut con = self.con.handle();
         let mut out = Vec::new();
         let mut cursor: u64 = 0;
         loop {
             let (next, pairs): (u64, Vec<(String, String)>) = timed(
                 redis::cmd("HSCAN")
-                    .arg(&self.keys.failed)
+                    .arg(&self.keys.parts[part].failed)
                     .arg(cursor)
                     .arg("COUNT")
                     .arg(RETRY_CHUNK)
@@ -396,54 +491,57 @@ impl RedisQueue {
         }
     }
 
-    /// See [`crate::Queue::list_failed`]. Takes the first `limit` found by HSCAN, sorted by failure time.
+    /// See [`crate::Queue::list_failed`]. Takes the first `limit` of each partition found by HSCAN,
+    /// sorted by failure time.
     pub async fn list_failed(&self, limit: usize) -> Result<Vec<FailedEntry>, QueueError> {
-        let mut out = self
-            .scan_failed(Some(limit))
-            .await?
-            .into_iter()
-            .map(|(id, rec)| {
+        let mut out = Vec::new();
+        for part in 0..self.keys.parts.len() {
+            for (id, rec) in self.scan_failed(part, Some(limit)).await? {
                 let r: FailedRecord = serde_json::from_str(&rec).map_err(|_| {
                     QueueError::Corrupt("failed-entry record is not valid JSON".into())
                 })?;
-                Ok(FailedEntry {
+                out.push(FailedEntry {
                     id: parse_id(&id)?,
                     client_id: parse_client(&r.client)?,
                     attempts: r.attempts,
                     last_error: r.error,
                     failed_at_ms: r.at.parse().unwrap_or(0),
-                })
-            })
-            .collect::<Result<Vec<_>, QueueError>>()?;
+                });
+            }
+        }
         out.sort_by_key(|e| e.failed_at_ms);
         out.truncate(limit);
         Ok(out)
     }
 
-    async fn requeue(&self, ids: &[String]) -> Result<u64, QueueError> {
+    async fn requeue(&self, part: usize, ids: &[String]) -> Result<u64, QueueError> {
         if ids.is_empty() {
             return Ok(0);
         }
+        let keys = &self.keys.parts[part];
         let mut inv = self.scripts.retry_failed.prepare_invoke();
-        inv.key(&self.keys.stream).key(&self.keys.failed).arg(ids);
-        let mut con = self.con.clone();
+        inv.key(&keys.stream).key(&keys.failed).arg(ids);
+        let mut con = self.con.handle();
         timed(inv.invoke_async(&mut con)).await
     }
 
-    /// See [`crate::Queue::retry_failed`].
+    /// See [`crate::Queue::retry_failed`]. A message id does not say its partition, so given ids
+    /// are offered to every partition (each re-queues only those it holds).
     pub async fn retry_failed(&self, ids: Option<&[MessageId]>) -> Result<u64, QueueError> {
-        let ids: Vec<String> = match ids {
-            Some(ids) => ids.iter().map(|i| i.0.to_string()).collect(),
-            None => self
-                .scan_failed(None)
-                .await?
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect(),
-        };
         let mut n = 0;
-        for chunk in ids.chunks(RETRY_CHUNK) {
-            n += self.requeue(chunk).await?;
+        for part in 0..self.keys.parts.len() {
+            let ids: Vec<String> = match ids {
+                Some(ids) => ids.iter().map(|i| i.0.to_string()).collect(),
+                None => self
+                    .scan_failed(part, None)
+                    .await?
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect(),
+            };
+            for chunk in ids.chunks(RETRY_CHUNK) {
+                n += self.requeue(part, chunk).await?;
+            }
         }
         if n > 0 {
             self.notify.notify_waiters();
@@ -453,7 +551,7 @@ impl RedisQueue {
 
     /// See [`crate::Queue::ping`].
     pub async fn ping(&self) -> Result<(), QueueError> {
-        let mut con = self.con.clone();
+        let mut con = self.con.handle();
         let _: String = timed(redis::cmd("PING").query_async(&mut con)).await?;
         Ok(())
     }
@@ -494,20 +592,105 @@ impl Writer {
         }
     }
 
+    /// One script call per partition: a script touches one partition's keys (one cluster slot).
     async fn commit(&self, group: Vec<Job>) {
+        let mut by_part: std::collections::BTreeMap<usize, Vec<Job>> = Default::default();
+        for job in group {
+            let part = self.keys.partition_of(&job.msg, job.idem.as_ref());
+            by_part.entry(part).or_default().push(job);
+        }
+        futures::future::join_all(
+            by_part
+                .into_iter()
+                .map(|(part, jobs)| self.commit_part(part, jobs)),
+        )
+        .await;
+    }
+
+    async fn commit_part(&self, part: usize, jobs: Vec<Job>) {
+        let mut con = self.con.handle();
+        let mut replies: Vec<(Job, Result<EnqueueOutcome, QueueError>)> = Vec::new();
+        let mut fresh = Vec::new();
+        for job in jobs {
+            match self.earlier_record(&mut con, &job).await {
+                Ok(None) => fresh.push(job),
+                Ok(Some(outcome)) => replies.push((job, Ok(outcome))),
+                Err(e) => replies.push((job, Err(e))),
+            }
+        }
+        if !fresh.is_empty() {
+            match self.run_script(&mut con, part, &fresh).await {
+                Ok(answers) if answers.len() == fresh.len() => {
+                    for (job, (kind, id)) in fresh.into_iter().zip(answers) {
+                        let outcome = match kind.as_str() {
+                            "ok" => Ok(EnqueueOutcome::Enqueued),
+                            "dup" => parse_id(&id).map(|id| EnqueueOutcome::Duplicate { id }),
+                            "conflict" => parse_id(&id).map(|id| EnqueueOutcome::Conflict { id }),
+                            _ => Err(QueueError::Corrupt(
+                                "unexpected enqueue script reply".into(),
+                            )),
+                        };
+                        replies.push((job, outcome));
+                    }
+                }
+                other => {
+                    let why = match other {
+                        Err(e) => unavailable_text(e),
+                        Ok(_) => "enqueue script answered a different number of results".into(),
+                    };
+                    for job in fresh {
+                        replies.push((job, Err(QueueError::Unavailable(why.clone()))));
+                    }
+                }
+            }
+        }
+        let stored = |o: &Result<EnqueueOutcome, QueueError>| {
+            matches!(
+                o,
+                Ok(EnqueueOutcome::Enqueued | EnqueueOutcome::Duplicate { .. })
+            )
+        };
+        if let Some(replicas) = self.replicas {
+            // A duplicate counts too: its earlier entry may not have reached a replica yet (its
+            // idempotency record was rewritten, so this WAIT covers that entry as well).
+            if replies.iter().any(|(_, o)| stored(o)) {
+                if let Err(e) = wait_for_replicas(&mut con, replicas).await {
+                    let why = unavailable_text(e);
+                    for (_, o) in replies.iter_mut().filter(|(_, o)| stored(o)) {
+                        *o = Err(QueueError::Unavailable(why.clone()));
+                    }
+                }
+            }
+        }
+        let enqueued = replies
+            .iter()
+            .any(|(_, o)| matches!(o, Ok(EnqueueOutcome::Enqueued)));
+        for (job, outcome) in replies {
+            let _ = job.reply.send(outcome);
+        }
+        if enqueued {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// The enqueue script on one partition for these messages.
+    async fn run_script(
+        &self,
+        con: &mut Con,
+        part: usize,
+        jobs: &[Job],
+    ) -> Result<Vec<(String, String)>, QueueError> {
+        let keys = &self.keys.parts[part];
         let mut inv = self.scripts.enqueue_many.prepare_invoke();
-        inv.key(&self.keys.stream);
-        inv.arg(&self.keys.group).arg(IDEMPOTENCY_TTL.as_secs());
+        inv.key(&keys.stream);
+        inv.arg(&self.keys.group)
+            .arg(IDEMPOTENCY_TTL.as_secs())
+            .arg(if self.replicas.is_some() { "1" } else { "0" });
         let mut idem_keys = 1;
-        for job in &group {
+        for job in jobs {
             let key_index = match &job.idem {
                 Some((client, i)) => {
-                    inv.key(format!(
-                        "{}:idem:{}:{}",
-                        self.keys.prefix,
-                        client.as_str(),
-                        i.key
-                    ));
+                    inv.key(keys.idem_key(client, &i.key));
                     idem_keys += 1;
                     idem_keys
                 }
@@ -525,52 +708,159 @@ impl Writer {
                 )
                 .arg(key_index);
         }
-        let mut con = self.con.clone();
-        let answers: Result<Vec<(String, String)>, QueueError> =
-            timed(inv.invoke_async(&mut con)).await;
-        match answers {
-            Ok(answers) if answers.len() == group.len() => {
-                let mut enqueued = false;
-                for (job, (kind, id)) in group.into_iter().zip(answers) {
-                    let outcome = match kind.as_str() {
-                        "ok" => Ok(EnqueueOutcome::Enqueued),
-                        "dup" => parse_id(&id).map(|id| EnqueueOutcome::Duplicate { id }),
-                        "conflict" => parse_id(&id).map(|id| EnqueueOutcome::Conflict { id }),
-                        _ => Err(QueueError::Corrupt(
-                            "unexpected enqueue script reply".into(),
-                        )),
-                    };
-                    enqueued |= matches!(outcome, Ok(EnqueueOutcome::Enqueued));
-                    let _ = job.reply.send(outcome);
-                }
-                if enqueued {
-                    self.notify.notify_waiters();
-                }
+        timed(inv.invoke_async(con)).await
+    }
+
+    /// The idempotency record of this request under an earlier layout (before `queue.partitions`
+    /// changed), as the answer it implies. Rewritten unchanged when replicas must confirm, so the
+    /// WAIT that follows covers the entry it names.
+    async fn earlier_record(
+        &self,
+        con: &mut Con,
+        job: &Job,
+    ) -> Result<Option<EnqueueOutcome>, QueueError> {
+        let Some((client, i)) = &job.idem else {
+            return Ok(None);
+        };
+        for (layout, parts) in &self.keys.earlier {
+            let key = parts[layout.idem_partition(client, &i.key)].idem_key(client, &i.key);
+            let rec: Option<String> = timed(redis::cmd("GET").arg(&key).query_async(con)).await?;
+            let Some(rec) = rec else { continue };
+            let (earlier, hash) = rec.split_once('|').ok_or_else(|| {
+                QueueError::Corrupt("idempotency record lacks its separator".into())
+            })?;
+            let id = parse_id(earlier)?;
+            if hash != i.request_hash {
+                return Ok(Some(EnqueueOutcome::Conflict { id }));
             }
-            other => {
-                let why = match other {
-                    Err(e) => e.to_string(),
-                    Ok(_) => "enqueue script answered a different number of results".into(),
-                };
-                for job in group {
-                    let _ = job.reply.send(Err(QueueError::Unavailable(why.clone())));
-                }
+            if self.replicas.is_some() {
+                let _: () = timed(
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(&rec)
+                        .arg("KEEPTTL")
+                        .query_async(con),
+                )
+                .await?;
             }
+            return Ok(Some(EnqueueOutcome::Duplicate { id }));
         }
+        Ok(None)
     }
 }
 
-async fn config_get(con: &mut ConnectionManager, name: &str) -> Result<String, QueueError> {
+/// The text of an `Unavailable` without its "queue unavailable" prefix (it gets one again).
+fn unavailable_text(e: QueueError) -> String {
+    match e {
+        QueueError::Unavailable(m) => m,
+        other => other.to_string(),
+    }
+}
+
+/// Creates the consumer group on a partition's stream (and the stream); an existing one is fine.
+async fn create_group(con: &mut Con, stream: &str, group: &str) -> Result<(), QueueError> {
+    let mut create = redis::cmd("XGROUP");
+    create
+        .arg("CREATE")
+        .arg(stream)
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM");
+    match tokio::time::timeout(OP_TIMEOUT, create.query_async::<()>(&mut con.handle())).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) if e.code() == Some("BUSYGROUP") => Ok(()),
+        Ok(Err(e)) => Err(acl_hint(e.into())),
+        Err(_) => Err(QueueError::Unavailable(format!(
+            "redis: no answer within {} ms",
+            OP_TIMEOUT.as_millis()
+        ))),
+    }
+}
+
+/// Records this deployment's layout in `<prefix>:layouts` and returns the keys of it and of every
+/// earlier layout. On one server the original single-partition names always count as an earlier
+/// layout (versions before partitions did not record it).
+async fn load_layouts(
+    con: &mut Con,
+    prefix: &str,
+    layout: Layout,
+    cluster: bool,
+) -> Result<Keys, QueueError> {
+    let set = format!("{prefix}:layouts");
+    let mut c = con.handle();
+    let _: i64 = timed(
+        redis::cmd("SADD")
+            .arg(&set)
+            .arg(layout.name())
+            .query_async(&mut c),
+    )
+    .await?;
+    let mut names: Vec<String> =
+        timed(redis::cmd("SMEMBERS").arg(&set).query_async(&mut c)).await?;
+    if !cluster {
+        names.push(Layout::Single.name());
+    }
+    names.sort();
+    names.dedup();
+    let mut parts = layout.parts(prefix);
+    let write = parts.len();
+    let mut earlier = Vec::new();
+    for name in names {
+        let Some(l) = Layout::parse(&name) else {
+            tracing::warn!(layout = %name, "redis: unknown queue layout recorded; ignored");
+            continue;
+        };
+        // The single layout's keys share no slot: they cannot exist on a cluster.
+        if l == layout || (cluster && l == Layout::Single) {
+            continue;
+        }
+        let lp = l.parts(prefix);
+        for p in &lp {
+            if !parts.iter().any(|q| q.stream == p.stream) {
+                parts.push(p.clone());
+            }
+        }
+        earlier.push((l, lp));
+    }
+    Ok(Keys {
+        group: format!("{prefix}:workers"),
+        parts,
+        write,
+        layout,
+        earlier,
+    })
+}
+
+/// `WAIT n timeout` on the connection that just wrote: the replicas that have every write this
+/// connection made so far. Fewer than `n` → `Unavailable` (the proxy answers 503; the entry is in
+/// the queue and a retry with the same Idempotency-Key gets the same id).
+async fn wait_for_replicas(con: &mut Con, replicas: ReplicaAck) -> Result<(), QueueError> {
+    let timeout_ms = millis(replicas.timeout);
+    let confirmed: u64 = timed(
+        redis::cmd("WAIT")
+            .arg(replicas.count)
+            .arg(timeout_ms)
+            .query_async(con),
+    )
+    .await?;
+    if confirmed >= u64::from(replicas.count) {
+        Ok(())
+    } else {
+        Err(QueueError::Unavailable(format!(
+            "redis: {confirmed} of {} replicas confirmed the write within {timeout_ms} ms (queue.min_replicas_ack)",
+            replicas.count
+        )))
+    }
+}
+
+async fn config_get(con: &mut Con, name: &str) -> Result<String, QueueError> {
     let map: HashMap<String, String> =
         timed(redis::cmd("CONFIG").arg("GET").arg(name).query_async(con)).await?;
     Ok(map.get(name).cloned().unwrap_or_default())
 }
 
 /// Refuses a server that could lose accepted messages: no AOF, or an eviction policy that may evict them.
-async fn check_durability(
-    con: &mut ConnectionManager,
-    allow_non_durable: bool,
-) -> Result<(), QueueError> {
+async fn check_durability(con: &mut Con, allow_non_durable: bool) -> Result<(), QueueError> {
     let appendonly = config_get(con, "appendonly").await?;
     let policy = config_get(con, "maxmemory-policy").await?;
     let mut problems = Vec::new();
@@ -595,5 +885,44 @@ async fn check_durability(
         Ok(())
     } else {
         Err(QueueError::NotDurable(problem))
+    }
+}
+
+/// Reads `queue.redis_ca_file`: PEM certificates, at least one.
+fn read_ca(path: &Path) -> Result<Vec<u8>, QueueError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let pem = std::fs::read(path).map_err(|e| {
+        QueueError::Config(format!(
+            "queue.redis_ca_file: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            QueueError::Config(format!(
+                "queue.redis_ca_file: {} is not PEM certificates: {e}",
+                path.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(QueueError::Config(format!(
+            "queue.redis_ca_file: {} holds no certificate",
+            path.display()
+        )));
+    }
+    Ok(pem)
+}
+
+/// A start-up refusal by the server's ACL names the key and where the needed rules are.
+fn acl_hint(e: QueueError) -> QueueError {
+    match e {
+        QueueError::Unavailable(msg) if msg.to_ascii_uppercase().contains("NOPERM") => {
+            QueueError::Config(format!(
+                "queue.redis_url: the Redis user may not do what the relay needs ({msg}); \
+             grant the rules of deploy/redis/msgrelay-acl.conf for keys '<queue.key_prefix>:*'"
+            ))
+        }
+        other => other,
     }
 }

@@ -4,10 +4,13 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
-use super::issue::from_unix;
-use super::{fsutil, load_crl, LoadedCrl, Pki, RevokedCert, INTERNAL_CA, ISSUING_CA_DAYS};
+use super::issue::{from_unix, leaf_params, load_ca, new_key, Usage};
+use super::{
+    fingerprint, fsutil, load_crl, IssuedCert, LoadedCrl, Pki, RevokedCert, INTERNAL_CA,
+    ISSUING_CA_DAYS,
+};
 use crate::PkiError;
 
 /// The internal CA's CRL (PEM); absent until a service certificate is first revoked.
@@ -77,6 +80,39 @@ impl Pki {
         };
         let ca = fsutil::read(&self.path(&format!("{INTERNAL_CA}.crt")))?;
         load_crl(&pem, &ca, Duration::MAX).map(Some)
+    }
+
+    /// A `proxy` or `worker` service certificate (CN `msgrelay-<service>`, clientAuth, signed by
+    /// the internal CA) with an explicit validity window, held in memory only; the attack suite
+    /// presents an expired one to the internal API with it.
+    #[doc(hidden)]
+    pub fn issue_service_with_validity(
+        &self,
+        service: &str,
+        not_before: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> Result<IssuedCert, PkiError> {
+        if !REVOCABLE_SERVICES.contains(&service) {
+            return Err(PkiError::Invalid {
+                what: "service",
+                detail: format!("{service:?}; service certificates are proxy and worker"),
+            });
+        }
+        let ca = load_ca(self.dir(), INTERNAL_CA)?;
+        let key_pair = new_key()?;
+        let cn = format!("msgrelay-{service}");
+        let (params, serial_hex) =
+            leaf_params(&cn, None, &[], Usage::Client, not_before, not_after)?;
+        let cert = params
+            .signed_by(&key_pair, &ca.issuer)
+            .map_err(|e| PkiError::generate(format!("service certificate {cn}"), e))?;
+        Ok(IssuedCert {
+            serial_hex,
+            fingerprint: fingerprint(cert.der()),
+            not_after: from_unix(params.not_after.unix_timestamp()),
+            cert_pem: cert.pem(),
+            key_pem: key_pair.serialize_pem(),
+        })
     }
 
     /// The entries of the current internal CRL, with their revocation times.
