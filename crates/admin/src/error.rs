@@ -37,33 +37,9 @@ pub enum AdminError {
     /// An argument or a file was refused; the message says why and what to do.
     #[error("{0}")]
     Invalid(String),
-    /// Building the PKCS#12 bundle failed.
-    #[error("building the PKCS#12 bundle: {0}")]
-    Pkcs12(String),
-}
-
-/// Keeps the operator's messages as they were when the lifecycle lived in this crate.
-impl From<msgrelay_certs::CertError> for AdminError {
-    fn from(e: msgrelay_certs::CertError) -> Self {
-        use msgrelay_certs::CertError as C;
-        match e {
-            C::Pki(e) => AdminError::Pki(e),
-            C::Store(e) => AdminError::Store(e),
-            C::KeyFile(e) => AdminError::KeyFile(e),
-            C::Io {
-                action,
-                path,
-                source,
-            } => AdminError::Io {
-                action,
-                path,
-                source,
-            },
-            C::NotFound(m) => AdminError::NotFound(m),
-            C::Invalid(m) => AdminError::Invalid(m),
-            C::Pkcs12(m) => AdminError::Pkcs12(m),
-        }
-    }
+    /// A certificate operation (`msgrelay-certs`) failed; its message says what to do next.
+    #[error(transparent)]
+    Cert(#[from] msgrelay_certs::CertError),
 }
 
 impl From<msgrelay_files::FileError> for AdminError {

@@ -490,7 +490,12 @@ impl Config {
                 "list at least one domain name",
             ));
         }
-        if let Some(bad) = self.proxy.domains.iter().find(|d| crate::DomainName::parse(d).is_err()) {
+        if let Some(bad) = self
+            .proxy
+            .domains
+            .iter()
+            .find(|d| crate::DomainName::parse(d).is_err())
+        {
             return Err(ConfigError::new(
                 "proxy.domains",
                 format!("'{bad}' is not a DNS name"),

@@ -36,12 +36,9 @@ pub enum FileError {
 }
 
 impl FileError {
-    fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
-        move |source| Self::Io {
-            op,
-            path: path.to_path_buf(),
-            source,
-        }
+    fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::Io { op, path, source }
     }
 }
 
@@ -81,11 +78,9 @@ pub fn write_new(path: &Path, bytes: &[u8], access: Access) -> Result<(), FileEr
     let _ = fs::remove_file(&tmp);
     match linked {
         Ok(()) => sync_parent(path),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(FileError::AlreadyExists {
-                path: path.to_path_buf(),
-            })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(FileError::AlreadyExists {
+            path: path.to_path_buf(),
+        }),
         Err(e) => Err(FileError::io("writing", path)(e)),
     }
 }
@@ -156,13 +151,14 @@ fn write_temp(path: &Path, bytes: &[u8], access: Access) -> Result<PathBuf, File
 pub fn is_temp_file(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let current = name.starts_with('.')
-        && name.rsplit_once(".tmp-").is_some_and(|(_, hex)| {
-            hex.len() == 16 && hex.chars().all(|c| c.is_ascii_hexdigit())
-        });
-    let older = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e == "tmp" || e.strip_prefix("tmp").is_some_and(|pid| !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit())));
+        && name
+            .rsplit_once(".tmp-")
+            .is_some_and(|(_, hex)| hex.len() == 16 && hex.chars().all(|c| c.is_ascii_hexdigit()));
+    let older = path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        e == "tmp"
+            || e.strip_prefix("tmp")
+                .is_some_and(|pid| !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit()))
+    });
     current || older
 }
 
@@ -268,7 +264,9 @@ mod tests {
 
     #[test]
     fn temp_files_are_recognised() {
-        assert!(is_temp_file(Path::new("keys/.at-rest.json.tmp-0123456789abcdef")));
+        assert!(is_temp_file(Path::new(
+            "keys/.at-rest.json.tmp-0123456789abcdef"
+        )));
         assert!(is_temp_file(Path::new("keys/sealing.tmp1234")));
         assert!(is_temp_file(Path::new("keys/at-rest.rotate.tmp")));
         assert!(!is_temp_file(Path::new("keys/sealing.key")));

@@ -1,5 +1,5 @@
-use msgrelay_core::ClientStatus;
 use msgrelay_admin::{read_bootstrap_password, CREDENTIALS_FILE};
+use msgrelay_core::ClientStatus;
 
 use crate::support::TestDir;
 

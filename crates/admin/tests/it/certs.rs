@@ -67,7 +67,12 @@ async fn issue_renew_revoke_and_list() {
         .await
         .unwrap();
     let reg = certs.store().registry().await.unwrap();
-    assert_eq!(reg.iter().filter(|r| r.status == ClientStatus::Active).count(), 2);
+    assert_eq!(
+        reg.iter()
+            .filter(|r| r.status == ClientStatus::Active)
+            .count(),
+        2
+    );
     assert_eq!(
         certs
             .store()

@@ -137,7 +137,10 @@ async fn generate_register_revoke() {
         .await
         .unwrap();
     assert_eq!(info.revoked, 1);
-    assert_eq!(certs.store().registry().await.unwrap()[0].status, ClientStatus::Revoked);
+    assert_eq!(
+        certs.store().registry().await.unwrap()[0].status,
+        ClientStatus::Revoked
+    );
     let crl = std::fs::read(t.cfg.path("pki/client-ca.crl")).unwrap();
     let ca = std::fs::read(t.cfg.path("pki/client-ca.crt")).unwrap();
     let loaded = msgrelay_tls::load_crl(&crl, &ca, std::time::Duration::ZERO).unwrap();
