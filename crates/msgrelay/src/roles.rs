@@ -35,9 +35,18 @@ async fn shutdown_signal(stop: &CancellationToken) {
     tokio::select! { _ = ctrl_c => {}, _ = term => {}, _ = stop.cancelled() => {} }
 }
 
-fn logging(cfg: &Config) -> Option<impl Drop> {
+/// Sets logging up and logs which instance this process is (`instance`, else `<hostname>-<role>`).
+fn logging(cfg: &Config, role: &str) -> (Option<impl Drop>, String) {
     let dir = (!cfg.log.dir.as_os_str().is_empty()).then(|| cfg.path(&cfg.log.dir));
-    msgrelay_ops::telemetry::init(&cfg.log.level, dir.as_deref(), cfg.log.keep_days)
+    let guard = msgrelay_ops::telemetry::init(&cfg.log.level, dir.as_deref(), cfg.log.keep_days);
+    let instance = msgrelay_ops::instance_name(cfg, role);
+    tracing::info!(
+        instance = %instance,
+        role,
+        version = env!("CARGO_PKG_VERSION"),
+        "starting"
+    );
+    (guard, instance)
 }
 
 /// Runs `role` until Ctrl-C, SIGTERM or `stop`.
@@ -118,9 +127,9 @@ struct Process {
 }
 
 impl Process {
-    async fn new(cfg: Config) -> anyhow::Result<Self> {
+    async fn new(cfg: Config, instance: &str) -> anyhow::Result<Self> {
         let cfg = Arc::new(cfg);
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::for_instance(instance));
         let mut ops = OpsState::new(metrics.clone());
         let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
         Ok(Self {
@@ -134,8 +143,8 @@ impl Process {
 }
 
 pub async fn proxy(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
-    let _guard = logging(&cfg);
-    let p = Process::new(cfg).await?;
+    let (_guard, instance) = logging(&cfg, "proxy");
+    let p = Process::new(cfg, &instance).await?;
     let mut ops = p.ops;
     let proxy = Proxy::start(
         p.cfg.clone(),
@@ -157,8 +166,8 @@ pub async fn proxy(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
 }
 
 pub async fn worker(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
-    let _guard = logging(&cfg);
-    let p = Process::new(cfg).await?;
+    let (_guard, instance) = logging(&cfg, "worker");
+    let p = Process::new(cfg, &instance).await?;
     let worker = Worker::start(p.cfg.clone(), p.queue, p.metrics, p.shutdown.clone()).await?;
     let ops = serve_until_signal(&p.cfg, p.ops, p.shutdown, &stop, "worker=running".into()).await?;
     worker.join().await;
@@ -172,8 +181,8 @@ pub async fn worker(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
 
 /// The main server; unless `server.with_portal` is false, also the portal.
 pub async fn server(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
-    let _guard = logging(&cfg);
-    let p = Process::new(cfg).await?;
+    let (_guard, instance) = logging(&cfg, "server");
+    let p = Process::new(cfg, &instance).await?;
     let mut ops = p.ops;
     let server = Server::start(
         p.cfg.clone(),
@@ -213,8 +222,8 @@ pub async fn server(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
 
 /// The portal alone (its own process or host): pages and the portal JSON API.
 pub async fn portal(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
-    let _guard = logging(&cfg);
-    let p = Process::new(cfg).await?;
+    let (_guard, instance) = logging(&cfg, "portal");
+    let p = Process::new(cfg, &instance).await?;
     let mut ops = p.ops;
     let portal = Portal::start(
         p.cfg.clone(),
@@ -245,11 +254,11 @@ pub async fn up(mut cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
         },
     )
     .await?;
-    let _guard = logging(&cfg);
+    let (_guard, instance) = logging(&cfg, "up");
     for line in &report.created {
         tracing::info!(created = %line, "bootstrap");
     }
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::for_instance(&instance));
     let mut ops = OpsState::new(metrics.clone());
     let shutdown = CancellationToken::new();
 
@@ -264,8 +273,8 @@ pub async fn up(mut cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
     .await?;
     // The proxy and the workers reach the main server where it actually listens.
     let internal_url = format!("https://localhost:{}", server.internal_addr.port());
-    cfg.proxy.main_server_url = internal_url.clone();
-    cfg.worker.main_server_url = internal_url;
+    cfg.proxy.main_server_urls = vec![internal_url.clone()];
+    cfg.worker.main_server_urls = vec![internal_url];
     let cfg = Arc::new(cfg);
     let proxy = Proxy::start(
         cfg.clone(),
