@@ -561,7 +561,12 @@ impl Config {
                 "list at least one domain name",
             ));
         }
-        if let Some(bad) = self.proxy.domains.iter().find(|d| !valid_dns_name(d)) {
+        if let Some(bad) = self
+            .proxy
+            .domains
+            .iter()
+            .find(|d| crate::DomainName::parse(d).is_err())
+        {
             return Err(ConfigError::new(
                 "proxy.domains",
                 format!("'{bad}' is not a DNS name"),
@@ -908,18 +913,6 @@ fn in_range(key: &str, value: u64, lo: u64, hi: u64) -> Result<(), ConfigError> 
             format!("{value} is out of range; must be between {lo} and {hi}"),
         ))
     }
-}
-
-fn valid_dns_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
 }
 
 /// Only `<prefix>DATA_DIR`, `<prefix>INSTANCE` and `<prefix><SECTION>__<KEY>` are configuration; other MSGRELAY_*

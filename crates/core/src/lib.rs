@@ -11,7 +11,8 @@ pub mod wire;
 
 pub use config::{Config, ConfigError, DatabaseLocation};
 pub use domain::{
-    ClientId, DomainError, MessageBody, MessageId, MessageStatus, Role, SenderNumber,
+    ClientId, ClientStatus, DomainError, DomainName, MessageBody, MessageId, MessageStatus, Role,
+    SenderNumber,
 };
 pub use redis_url::{RedisTopology, RedisUrl};
 pub use servers::ServerList;

@@ -41,7 +41,7 @@ impl Upstream {
     /// failures are logged, never fatal.
     pub fn store_cache(&self, name: &str, contents: &[u8]) {
         let path = self.cache(name);
-        if let Err(e) = msgrelay_keyfile::replace_private(&path, contents) {
+        if let Err(e) = msgrelay_files::replace_private(&path, contents) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write cache file");
         }
     }

@@ -19,6 +19,9 @@ use msgrelay_queue::{LeaseToken, Leased, Queue};
 use msgrelay_tls::Pki;
 use tokio_util::sync::CancellationToken;
 
+#[cfg(test)]
+mod tests;
+
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {

@@ -301,7 +301,7 @@ async fn run_with_store(
                         r.fingerprint,
                         r.domain,
                         r.not_after.format("%Y-%m-%d %H:%M").to_string(),
-                        r.status,
+                        r.status.to_string(),
                     ]
                 })
                 .collect();

@@ -2,7 +2,8 @@
 //! the portal: a user logs in, sees and filters their messages, opens one, logs out; an admin logs
 //! in, creates a user and looks at the dashboard. Screenshots go to `<target>/screenshots/`
 //! (and to `docs/screenshots/` with `UPDATE_SCREENSHOTS=1`).
-//! Skipped with a notice when chromium or chromedriver is missing, unless `MSGRELAY_REQUIRE_BROWSER` is set.
+//! Skipped with a notice when chromium or chromedriver is missing, or fails under
+//! `MSGRELAY_TEST_REQUIRE_EXTERNAL=1` (the skip policy of `msgrelay-testkit`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -132,11 +133,12 @@ async fn text(c: &Client, css: &str) -> String {
 
 #[tokio::test]
 async fn user_and_admin_walk_through_the_portal() {
-    let required = std::env::var_os("MSGRELAY_REQUIRE_BROWSER").is_some();
     let (Some(driver), Some(_)) = (find(&DRIVER, "CHROMEDRIVER"), find(&CHROMIUM, "CHROMIUM"))
     else {
-        assert!(!required, "MSGRELAY_REQUIRE_BROWSER is set but chromium/chromedriver are missing (apt-get install -y chromium chromium-driver)");
-        eprintln!("SKIPPED: browser test (install chromium and chromium-driver to run it)");
+        msgrelay_testkit::skip(
+            "chromium and chromedriver",
+            "not found (apt-get install -y chromium chromium-driver)",
+        );
         return;
     };
     let app = spawn_app().await;
