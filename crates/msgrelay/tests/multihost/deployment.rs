@@ -4,10 +4,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::net::{kill_all_in, Host, Net};
-use crate::procs::{bin, require_program, run_on, tail, wait_for, Proc};
+
+mod redis;
+use crate::procs::{bin, require_program, run_on, tail, Proc};
+pub use redis::QueueHa;
 
 /// How many hosts of each role.
 #[derive(Clone, Copy, Debug)]
@@ -15,6 +18,7 @@ pub struct Shape {
     pub servers: usize,
     pub proxies: usize,
     pub workers: usize,
+    pub queue: QueueHa,
 }
 
 /// Processes first (killed), then the namespaces (deleted), then the files.
@@ -80,7 +84,9 @@ impl Deployment {
             let h = net.add_host(&name, octet);
             hosts.insert(name, h);
         };
-        add(&mut net, s("redis1"), 11);
+        for i in 1..=shape.queue.redis_hosts() {
+            add(&mut net, format!("redis{i}"), 10 + i as u8);
+        }
         add(&mut net, s("db"), 20);
         for i in 1..=shape.servers {
             add(&mut net, format!("main{i}"), 20 + i as u8);
@@ -95,7 +101,7 @@ impl Deployment {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut d = Deployment {
             procs: BTreeMap::new(),
-            redis_url: format!("redis://{}:6379/0", hosts["redis1"].ip),
+            redis_url: String::new(),
             db_url: format!("mysql://root@{}:3306/msgrelay", hosts["db"].ip),
             hosts,
             _net: net,
@@ -103,7 +109,7 @@ impl Deployment {
             prefix: format!("mh-{}", uuid::Uuid::new_v4().simple()),
             shape,
         };
-        d.start_redis();
+        d.redis_url = d.start_queue_redis();
         d.start_mariadb();
         d.init_data_dir();
         for i in 1..=shape.servers {
@@ -124,32 +130,6 @@ impl Deployment {
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
-    }
-
-    fn start_redis(&mut self) {
-        let data = self.path("redis1");
-        std::fs::create_dir_all(&data).expect("redis dir");
-        let data = data.display().to_string();
-        let args = [
-            "--port",
-            "6379",
-            "--bind",
-            "0.0.0.0",
-            "--protected-mode",
-            "no",
-            "--dir",
-            &data,
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--save",
-            "",
-        ];
-        let host = self.host("redis1").clone();
-        let mut p = Proc::start("redis1", &host, "redis-server", &args, &[], self.dir.path());
-        p.wait_for_log("Ready to accept connections", Duration::from_secs(30));
-        self.procs.insert(s("redis1"), p);
     }
 
     fn start_mariadb(&mut self) {
@@ -213,24 +193,6 @@ impl Deployment {
         out.trim().to_owned()
     }
 
-    /// `redis-cli` against the queue's Redis; the reply, trimmed.
-    pub fn redis(&self, args: &[&str]) -> String {
-        let ip = self.host("redis1").ip.to_string();
-        let mut all = vec!["-h", ip.as_str(), "-p", "6379"];
-        all.extend(args);
-        let (ok, out) = run_on(self.host("client"), "redis-cli", &all, &[]);
-        assert!(ok, "redis-cli {args:?} failed: {out}");
-        out.trim().to_owned()
-    }
-
-    fn redis_int(&self, args: &[&str]) -> i64 {
-        let out = self.redis(args);
-        out.lines()
-            .next()
-            .and_then(|l| l.trim().parse().ok())
-            .unwrap_or_else(|| panic!("redis-cli {args:?}: not an integer: {out}"))
-    }
-
     fn server_urls(&self) -> String {
         let urls: Vec<String> = (1..=self.shape.servers)
             .map(|i| {
@@ -263,6 +225,14 @@ impl Deployment {
             ("PORTAL__LISTEN", s("127.0.0.1:9444")),
             ("OPS__LISTEN", s("127.0.0.1:9100")),
             ("LOG__DIR", String::new()),
+            (
+                "QUEUE__MIN_REPLICAS_ACK",
+                self.shape.queue.min_replicas_ack().to_string(),
+            ),
+            (
+                "QUEUE__PARTITIONS",
+                self.shape.queue.partitions().to_string(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (format!("MSGRELAY_{k}"), v))
@@ -394,18 +364,6 @@ impl Deployment {
             errors: nums[1] as u64,
             secs: nums[2],
         }
-    }
-
-    /// Waits until the queue holds nothing (no entry ready, in flight or awaiting a retry).
-    pub fn wait_for_empty_queue(&self, limit: Duration) -> f64 {
-        let started = Instant::now();
-        let stream = format!("{}:stream", self.prefix);
-        let delayed = format!("{}:delayed", self.prefix);
-        wait_for("the queue to drain", limit, || {
-            (self.redis_int(&["XLEN", &stream]) == 0 && self.redis_int(&["ZCARD", &delayed]) == 0)
-                .then_some(())
-        });
-        started.elapsed().as_secs_f64()
     }
 
     /// Compares the ids the client got a 202 for with the `messages` table.
