@@ -13,7 +13,8 @@
 //! Run: `cargo test --workspace --test multihost -- --nocapture` (about 8 minutes on 2 shared
 //! cores). The throughput comparison is a benchmark:
 //! `cargo test --workspace --test multihost -- --ignored --nocapture`.
-//! `MSGRELAY_MULTIHOST_MESSAGES=N` changes the number of messages of every scenario.
+//! `MSGRELAY_MULTIHOST_MESSAGES=N` changes the number of messages of every scenario;
+//! `MSGRELAY_MULTIHOST_BIN=PATH` runs another `msgrelay` build (e.g. `target/release/msgrelay`).
 
 mod deployment;
 mod net;

@@ -7,9 +7,16 @@ use std::time::{Duration, Instant};
 
 use crate::net::Host;
 
-/// The binary under test.
+/// The binary under test: `MSGRELAY_MULTIHOST_BIN` (a release build, for the throughput
+/// measurement), else the one cargo built with this suite.
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_msgrelay")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("MSGRELAY_MULTIHOST_BIN")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_msgrelay").to_owned())
+    })
 }
 
 /// `ip netns exec <host> <program> <args>` with a clean `MSGRELAY_*` environment plus `env`.
