@@ -2,7 +2,8 @@
 //! `net.rs`), every role the real `msgrelay` binary and the queue and database real
 //! `redis-server` / `mariadbd` processes inside them; the machine's own Redis and MariaDB are never
 //! touched. Needs root and iproute2: without network namespaces each test prints SKIPPED to the
-//! terminal, and fails when `MSGRELAY_TEST_MULTIHOST_REQUIRED=1` (set by `scripts/test.sh`, i.e. CI).
+//! terminal, and fails when `MSGRELAY_TEST_MULTIHOST_REQUIRED=1` or `MSGRELAY_TEST_REQUIRE_EXTERNAL=1`
+//! (both set by `scripts/test.sh`, i.e. CI).
 //!
 //! Scenarios: one Redis with a proxy, a worker and a main-server host killed mid-load (50,000
 //! messages); then the same kills plus `kill -9` of the queue's Redis primary, on a Sentinel
@@ -39,9 +40,13 @@ fn deployment(shape: Shape) -> Option<Deployment> {
     match Deployment::start(shape) {
         Ok(d) => Some(d),
         Err(why) => {
-            if std::env::var("MSGRELAY_TEST_MULTIHOST_REQUIRED").as_deref() == Ok("1") {
+            // CI sets both: this suite's own switch, and the skip policy of every suite.
+            if std::env::var("MSGRELAY_TEST_MULTIHOST_REQUIRED").as_deref() == Ok("1")
+                || msgrelay_testkit::required()
+            {
                 panic!(
-                    "network namespaces are required here (MSGRELAY_TEST_MULTIHOST_REQUIRED=1) but cannot be created: {why}"
+                    "network namespaces are required here (MSGRELAY_TEST_MULTIHOST_REQUIRED=1 or {}=1) but cannot be created: {why}",
+                    msgrelay_testkit::REQUIRE_ENV
                 );
             }
             let _ = writeln!(
