@@ -18,6 +18,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 # The Windows suite: mingw cross-compiler and Wine (64-bit) to run msgrelay.exe.
@@ -53,6 +54,8 @@ export MSGRELAY_TEST_MYSQL_URL="${MSGRELAY_TEST_MYSQL_URL:-mysql://root@127.0.0.
 export MSGRELAY_TEST_REQUIRE_EXTERNAL=1
 export MSGRELAY_TEST_MYSQL_REQUIRED=1
 export MSGRELAY_REQUIRE_BROWSER=1
+# The multi-host suite (crates/msgrelay/tests/multihost) needs network namespaces: root + iproute2.
+export MSGRELAY_TEST_MULTIHOST_REQUIRED=1
 
 # --- build once, then test ----------------------------------------------------------------------
 log "building (target dir: $CARGO_TARGET_DIR)"

@@ -35,9 +35,18 @@ async fn shutdown_signal(stop: &CancellationToken) {
     tokio::select! { _ = ctrl_c => {}, _ = term => {}, _ = stop.cancelled() => {} }
 }
 
-fn logging(cfg: &Config) -> Option<impl Drop> {
+/// Sets logging up and logs which instance this process is (`instance`, else `<hostname>-<role>`).
+fn logging(cfg: &Config, role: &str) -> (Option<impl Drop>, String) {
     let dir = (!cfg.log.dir.as_os_str().is_empty()).then(|| cfg.path(&cfg.log.dir));
-    msgrelay_ops::telemetry::init(&cfg.log.level, dir.as_deref(), cfg.log.keep_days)
+    let guard = msgrelay_ops::telemetry::init(&cfg.log.level, dir.as_deref(), cfg.log.keep_days);
+    let instance = msgrelay_ops::instance_name(cfg, role);
+    tracing::info!(
+        instance = %instance,
+        role,
+        version = env!("CARGO_PKG_VERSION"),
+        "starting"
+    );
+    (guard, instance)
 }
 
 /// Runs `role` until Ctrl-C, SIGTERM or `stop`.
@@ -101,9 +110,9 @@ struct Process {
 type Drain = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 impl Process {
-    async fn new(cfg: Config) -> anyhow::Result<Self> {
+    async fn new(cfg: Config, instance: &str) -> anyhow::Result<Self> {
         let cfg = Arc::new(cfg);
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::for_instance(instance));
         let mut ops = OpsState::new(metrics.clone());
         let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
         Ok(Self {
@@ -148,8 +157,8 @@ impl Process {
 }
 
 pub async fn proxy(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
-    let _guard = logging(&cfg);
-    let mut p = Process::new(cfg).await?;
+    let (_guard, instance) = logging(&cfg, "proxy");
+    let mut p = Process::new(cfg, &instance).await?;
     let proxy = Proxy::start(
         p.cfg.clone(),
         p.queue.clone(),
@@ -165,8 +174,8 @@ pub async fn proxy(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
 }
 
 pub async fn worker(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
-    let _guard = logging(&cfg);
-    let p = Process::new(cfg).await?;
+    let (_guard, instance) = logging(&cfg, "worker");
+    let p = Process::new(cfg, &instance).await?;
     let worker = Worker::start(
         p.cfg.clone(),
         p.queue.clone(),
@@ -182,8 +191,8 @@ pub async fn worker(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
 
 /// The main server; unless `server.with_portal` is false, also the portal.
 pub async fn server(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
-    let _guard = logging(&cfg);
-    let mut p = Process::new(cfg).await?;
+    let (_guard, instance) = logging(&cfg, "server");
+    let mut p = Process::new(cfg, &instance).await?;
     let server = Server::start(
         p.cfg.clone(),
         p.queue.monitor(),
@@ -205,8 +214,8 @@ pub async fn server(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
 
 /// The portal alone (its own process or host): pages and the portal JSON API.
 pub async fn portal(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
-    let _guard = logging(&cfg);
-    let mut p = Process::new(cfg).await?;
+    let (_guard, instance) = logging(&cfg, "portal");
+    let mut p = Process::new(cfg, &instance).await?;
     let portal = start_portal(&mut p).await?;
     let line = format!("portal=https://{}", portal.addr);
     let roles: Vec<Drain> = vec![Box::pin(portal.join())];
@@ -235,11 +244,11 @@ pub async fn up(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let _guard = logging(&cfg);
+    let (_guard, instance) = logging(&cfg, "up");
     for line in &report.created {
         tracing::info!(created = %line, "bootstrap");
     }
-    let mut p = Process::new(cfg).await?;
+    let mut p = Process::new(cfg, &instance).await?;
     let server = Server::start(
         p.cfg.clone(),
         p.queue.monitor(),
@@ -251,8 +260,8 @@ pub async fn up(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     // The proxy and the workers reach the main server where it actually listens.
     let internal_url = format!("https://localhost:{}", server.internal_addr.port());
     let mut cfg = (*p.cfg).clone();
-    cfg.proxy.main_server_url = internal_url.clone();
-    cfg.worker.main_server_url = internal_url;
+    cfg.proxy.main_server_urls = vec![internal_url.clone()];
+    cfg.worker.main_server_urls = vec![internal_url];
     p.cfg = Arc::new(cfg);
     let cfg = p.cfg.clone();
     let proxy = Proxy::start(

@@ -1,7 +1,8 @@
 //! The hand-over's outcomes against an in-process fake main server (plain HTTP on port 0; TLS is
 //! the tls crate's business) and a real embedded queue: what the server confirms stored is acked,
 //! what it rejects is dead-lettered, what it asks to retry or does not answer for comes back after
-//! the retry interval, and a failed request acks nothing.
+//! the retry interval, a failed request acks nothing, and with several servers a failed one hands
+//! the batch to the next at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use msgrelay_core::deliver_batch::{self, BatchItem};
 use msgrelay_core::wire::{DeliverOutcome, DeliverResponse, DeliverResult, REJECTED_DEAD_LETTER};
-use msgrelay_core::{now_ms, ClientId, Config, MessageId};
+use msgrelay_core::{now_ms, ClientId, Config, MessageId, ServerList};
 use msgrelay_ops::Metrics;
 use msgrelay_queue::{NewMessage, Queue, QueueStats};
 
@@ -44,7 +45,7 @@ where
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    format!("http://{addr}/internal/messages/deliver")
+    format!("http://{addr}")
 }
 
 async fn queue(dir: &tempfile::TempDir) -> Queue {
@@ -56,10 +57,16 @@ async fn queue(dir: &tempfile::TempDir) -> Queue {
 }
 
 fn deliverer(queue: Queue, url: String) -> Deliverer {
+    deliverer_to(queue, &[url])
+}
+
+/// A deliverer whose batches go to these main servers (base URLs) in turn.
+fn deliverer_to(queue: Queue, urls: &[String]) -> Deliverer {
     Deliverer {
         queue,
         client: reqwest::Client::new(),
-        url,
+        servers: Arc::new(ServerList::new(urls)),
+        timeout: Duration::from_secs(5),
         metrics: Arc::new(Metrics::new()),
         lease: Duration::from_secs(60),
         retry: RETRY,
@@ -171,14 +178,36 @@ async fn an_unreachable_server_retries_the_whole_batch() {
     enqueue(&q, 3).await;
     // A port nobody listens on: bind, read the address, close.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!(
-        "http://{}/internal/messages/deliver",
-        closed.local_addr().expect("addr")
-    );
+    let url = format!("http://{}", closed.local_addr().expect("addr"));
     drop(closed);
     let d = deliverer(q.clone(), url);
     deliver_once(&q, &d).await;
     assert_eq!(q.stats().await.expect("stats"), stats(0, 3, 0));
+}
+
+#[tokio::test]
+async fn a_batch_refused_by_one_main_server_goes_to_the_next_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let q = queue(&dir).await;
+    enqueue(&q, 3).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let refusing = fake_server(|_| Err(axum::http::StatusCode::SERVICE_UNAVAILABLE)).await;
+    let storing = fake_server(|items| {
+        Ok(DeliverResponse {
+            results: items
+                .iter()
+                .map(|m| result(m.id, DeliverOutcome::Stored))
+                .collect(),
+        })
+    })
+    .await;
+    let d = deliverer_to(q.clone(), &[dead, refusing, storing]);
+    // Whichever server the round-robin starts with, the batch reaches the storing one in the
+    // same attempt: nothing waits for a retry.
+    deliver_once(&q, &d).await;
+    assert_eq!(q.stats().await.expect("stats"), stats(0, 0, 0));
 }
 
 #[tokio::test]
