@@ -5,10 +5,11 @@ use std::path::Path;
 
 use crate::AdminError;
 
-/// Opens `path` for appending, creating it owner-only (0600); an existing file is tightened to 0600.
+/// Opens `path` for appending, creating it owner-only (0600 on Unix from the first byte, a
+/// protected DACL on Windows); an existing file is tightened the same way (`msgrelay-files`).
 fn open_owner_only_append(path: &Path) -> Result<std::fs::File, AdminError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(AdminError::io("creating directory", dir))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        msgrelay_files::create_private_dir(dir)?;
     }
     let mut opts = std::fs::OpenOptions::new();
     opts.append(true).create(true);
@@ -18,12 +19,7 @@ fn open_owner_only_append(path: &Path) -> Result<std::fs::File, AdminError> {
         opts.mode(0o600);
     }
     let file = opts.open(path).map_err(AdminError::io("opening", path))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(AdminError::io("setting permissions of", path))?;
-    }
+    msgrelay_files::make_owner_only(path)?;
     Ok(file)
 }
 

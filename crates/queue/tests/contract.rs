@@ -127,6 +127,9 @@ impl Env {
         cfg.allow_non_durable_redis = false;
         cfg.partitions = 3;
         cfg.min_replicas_ack = 1;
+        // The contract is about behaviour, not speed: a loaded CI box must not turn a slow
+        // replica confirmation into a failure (the timeout path is tested in tests/ha.rs).
+        cfg.replica_ack_timeout_ms = 30_000;
         Some(Env {
             cfg,
             dir: tempfile::tempdir().unwrap(),
@@ -150,6 +153,9 @@ impl Env {
         let mut cfg = redis_cfg(set.url());
         cfg.allow_non_durable_redis = false;
         cfg.min_replicas_ack = 1;
+        // The contract is about behaviour, not speed: a loaded CI box must not turn a slow
+        // replica confirmation into a failure (the timeout path is tested in tests/ha.rs).
+        cfg.replica_ack_timeout_ms = 30_000;
         Some(Env {
             cfg,
             dir: tempfile::tempdir().unwrap(),

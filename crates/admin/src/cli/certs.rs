@@ -67,6 +67,8 @@ pub enum CertsCommand {
     /// (Re-)issue the main server's certificate for more names (DNS names or IP addresses), so that
     /// proxies and workers on other hosts can reach it by them (the key is kept; restart the server after).
     IssueMainServer {
+        /// A DNS name or IP address of the main server (repeatable); proxies and workers connect
+        /// with one of them.
         #[arg(long = "name", num_args = 1.., required = true)]
         names: Vec<String>,
     },
