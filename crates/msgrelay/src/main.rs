@@ -230,18 +230,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("migrations applied");
         }
         Command::Doctor => {
-            if !msgrelay_admin::ops::run_doctor(&cfg, &mut std::io::stdout()).await? {
+            if !msgrelay_admin::maintenance::run_doctor(&cfg, &mut std::io::stdout()).await? {
                 return Ok(ExitCode::from(1));
             }
         }
         Command::Backup { out } => {
-            msgrelay_admin::ops::run_backup(&cfg, &out, &mut std::io::stdout()).await?
+            msgrelay_admin::maintenance::run_backup(&cfg, &out, &mut std::io::stdout()).await?
         }
         Command::Restore { from, force } => {
-            msgrelay_admin::ops::run_restore(&cfg, &from, force, &mut std::io::stdout())?
+            msgrelay_admin::maintenance::run_restore(&cfg, &from, force, &mut std::io::stdout())?
         }
         Command::Keys(KeysCommand::Rotate) => {
-            msgrelay_admin::ops::run_keys_rotate(&cfg, &mut std::io::stdout())?
+            msgrelay_admin::maintenance::run_keys_rotate(&cfg, &mut std::io::stdout())?
         }
         Command::Send(_) | Command::Bench(_) | Command::Service(_) => unreachable!("handled above"),
     }

@@ -128,8 +128,8 @@ pub async fn backup(cfg: &Config, out: &Path) -> Result<BackupReport, AdminError
     }
     for src in sources {
         let rel = relative(&cfg.data_dir, &src)?;
-        if is_temporary(&src) {
-            continue; // an interrupted atomic write (keyfile.rs), not a key
+        if msgrelay_files::is_temp_file(&src) {
+            continue; // an interrupted atomic write (msgrelay-files), not a key
         }
         let dest = out.join(&rel);
         copy_file(&src, &dest, is_secret(&rel))?;
@@ -213,13 +213,6 @@ fn entry(out: &Path, rel: String, kind: FileKind) -> Result<ManifestEntry, Admin
     })
 }
 
-/// Temporary files of atomic key writes: `*.tmp<pid>`, `*.rotate.tmp`.
-fn is_temporary(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-        e.starts_with("tmp") && e[3..].chars().all(|c| c.is_ascii_digit()) || e == "tmp"
-    })
-}
-
 /// `path` relative to `base`, `/`-separated (the manifest is portable between Linux and Windows).
 fn relative(base: &Path, path: &Path) -> Result<String, AdminError> {
     let rel = path.strip_prefix(base).map_err(|_| {
@@ -230,18 +223,4 @@ fn relative(base: &Path, path: &Path) -> Result<String, AdminError> {
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join("/"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_temporary;
-    use std::path::Path;
-
-    #[test]
-    fn interrupted_key_writes_are_not_backed_up() {
-        assert!(is_temporary(Path::new("keys/sealing.tmp1234")));
-        assert!(is_temporary(Path::new("keys/at-rest.rotate.tmp")));
-        assert!(!is_temporary(Path::new("keys/sealing.key")));
-        assert!(!is_temporary(Path::new("keys/at-rest.json")));
-    }
 }
