@@ -7,6 +7,7 @@ mod bootstrap;
 pub mod cli;
 mod error;
 pub mod ops;
+mod progress;
 mod secret;
 
 pub use bootstrap::{init, InitOptions, InitReport, CREDENTIALS_FILE};

@@ -5,6 +5,7 @@
 mod redis_streams;
 mod sqlite;
 
+pub use crate::redis_streams::snapshot as redis_snapshot;
 pub use crate::redis_streams::RedisQueue;
 pub use crate::sqlite::SqliteQueue;
 
