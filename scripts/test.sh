@@ -18,6 +18,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 # The Windows suite: mingw cross-compiler and Wine (64-bit) to run msgrelay.exe.
@@ -48,9 +49,13 @@ for _ in $(seq 1 60); do
 done
 export MSGRELAY_TEST_REDIS_URL="${MSGRELAY_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"
 export MSGRELAY_TEST_MYSQL_URL="${MSGRELAY_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}"
-# In CI nothing may be skipped silently: the MariaDB suites and the browser test are required.
+# In CI nothing may be skipped silently: every suite that needs Redis, MariaDB, redis-server,
+# a browser, network namespaces or Wine fails instead of skipping (msgrelay-testkit's policy).
+export MSGRELAY_TEST_REQUIRE_EXTERNAL=1
 export MSGRELAY_TEST_MYSQL_REQUIRED=1
 export MSGRELAY_REQUIRE_BROWSER=1
+# The multi-host suite (crates/msgrelay/tests/multihost) needs network namespaces: root + iproute2.
+export MSGRELAY_TEST_MULTIHOST_REQUIRED=1
 
 # --- build once, then test ----------------------------------------------------------------------
 log "building (target dir: $CARGO_TARGET_DIR)"
@@ -65,7 +70,7 @@ python3 -m unittest discover -s clients/python -p 'test_*.py'
 log "windows suite (msgrelay.exe cross-compiled with mingw, run under Wine)"
 rustup target list --installed | grep -qx x86_64-pc-windows-gnu || rustup target add x86_64-pc-windows-gnu
 # Its own cache dir (one profile per target), next to the Linux one.
-MSGRELAY_TEST_WINDOWS_REQUIRED=1 MSGRELAY_WINDOWS_TARGET_DIR="${MSGRELAY_WINDOWS_TARGET_DIR:-$HOME/.cache/msgrelay/target-windows}" \
+MSGRELAY_WINDOWS_TARGET_DIR="${MSGRELAY_WINDOWS_TARGET_DIR:-$HOME/.cache/msgrelay/target-windows}" \
   scripts/windows/suite.sh
 
 log "all tests passed"

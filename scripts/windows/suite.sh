@@ -3,7 +3,7 @@
 # under Wine. What Wine cannot show is listed in docs/windows.md ("needs a real Windows Server").
 #
 #   scripts/windows/suite.sh            # locally: skips LOUDLY if wine/mingw/the target are missing
-#   MSGRELAY_TEST_WINDOWS_REQUIRED=1    # CI (set by scripts/test.sh): anything missing is a failure
+#   MSGRELAY_TEST_REQUIRE_EXTERNAL=1    # CI (set by scripts/test.sh): anything missing is a failure
 #
 # Steps: --version; init with an absolute C:\ data dir and with a relative one (both broke before
 # database paths became SQLite options); doctor, including the DACLs of the key files read back
@@ -20,7 +20,7 @@ export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 export CC_x86_64_pc_windows_gnu=x86_64-w64-mingw32-gcc
 
 skip_or_fail() {
-  if [ "${MSGRELAY_TEST_WINDOWS_REQUIRED:-0}" = 1 ]; then
+  if [ "${MSGRELAY_TEST_REQUIRE_EXTERNAL:-0}" = 1 ]; then
     echo "FAILED: Windows suite cannot run: $*" >&2
     exit 1
   fi

@@ -52,7 +52,7 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> Result<InitReport, AdminE
     if !cfg.data_dir.exists() {
         // Owner-only from the start (Windows: a protected DACL the keys below inherit; the
         // folder it would otherwise inherit from may grant Users read access).
-        crate::ops::files::create_private_dir(&cfg.data_dir)?;
+        crate::maintenance::files::create_private_dir(&cfg.data_dir)?;
     }
 
     // Secrets written by this run; on Windows they get their explicit DACL at the end (the
@@ -173,7 +173,7 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> Result<InitReport, AdminE
     }
     if cfg!(windows) {
         for path in secrets.iter().filter(|p| p.exists()) {
-            crate::ops::files::make_owner_only(path)?;
+            crate::maintenance::files::make_owner_only(path)?;
         }
     }
     bar.inc(1);

@@ -1,7 +1,7 @@
 //! The crate's one error type. Messages are for operators: each says what to do next.
 
 use msgrelay_at_rest::AtRestError;
-use msgrelay_keyfile::KeyFileError;
+use msgrelay_files::KeyFileError;
 use msgrelay_queue::QueueError;
 use msgrelay_sealing::SealError;
 use msgrelay_store::StoreError;
@@ -37,31 +37,23 @@ pub enum AdminError {
     /// An argument or a file was refused; the message says why and what to do.
     #[error("{0}")]
     Invalid(String),
-    /// Building the PKCS#12 bundle failed.
-    #[error("building the PKCS#12 bundle: {0}")]
-    Pkcs12(String),
+    /// A certificate operation (`msgrelay-certs`) failed; its message says what to do next.
+    #[error(transparent)]
+    Cert(#[from] msgrelay_certs::CertError),
 }
 
-/// Keeps the operator's messages as they were when the lifecycle lived in this crate.
-impl From<msgrelay_certs::CertError> for AdminError {
-    fn from(e: msgrelay_certs::CertError) -> Self {
-        use msgrelay_certs::CertError as C;
+impl From<msgrelay_files::FileError> for AdminError {
+    fn from(e: msgrelay_files::FileError) -> Self {
         match e {
-            C::Pki(e) => AdminError::Pki(e),
-            C::Store(e) => AdminError::Store(e),
-            C::KeyFile(e) => AdminError::KeyFile(e),
-            C::Io {
-                action,
-                path,
-                source,
-            } => AdminError::Io {
-                action,
+            msgrelay_files::FileError::AlreadyExists { path } => AdminError::Invalid(format!(
+                "{} already exists; refusing to overwrite it",
+                path.display()
+            )),
+            msgrelay_files::FileError::Io { op, path, source } => AdminError::Io {
+                action: op,
                 path,
                 source,
             },
-            C::NotFound(m) => AdminError::NotFound(m),
-            C::Invalid(m) => AdminError::Invalid(m),
-            C::Pkcs12(m) => AdminError::Pkcs12(m),
         }
     }
 }

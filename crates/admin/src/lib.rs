@@ -1,12 +1,12 @@
-//! Operator tasks on a data directory: the first-run bootstrap (`init`), operations (`ops`:
-//! doctor, backup, restore, keys rotate) and the `msgrelay certs` / `msgrelay admin` front ends.
+//! Operator tasks on a data directory: the first-run bootstrap (`init`), `maintenance` (doctor,
+//! backup, restore, keys rotate) and the `msgrelay certs` / `msgrelay admin` front ends.
 //! The certificate lifecycle itself is `msgrelay-certs` (re-exported here for the front ends).
 //! Only the binary depends on this crate; no network role does.
 
 mod bootstrap;
 pub mod cli;
 mod error;
-pub mod ops;
+pub mod maintenance;
 mod progress;
 mod secret;
 

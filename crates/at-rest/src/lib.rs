@@ -21,7 +21,7 @@ use msgrelay_core::MessageId;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use msgrelay_keyfile::{read_secret, write_new_secret, KeyFileError};
+use msgrelay_files::{read_secret, write_new_secret, KeyFileError};
 
 /// What can go wrong with at-rest keys or stored ciphertexts. Messages never contain key material.
 #[derive(Debug, thiserror::Error)]
@@ -140,16 +140,10 @@ impl AtRestKeys {
             .expect("unbounded");
         file.keys.insert(next.clone(), random_key_b64());
         file.current = next.clone();
-        let tmp = path.with_extension("rotate.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        write_new_secret(
-            &tmp,
+        msgrelay_files::replace_private(
+            path,
             &serde_json::to_vec_pretty(&file).expect("serializable"),
         )?;
-        std::fs::rename(&tmp, path).map_err(|source| KeyFileError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
         Ok(next)
     }
 

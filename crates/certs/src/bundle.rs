@@ -151,7 +151,7 @@ pub fn random_password(len: usize) -> String {
 
 /// Writes a secret file that must not exist yet (owner-only, durable).
 fn write_new_secret(path: &Path, contents: &[u8]) -> Result<(), CertError> {
-    if !msgrelay_keyfile::write_new_secret(path, contents)? {
+    if !msgrelay_files::write_new_secret(path, contents)? {
         return Err(CertError::Invalid(format!(
             "{} already exists; move it away (or choose another --out directory) and run the command again",
             path.display()

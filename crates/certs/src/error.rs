@@ -13,7 +13,7 @@ pub enum CertError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    KeyFile(#[from] msgrelay_keyfile::KeyFileError),
+    KeyFile(#[from] msgrelay_files::KeyFileError),
     /// A file could not be read or written.
     #[error("{action} {}: {source}", path.display())]
     Io {

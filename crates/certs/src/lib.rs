@@ -13,7 +13,7 @@ mod rsa_leaf;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use msgrelay_core::ClientId;
+use msgrelay_core::{ClientId, ClientStatus};
 use msgrelay_store::{Client, ClientCertificate, NewCertificate, Store, StoreError};
 use msgrelay_tls::{IssuedCert, Pki};
 
@@ -77,8 +77,8 @@ pub struct CertRow {
     pub fingerprint: String,
     pub domain: String,
     pub not_after: DateTime<Utc>,
-    /// `active`, `revoked`, `expired` or `disabled` (the client is disabled), as the proxy enforces it.
-    pub status: String,
+    /// As the proxy enforces it.
+    pub status: ClientStatus,
 }
 
 /// Certificate operations over one PKI directory and one store.
@@ -314,7 +314,8 @@ impl CertAdmin {
             .filter(|r| match expiring_within {
                 None => true,
                 Some(d) => {
-                    (r.status == "active" || r.status == "disabled") && r.not_after <= now + d
+                    matches!(r.status, ClientStatus::Active | ClientStatus::Disabled)
+                        && r.not_after <= now + d
                 }
             })
             .collect();
@@ -374,7 +375,11 @@ impl CertAdmin {
             fingerprint: checked.fingerprint,
             domain: client.domain,
             not_after: checked.not_after,
-            status: if client.active { "active" } else { "disabled" }.into(),
+            status: if client.active {
+                ClientStatus::Active
+            } else {
+                ClientStatus::Disabled
+            },
         })
     }
 }
@@ -382,22 +387,19 @@ impl CertAdmin {
 fn row(clients: &[Client], c: ClientCertificate, now: DateTime<Utc>) -> CertRow {
     let client = clients.iter().find(|cl| cl.client_id == c.client_id);
     let not_after = ms_to_utc(c.not_after_ms);
-    let status = if c.revoked_at_ms.is_some() {
-        "revoked"
-    } else if not_after <= now {
-        "expired"
-    } else if !client.is_some_and(|cl| cl.active) {
-        "disabled"
-    } else {
-        "active"
-    };
+    let status = ClientStatus::of_certificate(
+        c.revoked_at_ms.is_some(),
+        c.not_after_ms,
+        client.is_some_and(|cl| cl.active),
+        now.timestamp_millis(),
+    );
     CertRow {
         client_id: c.client_id,
         serial_hex: c.serial_hex,
         fingerprint: c.fingerprint,
         domain: client.map(|cl| cl.domain.clone()).unwrap_or_default(),
         not_after,
-        status: status.to_owned(),
+        status,
     }
 }
 

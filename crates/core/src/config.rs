@@ -32,6 +32,9 @@ impl ConfigError {
 pub struct Config {
     /// Base directory for relative paths (PKI, keys, SQLite files, logs).
     pub data_dir: PathBuf,
+    /// Name of this process in logs and in the `instance` label of its metrics; empty:
+    /// `<hostname>-<role>`.
+    pub instance: String,
     pub proxy: ProxyConfig,
     pub server: ServerConfig,
     pub portal: PortalConfig,
@@ -60,7 +63,10 @@ pub struct BackupConfig {
 pub struct ProxyConfig {
     pub listen: String,
     pub domains: Vec<String>,
+    /// One main server; see [`ProxyConfig::main_servers`].
     pub main_server_url: String,
+    /// Several main servers (any of them can serve any call); wins over `main_server_url`.
+    pub main_server_urls: Vec<String>,
     pub max_body_bytes: usize,
     /// CRL and client registry reload period.
     pub revocation_refresh_secs: u64,
@@ -229,7 +235,10 @@ pub struct WorkerConfig {
     /// Stable name of this worker process; its tasks consume as `<name>-<n>`, so a restarted worker
     /// takes back its own unfinished leases at once. Empty: `<hostname>-<ops port>`.
     pub name: String,
+    /// One main server; see [`WorkerConfig::main_servers`].
     pub main_server_url: String,
+    /// Several main servers, spread over and failed over between; wins over `main_server_url`.
+    pub main_server_urls: Vec<String>,
     pub concurrency: usize,
     pub lease_secs: u64,
     pub delivery_timeout_secs: u64,
@@ -260,6 +269,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: default_data_dir(),
+            instance: String::new(),
             proxy: ProxyConfig::default(),
             server: ServerConfig::default(),
             portal: PortalConfig::default(),
@@ -286,12 +296,73 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
 
+/// Where proxies and workers find the main server when nothing else is configured.
+pub const DEFAULT_MAIN_SERVER_URL: &str = "https://localhost:9443";
+
+impl ProxyConfig {
+    /// The main servers this proxy registers messages with and fetches keys from: the list when
+    /// set, else the single URL.
+    pub fn main_servers(&self) -> Vec<String> {
+        effective_servers(&self.main_server_url, &self.main_server_urls)
+    }
+}
+
+impl WorkerConfig {
+    /// The main servers this worker delivers to: the list when set, else the single URL.
+    pub fn main_servers(&self) -> Vec<String> {
+        effective_servers(&self.main_server_url, &self.main_server_urls)
+    }
+}
+
+fn effective_servers(one: &str, list: &[String]) -> Vec<String> {
+    if list.is_empty() {
+        vec![one.to_owned()]
+    } else {
+        list.to_vec()
+    }
+}
+
+/// Both keys set (the single one away from its default) is refused: which one the operator meant
+/// cannot be guessed. Every URL must be https:// (mutual TLS), none listed twice.
+fn validate_servers(section: &str, one: &str, list: &[String]) -> Result<(), ConfigError> {
+    let single = format!("{section}.main_server_url");
+    let multi = format!("{section}.main_server_urls");
+    if !list.is_empty() && one != DEFAULT_MAIN_SERVER_URL {
+        return Err(ConfigError::new(
+            &multi,
+            format!("set either {single} or {multi}, not both (remove {single})"),
+        ));
+    }
+    if list.len() > 64 {
+        return Err(ConfigError::new(&multi, "at most 64 main servers"));
+    }
+    let (key, urls) = if list.is_empty() {
+        (single, vec![one.to_owned()])
+    } else {
+        (multi, list.to_vec())
+    };
+    for (i, url) in urls.iter().enumerate() {
+        if !url.starts_with("https://") || url.len() <= "https://".len() {
+            return Err(ConfigError::new(
+                &key,
+                format!("'{url}' must be an https:// URL (mutual TLS)"),
+            ));
+        }
+        let norm = url.trim_end_matches('/');
+        if urls[..i].iter().any(|u| u.trim_end_matches('/') == norm) {
+            return Err(ConfigError::new(&key, format!("'{url}' is listed twice")));
+        }
+    }
+    Ok(())
+}
+
 impl Default for ProxyConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8443".into(),
             domains: vec!["localhost".into()],
-            main_server_url: "https://localhost:9443".into(),
+            main_server_url: DEFAULT_MAIN_SERVER_URL.into(),
+            main_server_urls: Vec::new(),
             max_body_bytes: 65536,
             revocation_refresh_secs: 5,
             crl_grace_secs: 3600,
@@ -385,7 +456,8 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             name: String::new(),
-            main_server_url: "https://localhost:9443".into(),
+            main_server_url: DEFAULT_MAIN_SERVER_URL.into(),
+            main_server_urls: Vec::new(),
             concurrency: 4,
             lease_secs: 60,
             delivery_timeout_secs: 20,
@@ -484,24 +556,28 @@ impl Config {
                 "the ops listener is plain HTTP and must bind a loopback address",
             ));
         }
-        for (key, url) in [
-            ("proxy.main_server_url", &self.proxy.main_server_url),
-            ("worker.main_server_url", &self.worker.main_server_url),
-        ] {
-            if !url.starts_with("https://") {
-                return Err(ConfigError::new(
-                    key,
-                    format!("'{url}' must be an https:// URL (mutual TLS)"),
-                ));
-            }
-        }
+        validate_servers(
+            "proxy",
+            &self.proxy.main_server_url,
+            &self.proxy.main_server_urls,
+        )?;
+        validate_servers(
+            "worker",
+            &self.worker.main_server_url,
+            &self.worker.main_server_urls,
+        )?;
         if self.proxy.domains.is_empty() {
             return Err(ConfigError::new(
                 "proxy.domains",
                 "list at least one domain name",
             ));
         }
-        if let Some(bad) = self.proxy.domains.iter().find(|d| !valid_dns_name(d)) {
+        if let Some(bad) = self
+            .proxy
+            .domains
+            .iter()
+            .find(|d| crate::DomainName::parse(d).is_err())
+        {
             return Err(ConfigError::new(
                 "proxy.domains",
                 format!("'{bad}' is not a DNS name"),
@@ -585,6 +661,17 @@ impl Config {
             return Err(ConfigError::new(
                 "database.max_connections",
                 "must be at least 1",
+            ));
+        }
+        if self.instance.len() > 64
+            || !self
+                .instance
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(ConfigError::new(
+                "instance",
+                "must be at most 64 letters, digits, '-', '_' or '.'",
             ));
         }
         let w = &self.worker;
@@ -839,24 +926,16 @@ fn in_range(key: &str, value: u64, lo: u64, hi: u64) -> Result<(), ConfigError> 
     }
 }
 
-fn valid_dns_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
-}
-
-/// Only `<prefix>DATA_DIR` and `<prefix><SECTION>__<KEY>` are configuration; other MSGRELAY_*
+/// Only `<prefix>DATA_DIR`, `<prefix>INSTANCE` and `<prefix><SECTION>__<KEY>` are configuration; other MSGRELAY_*
 /// variables (the clients' MSGRELAY_URL, test settings) must not trip the unknown-key check.
 /// The filter sees the key as written (`DATA_DIR`), so the comparison ignores case.
 fn env_provider(prefix: &str) -> Env {
     Env::prefixed(prefix)
-        .filter(|k| k.as_str().contains("__") || k.as_str().eq_ignore_ascii_case("data_dir"))
+        .filter(|k| {
+            k.as_str().contains("__")
+                || k.as_str().eq_ignore_ascii_case("data_dir")
+                || k.as_str().eq_ignore_ascii_case("instance")
+        })
         .split("__")
 }
 
@@ -973,6 +1052,45 @@ mod tests {
     }
 
     #[test]
+    fn main_server_lists() {
+        let cfg = load("[worker]\nmain_server_urls = [\"https://a:9443\", \"https://b:9443/\"]\n")
+            .unwrap();
+        assert_eq!(
+            cfg.worker.main_servers(),
+            ["https://a:9443", "https://b:9443/"]
+        );
+        assert_eq!(cfg.proxy.main_servers(), [DEFAULT_MAIN_SERVER_URL]);
+        let cfg = load("[proxy]\nmain_server_url = \"https://m:9443\"\n").unwrap();
+        assert_eq!(cfg.proxy.main_servers(), ["https://m:9443"]);
+        for (toml, key, says) in [
+            (
+                "[worker]\nmain_server_url = \"https://a:1\"\nmain_server_urls = [\"https://b:1\"]\n",
+                "worker.main_server_urls",
+                "not both",
+            ),
+            (
+                "[proxy]\nmain_server_urls = [\"https://a:1\", \"https://a:1/\"]\n",
+                "proxy.main_server_urls",
+                "twice",
+            ),
+            (
+                "[proxy]\nmain_server_urls = [\"http://a:1\"]\n",
+                "proxy.main_server_urls",
+                "https://",
+            ),
+            (
+                "[worker]\nmain_server_url = \"http://a:1\"\n",
+                "worker.main_server_url",
+                "https://",
+            ),
+        ] {
+            let e = load(toml).unwrap_err();
+            assert_eq!(e.key, key, "{toml}: {e}");
+            assert!(e.reason.contains(says), "{toml}: {e}");
+        }
+    }
+
+    #[test]
     fn out_of_range_durations_name_the_key() {
         for (toml, key) in [
             (
@@ -1021,7 +1139,9 @@ mod tests {
             jail.set_env("MSGRELAY_QUEUE__KEY_PREFIX", "env");
             jail.set_env("MSGRELAY_WORKER__CONCURRENCY", "7");
             jail.set_env("MSGRELAY_URL", "https://client-side-setting");
+            jail.set_env("MSGRELAY_INSTANCE", "relay-3.worker");
             let cfg = Config::load(Some(Path::new("c.toml")), None).unwrap();
+            assert_eq!(cfg.instance, "relay-3.worker");
             assert_eq!(cfg.queue.key_prefix, "env");
             assert_eq!(cfg.worker.concurrency, 7);
             Ok(())

@@ -206,6 +206,104 @@ impl fmt::Display for MessageStatus {
     }
 }
 
+/// A DNS name as a certificate SAN, a client's domain and `proxy.domains` use it: 1–253
+/// characters, dot-separated labels of 1–63 ASCII letters, digits or '-' (not at a label's start
+/// or end), kept lowercase. The one validator of domain names; config, store and tls call it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DomainName(String);
+
+impl DomainName {
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        let d = s.to_ascii_lowercase();
+        let ok = (1..=253).contains(&d.len())
+            && d.split('.').all(|l| {
+                (1..=63).contains(&l.len())
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if ok {
+            Ok(Self(d))
+        } else {
+            Err(DomainError::new(
+                "domain",
+                "must be a DNS name: dot-separated labels of letters, digits and '-' (at most 253 characters)",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for DomainName {
+    type Error = DomainError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<DomainName> for String {
+    fn from(d: DomainName) -> String {
+        d.0
+    }
+}
+
+impl fmt::Display for DomainName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the proxy does with a client certificate, as the registry reports it: only `Active` is
+/// accepted; the others name the refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientStatus {
+    Active,
+    Disabled,
+    Revoked,
+    Expired,
+}
+
+impl ClientStatus {
+    /// The status of one certificate at `now_ms`: revocation first, then expiry, then the client's
+    /// own switch (the one rule for the registry, the CLI and the portal).
+    pub fn of_certificate(
+        revoked: bool,
+        not_after_ms: i64,
+        client_active: bool,
+        now_ms: i64,
+    ) -> Self {
+        if revoked {
+            Self::Revoked
+        } else if not_after_ms <= now_ms {
+            Self::Expired
+        } else if !client_active {
+            Self::Disabled
+        } else {
+            Self::Active
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for ClientStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A portal user's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -233,6 +331,55 @@ impl Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn domain_names_are_validated_and_lowercased() {
+        assert_eq!(
+            DomainName::parse("Relay.Example.com").unwrap().as_str(),
+            "relay.example.com"
+        );
+        assert!(DomainName::parse("localhost").is_ok());
+        for bad in [
+            "",
+            "a..b",
+            ".a",
+            "a.",
+            "-a.b",
+            "a-.b",
+            "x'; DROP",
+            "a/b",
+            "*.example.com",
+            &"a".repeat(64),
+            &"a.".repeat(127),
+        ] {
+            assert!(DomainName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_status_precedence_and_wire_form() {
+        assert_eq!(
+            ClientStatus::of_certificate(true, 0, false, 10),
+            ClientStatus::Revoked
+        );
+        assert_eq!(
+            ClientStatus::of_certificate(false, 10, false, 10),
+            ClientStatus::Expired
+        );
+        assert_eq!(
+            ClientStatus::of_certificate(false, 11, false, 10),
+            ClientStatus::Disabled
+        );
+        assert_eq!(
+            ClientStatus::of_certificate(false, 11, true, 10),
+            ClientStatus::Active
+        );
+        assert_eq!(
+            serde_json::to_string(&ClientStatus::Revoked).unwrap(),
+            "\"revoked\""
+        );
+        assert!(serde_json::from_str::<ClientStatus>("\"bogus\"").is_err());
+    }
 
     #[test]
     fn e164_accepts_valid_and_rejects_invalid() {

@@ -6,13 +6,16 @@ pub mod config;
 pub mod deliver_batch;
 pub mod domain;
 pub mod redis_url;
+pub mod servers;
 pub mod wire;
 
 pub use config::{Config, ConfigError, DatabaseLocation};
 pub use domain::{
-    ClientId, DomainError, MessageBody, MessageId, MessageStatus, Role, SenderNumber,
+    ClientId, ClientStatus, DomainError, DomainName, MessageBody, MessageId, MessageStatus, Role,
+    SenderNumber,
 };
 pub use redis_url::{RedisTopology, RedisUrl};
+pub use servers::ServerList;
 
 /// Milliseconds since the Unix epoch, the one timestamp representation used in queues and stores.
 pub fn now_ms() -> i64 {

@@ -76,7 +76,7 @@ pub struct RegistryEntry {
     pub client_id: ClientId,
     pub domain: String,
     /// `active` is the only status the proxy accepts.
-    pub status: String,
+    pub status: crate::ClientStatus,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

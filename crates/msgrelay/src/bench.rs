@@ -2,7 +2,13 @@
 //! `--duration`) from `--concurrency` tasks, optionally at a fixed `--rate`, shows a progress bar,
 //! then waits for end-to-end delivery by reading `msgrelay_messages_delivered_total` from the
 //! `--metrics-url` ops endpoints, and prints throughput and latency percentiles.
+//!
+//! With several `--url`s, messages go to them in turn, a URL that failed last for a few seconds
+//! (what a load balancer with health checks does); with `--retries`, a failed message (transport
+//! error, 429, 5xx) is sent again to the next URL with the same `Idempotency-Key`. `--accepted-ids` writes the id
+//! of every 202 so a test can compare the accepted set with what was stored.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,12 +16,27 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use msgrelay_core::ServerList;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Proxy base URL
+    /// Proxy base URL (repeatable: messages are spread over them, retries go to the next one)
+    #[arg(long = "url", required = true)]
+    urls: Vec<String>,
+    /// Send each message up to this many more times after a transport error, 429 or 5xx, to the
+    /// next --url, with the same Idempotency-Key
+    #[arg(long, default_value_t = 0)]
+    retries: u32,
+    /// Send an Idempotency-Key with every message (always on with --retries)
     #[arg(long)]
-    url: String,
+    idempotency_keys: bool,
+    /// Write the id of every accepted (202) message to this file, one per line
+    #[arg(long)]
+    accepted_ids: Option<PathBuf>,
+    /// Connect to these proxy addresses in turn instead of resolving the (one) --url's host
+    /// (repeatable): one name served by several proxies, as behind DNS round-robin
+    #[arg(long = "address")]
+    addresses: Vec<std::net::IpAddr>,
     /// Client certificate, PEM (a client bundle's client.crt)
     #[arg(long)]
     cert: PathBuf,
@@ -55,12 +76,74 @@ async fn delivered(client: &reqwest::Client, urls: &[String]) -> Option<u64> {
     let mut total = 0.0;
     for url in urls {
         let text = client.get(url).send().await.ok()?.text().await.ok()?;
-        let line = text
-            .lines()
-            .find(|l| l.starts_with("msgrelay_messages_delivered_total "))?;
-        total += line.split_whitespace().nth(1)?.parse::<f64>().ok()?;
+        // `name value` or `name{instance="..."} value`
+        let line = text.lines().find(|l| {
+            l.strip_prefix("msgrelay_messages_delivered_total")
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+        })?;
+        total += line.rsplit_once(' ')?.1.parse::<f64>().ok()?;
     }
     Some(total as u64)
+}
+
+/// What happened to one message (after its retries).
+enum Outcome {
+    Accepted(Option<String>),
+    Failed(String),
+}
+
+/// Where messages go: a client and a URL per proxy, with a health mark each.
+struct Targets {
+    each: Vec<(reqwest::Client, String)>,
+    health: ServerList,
+}
+
+/// Sends one message to the healthy proxies in turn (a proxy that failed goes last for a few
+/// seconds), retrying with the same key while it is worth it; pauses after each full round.
+async fn send_one(
+    targets: &Targets,
+    payload: &serde_json::Value,
+    key: Option<&str>,
+    retries: u32,
+    retried: &AtomicU64,
+) -> Outcome {
+    let mut attempt = 0u32;
+    for round in 1u64.. {
+        let proxies = &targets.health;
+        for i in proxies.order() {
+            let (client, url) = &targets.each[i];
+            let mut req = client.post(url).json(payload);
+            if let Some(k) = key {
+                req = req.header("Idempotency-Key", k);
+            }
+            let (kind, again) = match req.send().await {
+                Ok(r) if r.status().as_u16() == 202 => {
+                    proxies.succeeded(i);
+                    let id = r
+                        .json::<serde_json::Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
+                    return Outcome::Accepted(id);
+                }
+                Ok(r) => {
+                    let code = r.status().as_u16();
+                    (format!("HTTP {code}"), code == 429 || code >= 500)
+                }
+                Err(e) if e.is_timeout() => ("timeout".to_owned(), true),
+                Err(e) if e.is_connect() => ("connect".to_owned(), true),
+                Err(_) => ("transport".to_owned(), true),
+            };
+            if !again || attempt >= retries {
+                return Outcome::Failed(kind);
+            }
+            proxies.failed(i);
+            attempt += 1;
+            retried.fetch_add(1, Ordering::Relaxed);
+        }
+        tokio::time::sleep(Duration::from_millis(200 * round.min(10))).await;
+    }
+    unreachable!("the rounds end by returning")
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -74,14 +157,60 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let read = |p: &PathBuf| {
         std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
     };
-    let client = msgrelay_tls::mtls_client(
-        &read(&a.ca)?,
-        &read(&a.cert)?,
-        &read(&a.key)?,
-        Duration::from_secs(30),
-    )?;
+    let builder = || {
+        msgrelay_tls::client::mtls_client_builder(
+            &read(&a.ca)?,
+            &read(&a.cert)?,
+            &read(&a.key)?,
+            Duration::from_secs(30),
+        )
+        .map_err(anyhow::Error::from)
+    };
     let plain = reqwest::Client::new();
-    let url = format!("{}/api/v1/messages", a.url.trim_end_matches('/'));
+    let endpoint = |u: &str| format!("{}/api/v1/messages", u.trim_end_matches('/'));
+    let each: Vec<(reqwest::Client, String)> = if a.addresses.is_empty() {
+        let client = builder()?.build()?;
+        a.urls
+            .iter()
+            .map(|u| (client.clone(), endpoint(u)))
+            .collect()
+    } else {
+        let [url] = a.urls.as_slice() else {
+            anyhow::bail!("--address takes exactly one --url (the name those proxies serve)");
+        };
+        let host = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .ok_or_else(|| anyhow::anyhow!("--url {url} has no host name"))?;
+        let mut each = Vec::new();
+        for addr in &a.addresses {
+            let client = builder()?
+                .resolve(&host, std::net::SocketAddr::new(*addr, 0))
+                .build()?;
+            each.push((client, endpoint(url)));
+        }
+        each
+    };
+    let labels: Vec<String> = if a.addresses.is_empty() {
+        a.urls.clone()
+    } else {
+        a.addresses.iter().map(|x| x.to_string()).collect()
+    };
+    let targets = Arc::new(Targets {
+        each,
+        health: ServerList::new(&labels),
+    });
+    // Keys unique to this run, so a second run never collides with the first one's records.
+    let key_prefix = (a.idempotency_keys || a.retries > 0)
+        .then(|| format!("bench-{}", uuid::Uuid::new_v4().simple()));
+    let ids_out = match &a.accepted_ids {
+        Some(p) => Some(Arc::new(std::sync::Mutex::new(std::io::BufWriter::new(
+            std::fs::File::create(p)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", p.display()))?,
+        )))),
+        None => None,
+    };
+    let retried = Arc::new(AtomicU64::new(0));
     let delivered_before = delivered(&plain, &a.metrics_urls).await;
 
     let total = a.duration.map(|_| u64::MAX).unwrap_or(a.count);
@@ -110,9 +239,14 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
 
     let mut tasks = Vec::new();
     for t in 0..a.concurrency {
-        let (client, url, body, issued, accepted, errors, bar) = (
-            client.clone(),
-            url.clone(),
+        let (targets, key_prefix, ids_out, retried, retries) = (
+            targets.clone(),
+            key_prefix.clone(),
+            ids_out.clone(),
+            retried.clone(),
+            a.retries,
+        );
+        let (body, issued, accepted, errors, bar) = (
             body.clone(),
             issued.clone(),
             accepted.clone(),
@@ -128,28 +262,31 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                 t
             });
             loop {
-                if deadline.is_some_and(|d| Instant::now() >= d) || issued.fetch_add(1, Ordering::Relaxed) >= total {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                // n is unique per message: its sender number and Idempotency-Key derive from it.
+                let n = issued.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
                     break;
                 }
                 if let Some(t) = tick.as_mut() {
                     t.tick().await;
                 }
-                let n = issued.load(Ordering::Relaxed);
                 let payload = serde_json::json!({"sender_number": format!("+1555{:07}", n % 10_000_000), "message_body": body});
+                let key = key_prefix.as_ref().map(|p| format!("{p}-{n}"));
                 let sent = Instant::now();
-                match client.post(&url).json(&payload).send().await {
-                    Ok(r) if r.status().as_u16() == 202 => {
+                match send_one(&targets, &payload, key.as_deref(), retries, &retried).await {
+                    Outcome::Accepted(id) => {
                         latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
                         accepted.fetch_add(1, Ordering::Relaxed);
+                        if let (Some(out), Some(id)) = (ids_out.as_ref(), id) {
+                            let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+                            let _ = writeln!(out, "{id}");
+                        }
                     }
-                    other => {
+                    Outcome::Failed(kind) => {
                         errors.fetch_add(1, Ordering::Relaxed);
-                        let kind = match other {
-                            Ok(r) => format!("HTTP {}", r.status().as_u16()),
-                            Err(e) if e.is_timeout() => "timeout".to_owned(),
-                            Err(e) if e.is_connect() => "connect".to_owned(),
-                            Err(_) => "transport".to_owned(),
-                        };
                         *error_kinds.lock().unwrap_or_else(|p| p.into_inner()).entry(kind).or_default() += 1;
                     }
                 }
@@ -189,6 +326,17 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         "sent:      {ok} accepted, {} errors in {send_secs:.2} s",
         errors.load(Ordering::Relaxed)
     );
+    if let Some(out) = &ids_out {
+        let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+        out.flush()
+            .map_err(|e| anyhow::anyhow!("cannot write the accepted ids: {e}"))?;
+    }
+    if a.retries > 0 {
+        println!(
+            "retried:   {} sends repeated with the same Idempotency-Key",
+            retried.load(Ordering::Relaxed)
+        );
+    }
     let kinds = error_kinds.lock().unwrap_or_else(|p| p.into_inner());
     if !kinds.is_empty() {
         let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k}: {n}")).collect();

@@ -236,20 +236,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("migrations applied");
         }
         Command::Doctor => {
-            if !msgrelay_admin::ops::run_doctor(&cfg, &mut std::io::stdout()).await? {
+            if !msgrelay_admin::maintenance::run_doctor(&cfg, &mut std::io::stdout()).await? {
                 return Ok(ExitCode::from(1));
             }
         }
         Command::Backup { out, keys_out } => {
-            let opts = msgrelay_admin::ops::BackupOptions { out, keys_out };
-            msgrelay_admin::ops::run_backup(&cfg, &opts, &mut std::io::stdout()).await?
+            let opts = msgrelay_admin::maintenance::BackupOptions { out, keys_out };
+            msgrelay_admin::maintenance::run_backup(&cfg, &opts, &mut std::io::stdout()).await?
         }
         Command::Restore { from, keys_from } => {
-            let opts = msgrelay_admin::ops::RestoreOptions { from, keys_from };
-            msgrelay_admin::ops::run_restore(&cfg, &opts, &mut std::io::stdout()).await?
+            let opts = msgrelay_admin::maintenance::RestoreOptions { from, keys_from };
+            msgrelay_admin::maintenance::run_restore(&cfg, &opts, &mut std::io::stdout()).await?
         }
         Command::Keys(KeysCommand::Rotate) => {
-            msgrelay_admin::ops::run_keys_rotate(&cfg, &mut std::io::stdout())?
+            msgrelay_admin::maintenance::run_keys_rotate(&cfg, &mut std::io::stdout())?
         }
         Command::Send(_) | Command::Bench(_) | Command::Service(_) => unreachable!("handled above"),
     }

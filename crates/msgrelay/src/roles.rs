@@ -35,9 +35,18 @@ async fn shutdown_signal(stop: &CancellationToken) {
     tokio::select! { _ = ctrl_c => {}, _ = term => {}, _ = stop.cancelled() => {} }
 }
 
-fn logging(cfg: &Config) -> Option<impl Drop> {
+/// Sets logging up and logs which instance this process is (`instance`, else `<hostname>-<role>`).
+fn logging(cfg: &Config, role: &str) -> (Option<impl Drop>, String) {
     let dir = (!cfg.log.dir.as_os_str().is_empty()).then(|| cfg.path(&cfg.log.dir));
-    msgrelay_ops::telemetry::init(&cfg.log.level, dir.as_deref(), cfg.log.keep_days)
+    let guard = msgrelay_ops::telemetry::init(&cfg.log.level, dir.as_deref(), cfg.log.keep_days);
+    let instance = msgrelay_ops::instance_name(cfg, role);
+    tracing::info!(
+        instance = %instance,
+        role,
+        version = env!("CARGO_PKG_VERSION"),
+        "starting"
+    );
+    (guard, instance)
 }
 
 /// Runs `role` until Ctrl-C, SIGTERM or `stop`.
@@ -59,26 +68,6 @@ pub async fn run(
 
 /// How often each process logs its counts (per-message lines are at debug level).
 const SUMMARY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Starts the ops listener, waits for a signal, stops everything.
-async fn serve_until_signal(
-    cfg: &Config,
-    ops: OpsState,
-    shutdown: CancellationToken,
-    stop: &CancellationToken,
-    ready_line: String,
-) -> anyhow::Result<OpsHandle> {
-    ops.metrics.spawn_summary(SUMMARY_EVERY, shutdown.clone());
-    let handle = OpsHandle::start(&cfg.ops.listen, ops, shutdown.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot bind ops.listen {}: {e}", cfg.ops.listen))?;
-    // A stable line for scripts and tests (addresses are real even with port 0).
-    println!("msgrelay ready: {ready_line} ops=http://{}", handle.addr);
-    shutdown_signal(stop).await;
-    tracing::info!("shutting down: finishing in-flight work");
-    shutdown.cancel();
-    Ok(handle)
-}
 
 /// Connects the configured queue once per process and registers its readiness check and the
 /// queue-depth gauges; every role in the process shares it (one writer, one set of connections).
@@ -107,8 +96,8 @@ async fn connect_queue(
     Ok(queue)
 }
 
-/// What a process running one role sets up before the role starts: config, metrics, the ops
-/// listener's state, the shutdown token the role drains on, and the process's one queue.
+/// What a process sets up before its roles start: config, metrics, the ops listener's state, the
+/// shutdown token the roles drain on, and the process's one queue.
 struct Process {
     cfg: Arc<Config>,
     metrics: Arc<Metrics>,
@@ -117,10 +106,13 @@ struct Process {
     queue: Queue,
 }
 
+/// A started role's `join()`: resolves once the role has drained after shutdown.
+type Drain = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 impl Process {
-    async fn new(cfg: Config) -> anyhow::Result<Self> {
+    async fn new(cfg: Config, instance: &str) -> anyhow::Result<Self> {
         let cfg = Arc::new(cfg);
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::for_instance(instance));
         let mut ops = OpsState::new(metrics.clone());
         let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
         Ok(Self {
@@ -131,112 +123,119 @@ impl Process {
             queue,
         })
     }
+
+    /// The one skeleton every process shares once its roles are started: serve the ops listener,
+    /// print the ready line, wait for Ctrl-C, SIGTERM or `stop`, cancel, then wait for each role
+    /// to drain (in the order given) and for the ops listener, and say so.
+    async fn serve(
+        self,
+        stop: &CancellationToken,
+        ready_line: String,
+        roles: Vec<Drain>,
+        name: &str,
+        drained: &str,
+    ) -> anyhow::Result<()> {
+        let Process {
+            cfg, ops, shutdown, ..
+        } = self;
+        ops.metrics.spawn_summary(SUMMARY_EVERY, shutdown.clone());
+        let handle = OpsHandle::start(&cfg.ops.listen, ops, shutdown.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot bind ops.listen {}: {e}", cfg.ops.listen))?;
+        // A stable line for scripts and tests (addresses are real even with port 0).
+        println!("msgrelay ready: {ready_line} ops=http://{}", handle.addr);
+        shutdown_signal(stop).await;
+        tracing::info!("shutting down: finishing in-flight work");
+        shutdown.cancel();
+        for role in roles {
+            role.await;
+        }
+        handle.join().await;
+        tracing::info!(role = name, "stopped gracefully: {drained}");
+        Ok(())
+    }
 }
 
 pub async fn proxy(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
-    let _guard = logging(&cfg);
-    let p = Process::new(cfg).await?;
-    let mut ops = p.ops;
+    let (_guard, instance) = logging(&cfg, "proxy");
+    let mut p = Process::new(cfg, &instance).await?;
     let proxy = Proxy::start(
         p.cfg.clone(),
-        p.queue,
-        p.metrics,
-        &mut ops,
+        p.queue.clone(),
+        p.metrics.clone(),
+        &mut p.ops,
         p.shutdown.clone(),
     )
     .await?;
     let line = format!("proxy=https://{}", proxy.addr);
-    let ops = serve_until_signal(&p.cfg, ops, p.shutdown, &stop, line).await?;
-    proxy.join().await;
-    ops.join().await;
-    tracing::info!(
-        role = "proxy",
-        "stopped gracefully: in-flight requests finished"
-    );
-    Ok(())
+    let roles: Vec<Drain> = vec![Box::pin(proxy.join())];
+    p.serve(&stop, line, roles, "proxy", "in-flight requests finished")
+        .await
 }
 
 pub async fn worker(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
-    let _guard = logging(&cfg);
-    let p = Process::new(cfg).await?;
-    let worker = Worker::start(p.cfg.clone(), p.queue, p.metrics, p.shutdown.clone()).await?;
-    let ops = serve_until_signal(&p.cfg, p.ops, p.shutdown, &stop, "worker=running".into()).await?;
-    worker.join().await;
-    ops.join().await;
-    tracing::info!(
-        role = "worker",
-        "stopped gracefully: leased batches finished, no lease held"
-    );
-    Ok(())
+    let (_guard, instance) = logging(&cfg, "worker");
+    let p = Process::new(cfg, &instance).await?;
+    let worker = Worker::start(
+        p.cfg.clone(),
+        p.queue.clone(),
+        p.metrics.clone(),
+        p.shutdown.clone(),
+    )
+    .await?;
+    let roles: Vec<Drain> = vec![Box::pin(worker.join())];
+    let drained = "leased batches finished, no lease held";
+    p.serve(&stop, "worker=running".into(), roles, "worker", drained)
+        .await
 }
 
 /// The main server; unless `server.with_portal` is false, also the portal.
 pub async fn server(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
-    let _guard = logging(&cfg);
-    let p = Process::new(cfg).await?;
-    let mut ops = p.ops;
+    let (_guard, instance) = logging(&cfg, "server");
+    let mut p = Process::new(cfg, &instance).await?;
     let server = Server::start(
         p.cfg.clone(),
-        p.queue.clone(),
+        p.queue.monitor(),
         p.metrics.clone(),
-        &mut ops,
+        &mut p.ops,
         p.shutdown.clone(),
     )
     .await?;
     let mut line = format!("server=https://{}", server.internal_addr);
-    let portal = if p.cfg.server.with_portal {
-        let portal = Portal::start(
-            p.cfg.clone(),
-            p.queue,
-            p.metrics,
-            &mut ops,
-            p.shutdown.clone(),
-        )
-        .await?;
+    let mut roles: Vec<Drain> = vec![Box::pin(server.join())];
+    if p.cfg.server.with_portal {
+        let portal = start_portal(&mut p).await?;
         line.push_str(&format!(" portal=https://{}", portal.addr));
-        Some(portal)
-    } else {
-        None
-    };
-    let ops = serve_until_signal(&p.cfg, ops, p.shutdown, &stop, line).await?;
-    server.join().await;
-    if let Some(portal) = portal {
-        portal.join().await;
+        roles.push(Box::pin(portal.join()));
     }
-    ops.join().await;
-    tracing::info!(
-        role = "server",
-        "stopped gracefully: in-flight requests finished"
-    );
-    Ok(())
+    p.serve(&stop, line, roles, "server", "in-flight requests finished")
+        .await
 }
 
 /// The portal alone (its own process or host): pages and the portal JSON API.
 pub async fn portal(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
-    let _guard = logging(&cfg);
-    let p = Process::new(cfg).await?;
-    let mut ops = p.ops;
-    let portal = Portal::start(
+    let (_guard, instance) = logging(&cfg, "portal");
+    let mut p = Process::new(cfg, &instance).await?;
+    let portal = start_portal(&mut p).await?;
+    let line = format!("portal=https://{}", portal.addr);
+    let roles: Vec<Drain> = vec![Box::pin(portal.join())];
+    p.serve(&stop, line, roles, "portal", "in-flight requests finished")
+        .await
+}
+
+async fn start_portal(p: &mut Process) -> anyhow::Result<Portal> {
+    Ok(Portal::start(
         p.cfg.clone(),
-        p.queue,
-        p.metrics,
-        &mut ops,
+        p.queue.monitor(),
+        p.metrics.clone(),
+        &mut p.ops,
         p.shutdown.clone(),
     )
-    .await?;
-    let line = format!("portal=https://{}", portal.addr);
-    let ops = serve_until_signal(&p.cfg, ops, p.shutdown, &stop, line).await?;
-    portal.join().await;
-    ops.join().await;
-    tracing::info!(
-        role = "portal",
-        "stopped gracefully: in-flight requests finished"
-    );
-    Ok(())
+    .await?)
 }
 
 /// Everything in one process: bootstrap, main server, proxy and workers sharing one ops listener.
-pub async fn up(mut cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
+pub async fn up(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let report = msgrelay_admin::init(
         &cfg,
         &msgrelay_admin::InitOptions {
@@ -245,44 +244,42 @@ pub async fn up(mut cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
         },
     )
     .await?;
-    let _guard = logging(&cfg);
+    let (_guard, instance) = logging(&cfg, "up");
     for line in &report.created {
         tracing::info!(created = %line, "bootstrap");
     }
-    let metrics = Arc::new(Metrics::new());
-    let mut ops = OpsState::new(metrics.clone());
-    let shutdown = CancellationToken::new();
-
-    let queue = connect_queue(&cfg, &metrics, &mut ops).await?;
+    let mut p = Process::new(cfg, &instance).await?;
     let server = Server::start(
-        Arc::new(cfg.clone()),
-        queue.clone(),
-        metrics.clone(),
-        &mut ops,
-        shutdown.clone(),
+        p.cfg.clone(),
+        p.queue.monitor(),
+        p.metrics.clone(),
+        &mut p.ops,
+        p.shutdown.clone(),
     )
     .await?;
     // The proxy and the workers reach the main server where it actually listens.
     let internal_url = format!("https://localhost:{}", server.internal_addr.port());
-    cfg.proxy.main_server_url = internal_url.clone();
-    cfg.worker.main_server_url = internal_url;
-    let cfg = Arc::new(cfg);
+    let mut cfg = (*p.cfg).clone();
+    cfg.proxy.main_server_urls = vec![internal_url.clone()];
+    cfg.worker.main_server_urls = vec![internal_url];
+    p.cfg = Arc::new(cfg);
+    let cfg = p.cfg.clone();
     let proxy = Proxy::start(
         cfg.clone(),
-        queue.clone(),
-        metrics.clone(),
-        &mut ops,
-        shutdown.clone(),
+        p.queue.clone(),
+        p.metrics.clone(),
+        &mut p.ops,
+        p.shutdown.clone(),
     )
     .await?;
     let worker = Worker::start(
         cfg.clone(),
-        queue.clone(),
-        metrics.clone(),
-        shutdown.clone(),
+        p.queue.clone(),
+        p.metrics.clone(),
+        p.shutdown.clone(),
     )
     .await?;
-    let portal = Portal::start(cfg.clone(), queue, metrics, &mut ops, shutdown.clone()).await?;
+    let portal = start_portal(&mut p).await?;
 
     let domain = cfg
         .proxy
@@ -319,17 +316,14 @@ pub async fn up(mut cfg: Config, stop: CancellationToken) -> anyhow::Result<()> 
         "proxy=https://{} server=https://{} portal=https://{}",
         proxy.addr, server.internal_addr, portal.addr
     );
-    let ops = serve_until_signal(&cfg, ops, shutdown, &stop, line).await?;
-    proxy.join().await;
-    worker.join().await;
-    server.join().await;
-    portal.join().await;
-    ops.join().await;
-    tracing::info!(
-        role = "up",
-        "stopped gracefully: in-flight requests finished, no lease held"
-    );
-    Ok(())
+    let roles: Vec<Drain> = vec![
+        Box::pin(proxy.join()),
+        Box::pin(worker.join()),
+        Box::pin(server.join()),
+        Box::pin(portal.join()),
+    ];
+    let drained = "in-flight requests finished, no lease held";
+    p.serve(&stop, line, roles, "up", drained).await
 }
 
 /// The Python client command for this platform: PowerShell on Windows (`py`, backslash paths,

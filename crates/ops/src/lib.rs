@@ -29,3 +29,38 @@ pub fn serve_options(
         revoked_serials: None,
     }
 }
+
+/// This machine's host name (`HOSTNAME`, `COMPUTERNAME` on Windows, else `/etc/hostname`).
+pub fn hostname() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .or_else(|_| std::env::var("COMPUTERNAME"))
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .filter(|s| !s.is_empty())
+}
+
+/// The name this process reports in logs and as the `instance` label of its metrics:
+/// `instance` from the configuration, else `<hostname>-<role>`. Characters outside
+/// letters, digits, '-', '_' and '.' in the host name become '-'.
+pub fn instance_name(cfg: &msgrelay_core::Config, role: &str) -> String {
+    if !cfg.instance.is_empty() {
+        return cfg.instance.clone();
+    }
+    let host: String = hostname()
+        .unwrap_or_else(|| "msgrelay".to_owned())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(48)
+        .collect();
+    format!("{host}-{role}")
+}

@@ -8,7 +8,8 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 // Every label value is a `&'static str`: only strings written in our code can become a label, so
-// no client input (a field name, a username, a header) can ever add a series or a line.
+// no client input (a field name, a username, a header) can ever add a series or a line. The one
+// exception is the process-wide `instance` label, from the validated configuration.
 
 /// A `reason` label (validation field, delivery error class).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -83,8 +84,25 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Metrics without an `instance` label (tests and tools).
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("msgrelay");
+        Self::with_registry(Registry::with_prefix("msgrelay"))
+    }
+
+    /// Metrics whose every series carries `instance="<instance>"`, so that series of several
+    /// hosts of one role stay apart once collected together.
+    pub fn for_instance(instance: &str) -> Self {
+        let label = (
+            std::borrow::Cow::Borrowed("instance"),
+            std::borrow::Cow::Owned(instance.to_owned()),
+        );
+        Self::with_registry(Registry::with_prefix_and_labels(
+            "msgrelay",
+            std::iter::once(label),
+        ))
+    }
+
+    fn with_registry(mut registry: Registry) -> Self {
         let m = Self {
             accepted: Counter::default(),
             rejected: Family::default(),
@@ -342,6 +360,22 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_series_carries_the_instance_label() {
+        let m = Metrics::for_instance("relay-7-worker");
+        m.delivered.inc();
+        m.delivery_failed("timeout");
+        let text = m.encode();
+        assert!(
+            text.contains("msgrelay_messages_delivered_total{instance=\"relay-7-worker\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("instance=\"relay-7-worker\"") && text.contains("reason=\"timeout\""),
+            "{text}"
+        );
+    }
 
     #[test]
     fn encodes_prefixed_counters_and_labels() {

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use msgrelay_core::{ClientId, MessageId};
+use msgrelay_core::{ClientId, ClientStatus, MessageId};
 use msgrelay_ops::metrics::Reason;
 use msgrelay_queue::QueueError;
 use msgrelay_store::StoreError;
@@ -50,15 +50,13 @@ pub async fn client_views(s: &PortalState) -> Result<Vec<ClientView>, StoreError
                     serial: x.serial_hex.clone(),
                     fingerprint: x.fingerprint.clone(),
                     not_after: When::from_ms(x.not_after_ms),
-                    status: if x.revoked_at_ms.is_some() {
-                        "revoked"
-                    } else if x.not_after_ms <= now {
-                        "expired"
-                    } else if !c.active {
-                        "disabled"
-                    } else {
-                        "active"
-                    },
+                    status: ClientStatus::of_certificate(
+                        x.revoked_at_ms.is_some(),
+                        x.not_after_ms,
+                        c.active,
+                        now,
+                    )
+                    .as_str(),
                 })
                 .collect(),
             client_id: c.client_id.to_string(),

@@ -18,7 +18,7 @@ use axum::Router;
 use msgrelay_at_rest::AtRestKeys;
 use msgrelay_core::Config;
 use msgrelay_ops::{Metrics, OpsState};
-use msgrelay_queue::Queue;
+use msgrelay_queue::QueueMonitor;
 use msgrelay_store::Store;
 use msgrelay_tls::Pki;
 use tokio_util::sync::CancellationToken;
@@ -54,7 +54,7 @@ impl Portal {
     /// service certificate) and serves until `shutdown`.
     pub async fn start(
         cfg: Arc<Config>,
-        queue: Queue,
+        queue: QueueMonitor,
         metrics: Arc<Metrics>,
         ops: &mut OpsState,
         shutdown: CancellationToken,

@@ -334,7 +334,7 @@ mod tests {
             fingerprint: String::new(),
             client_id: client,
             domain: String::new(),
-            status: String::new(),
+            status: msgrelay_core::ClientStatus::Active,
         };
         assert_eq!(
             schema_props(&doc, "RegistryEntry"),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use msgrelay_at_rest::AtRestKeys;
 use msgrelay_core::Config;
 use msgrelay_ops::Metrics;
-use msgrelay_queue::Queue;
+use msgrelay_queue::QueueMonitor;
 use msgrelay_store::Store;
 use msgrelay_tls::Pki;
 
@@ -16,7 +16,7 @@ pub struct PortalState {
     pub cfg: Arc<Config>,
     pub store: Store,
     /// Dashboard depth and "retry now" of failed messages.
-    pub queue: Queue,
+    pub queue: QueueMonitor,
     pub metrics: Arc<Metrics>,
     pub at_rest: Arc<AtRestKeys>,
     /// Issuing and revoking client certificates (`msgrelay-certs`).

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use msgrelay_core::wire::{RegisterItem, RegistryEntry};
-use msgrelay_core::{now_ms, ClientId, MessageId};
+use msgrelay_core::{now_ms, ClientId, ClientStatus, MessageId};
 use msgrelay_ops::Problem;
 use msgrelay_queue::{EnqueueOutcome, Idempotency, NewMessage};
 use msgrelay_sealing::PlainPayload;
@@ -49,11 +49,13 @@ fn authorize(state: &AppState, peer: &PeerInfo) -> Result<(RegistryEntry, Client
             "this certificate is not registered for any client",
         )
     })?;
-    match entry.status.as_str() {
-        "active" => {}
-        "revoked" => return Err(forbidden("revoked", "this certificate has been revoked")),
-        "expired" => return Err(forbidden("expired", "this certificate has expired")),
-        _ => return Err(forbidden("disabled", "this client is disabled")),
+    match entry.status {
+        ClientStatus::Active => {}
+        ClientStatus::Revoked => {
+            return Err(forbidden("revoked", "this certificate has been revoked"))
+        }
+        ClientStatus::Expired => return Err(forbidden("expired", "this certificate has expired")),
+        ClientStatus::Disabled => return Err(forbidden("disabled", "this client is disabled")),
     }
     let default_domain = state
         .cfg

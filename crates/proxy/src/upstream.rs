@@ -1,11 +1,13 @@
 //! The proxy's calls to the main server's internal API, with on-disk caches so that a proxy can
-//! restart and keep accepting messages while the main server is down.
+//! restart and keep accepting messages while the main server is down. With several main servers
+//! (`proxy.main_server_urls`) every call goes to the next healthy one and fails over to the others.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use msgrelay_core::wire::{RegisterRequest, RegistryResponse, SealingKeyResponse};
-use msgrelay_core::Config;
+use msgrelay_core::{Config, ServerList};
 use msgrelay_tls::Pki;
 
 use crate::ProxyError;
@@ -17,7 +19,7 @@ const SEALING_PIN: &str = "server-sealing.pub";
 #[derive(Clone)]
 pub(crate) struct Upstream {
     client: reqwest::Client,
-    base: String,
+    servers: Arc<ServerList>,
     cache_dir: PathBuf,
 }
 
@@ -26,7 +28,7 @@ impl Upstream {
         let client = msgrelay_tls::service_client(pki, "proxy", Duration::from_secs(10))?;
         Ok(Self {
             client,
-            base: cfg.proxy.main_server_url.trim_end_matches('/').to_owned(),
+            servers: Arc::new(ServerList::new(&cfg.proxy.main_servers())),
             cache_dir: cfg.path("cache"),
         })
     }
@@ -39,7 +41,7 @@ impl Upstream {
     /// failures are logged, never fatal.
     pub fn store_cache(&self, name: &str, contents: &[u8]) {
         let path = self.cache(name);
-        if let Err(e) = msgrelay_keyfile::replace_private(&path, contents) {
+        if let Err(e) = msgrelay_files::replace_private(&path, contents) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write cache file");
         }
     }
@@ -48,16 +50,40 @@ impl Upstream {
         std::fs::read(self.cache(name)).ok()
     }
 
-    async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, String> {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !resp.status().is_success() {
-            return Err(format!("{path} answered {}", resp.status()));
+    /// Sends one request to the healthy servers in turn until one answers with success; the
+    /// failures (per server) when none did.
+    async fn call(
+        &self,
+        path: &str,
+        request: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, String> {
+        let mut failures = Vec::new();
+        for i in self.servers.order() {
+            let base = self.servers.url(i);
+            let outcome = match request(&format!("{base}{path}")).send().await {
+                Ok(resp) if resp.status().is_success() => Ok(resp),
+                Ok(resp) => Err(format!("{path} answered {}", resp.status())),
+                Err(e) => Err(e.to_string()),
+            };
+            match outcome {
+                Ok(resp) => {
+                    self.servers.succeeded(i);
+                    return Ok(resp);
+                }
+                Err(why) => {
+                    self.servers.failed(i);
+                    if self.servers.urls().len() > 1 {
+                        tracing::warn!(server = base, error = %why, "main server failed; trying the next one");
+                    }
+                    failures.push(format!("{base}: {why}"));
+                }
+            }
         }
+        Err(failures.join("; "))
+    }
+
+    async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, String> {
+        let resp = self.call(path, |url| self.client.get(url)).await?;
         Ok(resp.bytes().await.map_err(|e| e.to_string())?.to_vec())
     }
 
@@ -98,8 +124,7 @@ impl Upstream {
                     Ok((key, None))
                 }
                 None => Err(ProxyError::Upstream(format!(
-                    "cannot fetch the main server's sealing key from {} ({why}); start the main server first or check proxy.main_server_url",
-                    self.base
+                    "cannot fetch the main server's sealing key ({why}); start a main server first or check proxy.main_server_url(s)"
                 ))),
             },
         }
@@ -125,17 +150,10 @@ impl Upstream {
 
     /// Registers accepted messages as queued.
     pub async fn register(&self, req: &RegisterRequest) -> Result<(), String> {
-        let resp = self
-            .client
-            .post(format!("{}/internal/messages/register", self.base))
-            .json(req)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("register answered {}", resp.status()))
-        }
+        self.call("/internal/messages/register", |url| {
+            self.client.post(url).json(req)
+        })
+        .await
+        .map(|_| ())
     }
 }

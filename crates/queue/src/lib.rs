@@ -2,9 +2,11 @@
 //! One `Queue` enum chosen from configuration, an embedded SQLite backend and a Redis Streams backend;
 //! both pass the same contract suite (`tests/contract.rs`), so the rest of the code never knows which runs.
 
+mod monitor;
 mod redis_streams;
 mod sqlite;
 
+pub use crate::monitor::QueueMonitor;
 pub use crate::redis_streams::snapshot as redis_snapshot;
 pub use crate::redis_streams::RedisQueue;
 pub use crate::sqlite::SqliteQueue;

@@ -1,6 +1,7 @@
 //! One contract suite, run against both backends: `sqlite::*` (temp dir) and `redis::*` (the local server at
 //! `MSGRELAY_TEST_REDIS_URL`, default redis://127.0.0.1:6379, unique key prefix per test, keys deleted after).
-//! Set `MSGRELAY_SKIP_REDIS_TESTS=1` where no Redis server is available.
+//! Without Redis (or `redis-server` for the cases that start their own) a case is skipped with a
+//! notice, or fails under `MSGRELAY_TEST_REQUIRE_EXTERNAL=1` (the skip policy of `msgrelay-testkit`).
 
 use futures::future::join_all;
 use msgrelay_core::config::{QueueBackend, QueueConfig};
@@ -27,12 +28,17 @@ fn redis_url() -> String {
     std::env::var("MSGRELAY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-fn skip_redis() -> bool {
-    if std::env::var("MSGRELAY_SKIP_REDIS_TESTS").is_ok_and(|v| v == "1") {
-        eprintln!("skipped: MSGRELAY_SKIP_REDIS_TESTS=1");
-        return true;
-    }
-    false
+/// The shared server at `MSGRELAY_TEST_REDIS_URL` is missing (skip policy: `msgrelay-testkit`).
+fn no_shared_redis() -> bool {
+    !msgrelay_testkit::available("Redis", msgrelay_testkit::tcp_reachable(&redis_url(), 6379))
+}
+
+/// `redis-server` cannot be run to start a test's own servers (ACL, TLS, Sentinel, Cluster).
+fn no_redis_server() -> bool {
+    !msgrelay_testkit::available(
+        "redis-server",
+        msgrelay_testkit::command("redis-server", "--version"),
+    )
 }
 
 fn redis_cfg(url: String) -> QueueConfig {
@@ -60,7 +66,7 @@ impl Env {
 
     /// The machine's Redis (unique key prefix, keys deleted after).
     async fn redis() -> Option<Env> {
-        if skip_redis() {
+        if no_shared_redis() {
             return None;
         }
         Some(Env {
@@ -73,7 +79,7 @@ impl Env {
     /// A private server whose default user is off: the relay logs in as the user that
     /// `deploy/redis/msgrelay-acl.conf` documents, with exactly those permissions.
     async fn redis_acl() -> Option<Env> {
-        if skip_redis() {
+        if no_redis_server() {
             return None;
         }
         let prefix = format!("msgrelay-test-{}", uuid::Uuid::new_v4().simple());
@@ -94,7 +100,7 @@ impl Env {
 
     /// A private server that speaks TLS only; its certificate chains to a CA made here.
     async fn redis_tls() -> Option<Env> {
-        if skip_redis() {
+        if no_redis_server() {
             return None;
         }
         let tls = support::TlsServer::start();
@@ -111,7 +117,7 @@ impl Env {
     /// A 3-primary Redis Cluster (3 replicas), the queue in 3 partitions, every 202 confirmed
     /// by the replicas.
     async fn redis_cluster() -> Option<Env> {
-        if skip_redis() {
+        if no_redis_server() {
             return None;
         }
         let cluster = tokio::task::spawn_blocking(support::Cluster::start)
@@ -135,7 +141,7 @@ impl Env {
 
     /// 1 primary, 1 replica, 3 sentinels; every 202 waits for the replica (`min_replicas_ack = 1`).
     async fn redis_sentinel() -> Option<Env> {
-        if skip_redis() {
+        if no_redis_server() {
             return None;
         }
         let set = tokio::task::spawn_blocking(support::SentinelSet::start)

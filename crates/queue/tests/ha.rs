@@ -3,7 +3,8 @@
 //! start-up naming the key, a server whose certificate the CA file does not vouch for is refused,
 //! replica acknowledgement (`WAIT`) turns into `Unavailable` and a safe retry, and a Sentinel
 //! failover (kill -9 of the primary mid-stream) loses nothing that was acknowledged.
-//! Set `MSGRELAY_SKIP_REDIS_TESTS=1` where no `redis-server` is installed.
+//! Without `redis-server` the tests are skipped with a notice, or fail under
+//! `MSGRELAY_TEST_REQUIRE_EXTERNAL=1` (the skip policy of `msgrelay-testkit`).
 
 mod support;
 
@@ -15,12 +16,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// `redis-server` cannot be run (skip policy: `msgrelay-testkit`).
 fn skip() -> bool {
-    let skip = std::env::var("MSGRELAY_SKIP_REDIS_TESTS").is_ok_and(|v| v == "1");
-    if skip {
-        eprintln!("skipped: MSGRELAY_SKIP_REDIS_TESTS=1");
-    }
-    skip
+    !msgrelay_testkit::available(
+        "redis-server",
+        msgrelay_testkit::command("redis-server", "--version"),
+    )
 }
 
 fn cfg(url: String) -> QueueConfig {
@@ -466,11 +467,11 @@ async fn cluster_failover_with_replica_ack_loses_no_acknowledged_message() {
 /// delivered after switching back.
 #[tokio::test]
 async fn entries_under_the_original_key_names_survive_the_upgrade_and_partition_changes() {
-    if skip() {
-        return;
-    }
     let url = std::env::var("MSGRELAY_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    if !msgrelay_testkit::available("Redis", msgrelay_testkit::tcp_reachable(&url, 6379)) {
+        return;
+    }
     let mut one = cfg(url.clone());
     one.allow_non_durable_redis = true;
     let p = one.key_prefix.clone();

@@ -10,7 +10,7 @@ use std::path::Path;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hpke::{Deserializable, Serializable};
-use msgrelay_keyfile::{read_secret, write_new_secret, KeyFileError};
+use msgrelay_files::{read_secret, write_new_secret, KeyFileError};
 
 use crate::{Kem, SealError};
 

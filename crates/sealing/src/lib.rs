@@ -8,7 +8,7 @@ mod rng;
 pub mod seal;
 
 pub use keys::SealingKeyPair;
-pub use msgrelay_keyfile::KeyFileError;
+pub use msgrelay_files::KeyFileError;
 pub use seal::{Envelope, Opener, PlainPayload, Sealer};
 
 #[cfg(feature = "v1-fixture")]

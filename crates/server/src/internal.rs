@@ -54,7 +54,7 @@ fn require(peer: &PeerInfo, roles: &[&str]) -> Result<(), Problem> {
     }
 }
 
-fn store_problem(e: msgrelay_store::StoreError) -> Problem {
+fn internal_store_problem(e: msgrelay_store::StoreError) -> Problem {
     tracing::error!(error = %e, "database error on the internal API");
     Problem::unavailable("database unavailable", 5)
 }
@@ -80,7 +80,7 @@ async fn register(
         .collect();
     match s.store.register_messages(&rows).await {
         Ok(n) => Json(serde_json::json!({"registered": n})).into_response(),
-        Err(e) => store_problem(e).into_response(),
+        Err(e) => internal_store_problem(e).into_response(),
     }
 }
 
@@ -149,7 +149,7 @@ async fn deliver(
         }
     }
     if let Err(e) = s.store.deliver_messages(&rows).await {
-        return store_problem(e).into_response();
+        return internal_store_problem(e).into_response();
     }
     for r in &rows {
         tracing::debug!(message_id = %r.id, client_id = %r.client_id, attempt = r.attempt_count, "stored");
@@ -292,7 +292,7 @@ async fn clients(State(s): State<AppState>, Extension(peer): Extension<PeerInfo>
                 .collect(),
         })
         .into_response(),
-        Err(e) => store_problem(e).into_response(),
+        Err(e) => internal_store_problem(e).into_response(),
     }
 }
 

@@ -15,7 +15,7 @@ use msgrelay_at_rest::AtRestKeys;
 use msgrelay_core::wire::REJECTED_DEAD_LETTER;
 use msgrelay_core::Config;
 use msgrelay_ops::{Metrics, OpsState};
-use msgrelay_queue::Queue;
+use msgrelay_queue::QueueMonitor;
 use msgrelay_sealing::{Opener, SealingKeyPair};
 use msgrelay_store::Store;
 use msgrelay_tls::Pki;
@@ -54,7 +54,7 @@ impl Server {
     /// until `shutdown`.
     pub async fn start(
         cfg: Arc<Config>,
-        queue: Queue,
+        queue: QueueMonitor,
         metrics: Arc<Metrics>,
         ops: &mut OpsState,
         shutdown: CancellationToken,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use msgrelay_at_rest::AtRestKeys;
 use msgrelay_core::Config;
 use msgrelay_ops::Metrics;
-use msgrelay_queue::Queue;
+use msgrelay_queue::QueueMonitor;
 use msgrelay_sealing::{Opener, SealingKeyPair};
 use msgrelay_store::Store;
 use msgrelay_tls::Pki;
@@ -21,7 +21,7 @@ pub struct Keys {
 pub struct AppState {
     pub cfg: Arc<Config>,
     pub store: Store,
-    pub queue: Queue,
+    pub queue: QueueMonitor,
     pub metrics: Arc<Metrics>,
     pub keys: Arc<Keys>,
     pub pki: Arc<Pki>,

@@ -1,7 +1,7 @@
 //! Clients, their certificates, and the registry the proxy caches (fingerprint → client, status).
 
 use crate::{corrupt, Store, StoreError};
-use msgrelay_core::{now_ms, ClientId};
+use msgrelay_core::{now_ms, ClientId, ClientStatus, DomainName};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -42,13 +42,13 @@ pub struct ClientCertificate {
     pub created_at_ms: i64,
 }
 
-/// One certificate as the proxy sees it. `status`: `active`, `revoked`, `expired` or `disabled`.
+/// One certificate as the proxy sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryRow {
     pub fingerprint: String,
     pub client_id: ClientId,
     pub domain: String,
-    pub status: String,
+    pub status: ClientStatus,
 }
 
 const CLIENT_SELECT: &str = "SELECT c.client_id, c.cert_fingerprint, c.domain, c.owner_user_id, \
@@ -112,36 +112,9 @@ fn normalize_serial(s: &str) -> Result<String, StoreError> {
 }
 
 fn validate_domain(domain: &str) -> Result<String, StoreError> {
-    let d = domain.to_ascii_lowercase();
-    let ok = (1..=253).contains(&d.len())
-        && d.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if ok {
-        Ok(d)
-    } else {
-        Err(StoreError::invalid("domain", "must be a DNS name"))
-    }
-}
-
-/// The status the proxy enforces for one certificate at time `now`.
-fn registry_status(
-    revoked: bool,
-    not_after_ms: i64,
-    client_active: bool,
-    now: i64,
-) -> &'static str {
-    if revoked {
-        "revoked"
-    } else if not_after_ms <= now {
-        "expired"
-    } else if !client_active {
-        "disabled"
-    } else {
-        "active"
-    }
+    DomainName::parse(domain)
+        .map(String::from)
+        .map_err(|e| StoreError::invalid("domain", e.reason))
 }
 
 impl Store {
@@ -332,12 +305,13 @@ impl Store {
             .map(|row| {
                 let revoked = row.try_get::<Option<i64>, _>("revoked_at")?.is_some();
                 let active = row.try_get::<String, _>("status")? == "active";
-                let status = registry_status(revoked, row.try_get("not_after")?, active, now);
+                let status =
+                    ClientStatus::of_certificate(revoked, row.try_get("not_after")?, active, now);
                 Ok(RegistryRow {
                     fingerprint: row.try_get("fingerprint")?,
                     client_id: client_id_col(row, "client_id")?,
                     domain: row.try_get("domain")?,
-                    status: status.to_owned(),
+                    status,
                 })
             })
             .collect()
@@ -359,13 +333,5 @@ mod tests {
         );
         assert!(validate_domain("a..b").is_err());
         assert!(validate_domain("x'; DROP").is_err());
-    }
-
-    #[test]
-    fn status_priority() {
-        assert_eq!(registry_status(true, 0, false, 10), "revoked");
-        assert_eq!(registry_status(false, 5, false, 10), "expired");
-        assert_eq!(registry_status(false, 50, false, 10), "disabled");
-        assert_eq!(registry_status(false, 50, true, 10), "active");
     }
 }

@@ -3,17 +3,24 @@
 //! confirmed stored. Failures leave messages for a fixed-interval retry; a crashed worker's leases
 //! expire and another worker takes them. Delivery is idempotent on the message id, so the
 //! at-least-once hand-over stores every message exactly once.
+//!
+//! With several main servers (`worker.main_server_urls`) each batch goes to the next healthy one
+//! in turn; a batch whose server fails goes at once to the next, as long as its lease still has
+//! room for a whole delivery timeout (any server may take any batch: delivery is idempotent).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use msgrelay_core::deliver_batch;
 use msgrelay_core::wire::{DeliverOutcome, DeliverResponse, DeliverResult, REJECTED_DEAD_LETTER};
-use msgrelay_core::{now_ms, Config};
+use msgrelay_core::{now_ms, Config, ServerList};
 use msgrelay_ops::Metrics;
 use msgrelay_queue::{LeaseToken, Leased, Queue};
 use msgrelay_tls::Pki;
 use tokio_util::sync::CancellationToken;
+
+#[cfg(test)]
+mod tests;
 
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +38,8 @@ pub struct Worker {
 struct Deliverer {
     queue: Queue,
     client: reqwest::Client,
-    url: String,
+    servers: Arc<ServerList>,
+    timeout: Duration,
     metrics: Arc<Metrics>,
     lease: Duration,
     retry: Duration,
@@ -58,10 +66,8 @@ impl Worker {
         let d = Deliverer {
             queue: queue.clone(),
             client,
-            url: format!(
-                "{}/internal/messages/deliver",
-                w.main_server_url.trim_end_matches('/')
-            ),
+            servers: Arc::new(ServerList::new(&w.main_servers())),
+            timeout: Duration::from_secs(w.delivery_timeout_secs),
             metrics: metrics.clone(),
             lease: Duration::from_secs(w.lease_secs),
             retry: Duration::from_secs(w.retry_interval_secs),
@@ -79,6 +85,7 @@ impl Worker {
         tracing::info!(
             concurrency = w.concurrency,
             batch = w.batch_size,
+            main_servers = w.main_servers().len(),
             "worker started"
         );
         Ok(Self { tasks })
@@ -134,22 +141,9 @@ fn consumer_base(cfg: &Config) -> String {
         .map(str::to_owned);
     format!(
         "{}-{}",
-        hostname(),
+        msgrelay_ops::hostname().unwrap_or_else(|| "worker".to_owned()),
         port.unwrap_or_else(|| format!("pid{}", std::process::id()))
     )
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .or_else(|_| std::env::var("COMPUTERNAME"))
-        .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_owned())
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "worker".to_owned())
 }
 
 impl Deliverer {
@@ -249,10 +243,42 @@ impl Deliverer {
         }
     }
 
+    /// Hands the batch to the healthy servers in turn until one answers, while the lease has room
+    /// for another attempt; the last failure when none did.
     async fn post(&self, body: Vec<u8>) -> Result<DeliverResponse, (&'static str, String)> {
+        let started = Instant::now();
+        let mut last = ("unreachable", "no main server tried".to_owned());
+        for (n, i) in self.servers.order().into_iter().enumerate() {
+            if n > 0 && started.elapsed() + self.timeout >= self.lease {
+                tracing::warn!(
+                    "no time left in the lease for another main server; the batch will be retried"
+                );
+                break;
+            }
+            let url = self.servers.url(i);
+            match self.post_to(url, body.clone()).await {
+                Ok(r) => {
+                    self.servers.succeeded(i);
+                    return Ok(r);
+                }
+                Err((reason, detail)) => {
+                    self.servers.failed(i);
+                    tracing::warn!(server = url, reason, error = %detail, "main server failed; trying the next one");
+                    last = (reason, detail);
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn post_to(
+        &self,
+        base: &str,
+        body: Vec<u8>,
+    ) -> Result<DeliverResponse, (&'static str, String)> {
         let resp = self
             .client
-            .post(&self.url)
+            .post(format!("{base}/internal/messages/deliver"))
             .header(reqwest::header::CONTENT_TYPE, deliver_batch::CONTENT_TYPE)
             .body(body)
             .send()

@@ -64,6 +64,12 @@ pub enum CertsCommand {
         #[arg(long, num_args = 1.., required = true)]
         dns: Vec<String>,
     },
+    /// (Re-)issue the main server's certificate for more names (DNS names or IP addresses), so that
+    /// proxies and workers on other hosts can reach it by them (the key is kept; restart the server after).
+    IssueMainServer {
+        #[arg(long = "name", num_args = 1.., required = true)]
+        names: Vec<String>,
+    },
     /// Revoke one certificate or all certificates of a client, and re-sign the CRL.
     Revoke {
         /// Serial number of one certificate (hex, as `certs list` shows it).
@@ -180,6 +186,15 @@ pub async fn run_certs_with(cmd: CertsCommand, cfg: &Config, mut io: Io<'_>) -> 
         )?;
         return Ok(());
     }
+    if let CertsCommand::IssueMainServer { names } = &cmd {
+        let written = pki.issue_main_server(names)?;
+        writeln!(io.output, "wrote {}", written.display())?;
+        writeln!(
+            io.output,
+            "copy server.crt and server.key to every main server host and restart the servers; list their URLs in proxy.main_server_urls and worker.main_server_urls"
+        )?;
+        return Ok(());
+    }
     let certs = CertAdmin::new(pki, connect_store(cfg).await?);
     let result = run_with_store(cmd, cfg, &certs, &mut io).await;
     certs.store().close().await;
@@ -195,6 +210,7 @@ async fn run_with_store(
     match cmd {
         CertsCommand::InitCa { .. }
         | CertsCommand::IssueServer { .. }
+        | CertsCommand::IssueMainServer { .. }
         | CertsCommand::RevokeService { .. } => {
             unreachable!("handled without a store")
         }
@@ -285,7 +301,7 @@ async fn run_with_store(
                         r.fingerprint,
                         r.domain,
                         r.not_after.format("%Y-%m-%d %H:%M").to_string(),
-                        r.status,
+                        r.status.to_string(),
                     ]
                 })
                 .collect();

@@ -1,4 +1,5 @@
 use msgrelay_admin::{read_bootstrap_password, CREDENTIALS_FILE};
+use msgrelay_core::ClientStatus;
 
 use crate::support::TestDir;
 
@@ -72,7 +73,7 @@ async fn init_is_idempotent_and_records_passwords_owner_only() {
     let registry = store.registry().await.unwrap();
     assert_eq!(registry.len(), 1);
     assert_eq!(registry[0].client_id.as_str(), "demo");
-    assert_eq!(registry[0].status, "active");
+    assert_eq!(registry[0].status, ClientStatus::Active);
     let crt = std::fs::read(t.cfg.path("clients/demo/client.crt")).unwrap();
     let der = msgrelay_tls::load_certs_pem(&crt).unwrap();
     assert_eq!(registry[0].fingerprint, msgrelay_tls::fingerprint(&der[0]));

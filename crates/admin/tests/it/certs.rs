@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use msgrelay_admin::{CertError, KeyAlgorithm};
-use msgrelay_core::{ClientId, Role};
+use msgrelay_core::{ClientId, ClientStatus, Role};
 use msgrelay_tls::load_crl;
 
 use crate::support::{have_openssl, TestDir};
@@ -67,7 +67,12 @@ async fn issue_renew_revoke_and_list() {
         .await
         .unwrap();
     let reg = certs.store().registry().await.unwrap();
-    assert_eq!(reg.iter().filter(|r| r.status == "active").count(), 2);
+    assert_eq!(
+        reg.iter()
+            .filter(|r| r.status == ClientStatus::Active)
+            .count(),
+        2
+    );
     assert_eq!(
         certs
             .store()
@@ -107,7 +112,7 @@ async fn issue_renew_revoke_and_list() {
     };
     assert_eq!(
         (status(&b1.serial_hex), status(&b2.serial_hex)),
-        ("revoked".into(), "active".into())
+        (ClientStatus::Revoked, ClientStatus::Active)
     );
     assert!(certs
         .list(Some(chrono::Duration::days(60)))
@@ -132,7 +137,7 @@ async fn issue_renew_revoke_and_list() {
         .await
         .unwrap()
         .iter()
-        .all(|r| r.status == "revoked"));
+        .all(|r| r.status == ClientStatus::Revoked));
     assert_eq!(
         certs
             .revoke_serial(&b1.serial_hex, None)

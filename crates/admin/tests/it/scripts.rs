@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use msgrelay_core::{ClientId, Role};
+use msgrelay_core::{ClientId, ClientStatus, Role};
 
 use crate::support::{have_openssl, TestDir};
 
@@ -96,7 +96,7 @@ async fn generate_register_revoke() {
         .await
         .unwrap();
     assert_eq!(row.fingerprint, printed_fp);
-    assert_eq!(row.status, "active");
+    assert_eq!(row.status, ClientStatus::Active);
     let reg = certs.store().registry().await.unwrap();
     assert_eq!(
         (reg[0].fingerprint.as_str(), reg[0].status.as_str()),
@@ -137,7 +137,10 @@ async fn generate_register_revoke() {
         .await
         .unwrap();
     assert_eq!(info.revoked, 1);
-    assert_eq!(certs.store().registry().await.unwrap()[0].status, "revoked");
+    assert_eq!(
+        certs.store().registry().await.unwrap()[0].status,
+        ClientStatus::Revoked
+    );
     let crl = std::fs::read(t.cfg.path("pki/client-ca.crl")).unwrap();
     let ca = std::fs::read(t.cfg.path("pki/client-ca.crt")).unwrap();
     let loaded = msgrelay_tls::load_crl(&crl, &ca, std::time::Duration::ZERO).unwrap();

@@ -10,5 +10,6 @@ mod backpressure;
 mod crash;
 mod database_tls;
 mod outage;
+mod servers;
 mod startup;
 mod support;

@@ -8,7 +8,8 @@
 //! purged message cannot come back either.
 //!
 //! The Redis variant uses the server at `MSGRELAY_TEST_REDIS_URL` (default redis://127.0.0.1:6379)
-//! with its own key prefix; `MSGRELAY_SKIP_REDIS_TESTS=1` skips it (printed) where there is none.
+//! with its own key prefix; without one it is skipped with a notice, or fails under
+//! `MSGRELAY_TEST_REQUIRE_EXTERNAL=1` (the skip policy of `msgrelay-testkit`).
 
 use std::time::{Duration, Instant};
 
@@ -136,14 +137,14 @@ async fn forged_and_replayed_entries_in_queue_db_mid_load_never_become_rows() {
 
 #[tokio::test]
 async fn forged_and_replayed_entries_in_the_redis_stream_mid_load_never_become_rows() {
-    if std::env::var("MSGRELAY_SKIP_REDIS_TESTS").is_ok_and(|v| v == "1") {
-        eprintln!("skipped: MSGRELAY_SKIP_REDIS_TESTS=1");
+    let redis_url = std::env::var("MSGRELAY_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    if !msgrelay_testkit::available("Redis", msgrelay_testkit::tcp_reachable(&redis_url, 6379)) {
         return;
     }
     let cfg = QueueConfig {
         backend: QueueBackend::Redis,
-        redis_url: std::env::var("MSGRELAY_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        redis_url,
         key_prefix: format!("sec-forge-{}", uuid::Uuid::new_v4().simple()),
         allow_non_durable_redis: true,
         ..QueueConfig::default()

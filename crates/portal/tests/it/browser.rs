@@ -1,8 +1,11 @@
 //! A real browser (Debian's headless Chromium through chromedriver, driven by fantoccini) walks
 //! the portal: a user logs in, sees and filters their messages, opens one, logs out; an admin logs
-//! in, creates a user and looks at the dashboard. Screenshots go to `<target>/screenshots/`
+//! in, creates a user, issues a client certificate, creates an API token, lists every message,
+//! retries a failed message and looks at the dashboard. Each step asserts what the page shows; the
+//! screenshots illustrate docs/user-guide.md and docs/admin-guide.md. Screenshots go to `<target>/screenshots/`
 //! (and to `docs/screenshots/` with `UPDATE_SCREENSHOTS=1`).
-//! Skipped with a notice when chromium or chromedriver is missing, unless `MSGRELAY_REQUIRE_BROWSER` is set.
+//! Skipped with a notice when chromium or chromedriver is missing, or fails under
+//! `MSGRELAY_TEST_REQUIRE_EXTERNAL=1` (the skip policy of `msgrelay-testkit`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -132,11 +135,12 @@ async fn text(c: &Client, css: &str) -> String {
 
 #[tokio::test]
 async fn user_and_admin_walk_through_the_portal() {
-    let required = std::env::var_os("MSGRELAY_REQUIRE_BROWSER").is_some();
     let (Some(driver), Some(_)) = (find(&DRIVER, "CHROMEDRIVER"), find(&CHROMIUM, "CHROMIUM"))
     else {
-        assert!(!required, "MSGRELAY_REQUIRE_BROWSER is set but chromium/chromedriver are missing (apt-get install -y chromium chromium-driver)");
-        eprintln!("SKIPPED: browser test (install chromium and chromium-driver to run it)");
+        msgrelay_testkit::skip(
+            "chromium and chromedriver",
+            "not found (apt-get install -y chromium chromium-driver)",
+        );
         return;
     };
     let app = spawn_app().await;
@@ -147,10 +151,55 @@ async fn user_and_admin_walk_through_the_portal() {
         "Your code is 424242",
     )
     .await;
+    // A message the workers gave up on: in the queue's dead letters, for the maintenance page.
+    let cfg = app.portal.state.cfg.clone();
+    let queue = msgrelay_queue::Queue::connect(&cfg.queue, &cfg.data_dir)
+        .await
+        .expect("queue");
+    let failed_id = msgrelay_core::MessageId::new();
+    queue
+        .enqueue(
+            msgrelay_queue::NewMessage {
+                id: failed_id,
+                client_id: msgrelay_core::ClientId::parse("carol-app").unwrap(),
+                payload: vec![1; 64],
+                accepted_at_ms: msgrelay_core::now_ms(),
+            },
+            None,
+        )
+        .await
+        .expect("enqueue");
+    let leased = queue
+        .lease("browser-test", 1, Duration::from_secs(60))
+        .await
+        .expect("lease");
+    assert_eq!(leased.len(), 1);
+    queue
+        .retry_later(
+            &[leased[0].token.clone()],
+            Duration::ZERO,
+            1,
+            "main server unreachable",
+        )
+        .await
+        .expect("fail it");
     let profile = tempfile::tempdir().unwrap();
     let (_driver, c, _log) = start_driver(&driver, profile.path()).await;
     let base = app.base.clone();
     let result = async {
+        // The login page.
+        c.goto(&format!("{base}/messages")).await.unwrap();
+        assert_eq!(
+            c.current_url().await.unwrap().path(),
+            "/login",
+            "anonymous visitors are sent to the login page"
+        );
+        c.find(Locator::Id("username")).await.unwrap();
+        c.find(Locator::Css("input#password[type=password]"))
+            .await
+            .unwrap();
+        shot(&c, "00-login").await;
+
         // A user: own messages only, filter, detail, logout.
         login(&c, &base, "alice").await;
         assert!(c
@@ -269,10 +318,129 @@ async fn user_and_admin_walk_through_the_portal() {
             "chart drawn"
         );
         shot(&c, "05-admin-dashboard").await;
+
+        // Clients and certificates: issue alice-app's first certificate.
         c.goto(&format!("{base}/admin/clients")).await.unwrap();
+        c.find(Locator::Css(
+            "form[action='/admin/clients/alice-app/issue'] button[type=submit]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+        let issued = text(&c, "#issued").await;
+        assert!(
+            issued.contains("Certificate issued for alice-app") && issued.contains("Serial"),
+            "issued: {issued}"
+        );
+        assert!(c
+            .find(Locator::Css(
+                "form[action='/admin/clients/alice-app/bundle'] button"
+            ))
+            .await
+            .is_ok());
+        let certs = text(&c, "section[aria-labelledby='client-alice-app'] table").await;
+        assert!(
+            certs.contains("active"),
+            "the new certificate is listed: {certs}"
+        );
         shot(&c, "06-admin-clients").await;
+
+        // API tokens: a read token for alice, shown once.
+        c.goto(&format!("{base}/admin/tokens")).await.unwrap();
+        c.find(Locator::Css("#nt-user option[value='alice']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.find(Locator::Id("nt-name"))
+            .await
+            .unwrap()
+            .send_keys("reporting script")
+            .await
+            .unwrap();
+        c.find(Locator::Css("#create-token button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait()
+            .for_element(Locator::Id("new-token"))
+            .await
+            .unwrap();
+        let raw = c
+            .find(Locator::Id("token-value"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert!(raw.len() >= 32, "the new token is shown once");
+        let tokens = text(&c, "#tokens").await;
+        assert!(
+            tokens.contains("reporting script")
+                && tokens.contains("alice")
+                && tokens.contains("read")
+                && tokens.contains("active"),
+            "tokens: {tokens}"
+        );
+        shot(&c, "09-admin-tokens").await;
+        // The token works against the JSON API, for alice's messages only.
+        let listed = app
+            .http
+            .get(format!("{base}/api/v1/messages"))
+            .bearer_auth(&raw)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), reqwest::StatusCode::OK);
+        let listed = listed.text().await.unwrap();
+        assert!(listed.contains(&second.to_string()) && !listed.contains(&app.bob_msg.to_string()));
+
+        // Every client's messages.
+        c.goto(&format!("{base}/admin/messages")).await.unwrap();
+        let all = text(&c, "#messages").await;
+        for id in [app.alice_msg, app.bob_msg, second] {
+            assert!(all.contains(&id.to_string()), "admin sees {id}");
+        }
+        shot(&c, "10-admin-messages").await;
+
+        // Maintenance: the failed message, then "Retry now".
         c.goto(&format!("{base}/admin/maintenance")).await.unwrap();
+        let failed = text(&c, "#failed").await;
+        assert!(
+            failed.contains(&failed_id.to_string())
+                && failed.contains("carol-app")
+                && failed.contains("main server unreachable"),
+            "failed: {failed}"
+        );
         shot(&c, "07-admin-maintenance").await;
+        c.find(Locator::Css(&format!(
+            "#failed form input[name=id][value='{failed_id}'] ~ button"
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+        assert_eq!(
+            text(&c, "#notice").await,
+            "Failed messages put back into the queue."
+        );
+        c.find(Locator::Id("no-failed")).await.unwrap();
+        let again = queue
+            .lease("browser-test", 1, Duration::from_secs(60))
+            .await
+            .expect("lease");
+        assert_eq!(
+            again.iter().map(|l| l.id).collect::<Vec<_>>(),
+            vec![failed_id],
+            "the retried message is due again"
+        );
         c.goto(&format!("{base}/docs/")).await.unwrap();
         c.wait()
             .for_element(Locator::Css(".swagger-ui .info"))

@@ -93,7 +93,7 @@ pub async fn spawn_app() -> TestApp {
         .expect("queue");
     let portal = Portal::start(
         Arc::new(cfg.clone()),
-        queue,
+        queue.monitor(),
         metrics,
         &mut ops,
         shutdown.clone(),

@@ -166,7 +166,7 @@ pub async fn certificates_and_registry(ctx: Ctx) {
             (
                 r.fingerprint[..2].to_owned(),
                 r.client_id.to_string(),
-                r.status,
+                r.status.to_string(),
             )
         })
         .collect();

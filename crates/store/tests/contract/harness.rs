@@ -50,10 +50,7 @@ where
                 uuid::Uuid::new_v4().simple()
             );
             if let Err(e) = sqlx::Any::create_database(&url).await {
-                if std::env::var("MSGRELAY_TEST_MYSQL_REQUIRED").is_ok_and(|v| v == "1") {
-                    panic!("MySQL test database could not be created: {e}");
-                }
-                eprintln!("SKIPPED: MySQL unreachable at {base} ({e})");
+                msgrelay_testkit::skip("MySQL/MariaDB", format!("{base}: {e}"));
                 return;
             }
             url

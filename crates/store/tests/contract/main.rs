@@ -1,7 +1,7 @@
 //! The store's contract suite: every case runs against SQLite (temp file) and MySQL/MariaDB
 //! (a fresh database per test on `MSGRELAY_TEST_MYSQL_URL`, default `mysql://root@127.0.0.1:3306/`).
-//! MySQL cases are skipped with a notice when the server is unreachable, unless
-//! `MSGRELAY_TEST_MYSQL_REQUIRED=1`.
+//! MySQL cases are skipped with a notice when the server is unreachable, or fail under
+//! `MSGRELAY_TEST_REQUIRE_EXTERNAL=1` (the skip policy of `msgrelay-testkit`).
 
 mod clients;
 mod harness;

@@ -151,20 +151,12 @@ pub(crate) fn leaf_params(
 
 /// Validates a domain that becomes both a SAN and part of a file name.
 pub(crate) fn check_domain(domain: &str) -> Result<(), PkiError> {
-    let bad = domain.is_empty()
-        || domain.len() > 253
-        || domain.starts_with('.')
-        || domain.contains("..")
-        || !domain
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    if bad {
-        return Err(PkiError::Invalid {
+    msgrelay_core::DomainName::parse(domain)
+        .map(|_| ())
+        .map_err(|e| PkiError::Invalid {
             what: "domain",
-            detail: format!("{domain:?} is not a DNS name (letters, digits, '-', '.')"),
-        });
-    }
-    Ok(())
+            detail: format!("{domain:?}: {}", e.reason),
+        })
 }
 
 /// Loads a CA (certificate + key) from `<dir>/<stem>.crt` / `.key`.

@@ -299,6 +299,32 @@ impl Pki {
     }
 
     /// Loads the key at `path`, or generates and writes (0600, no overwrite) a new one.
+    /// Re-issues the main server's certificate (`server.crt`, keeping `server.key`) for
+    /// `localhost`, the loopback addresses and `names` (DNS names or IP addresses), so that
+    /// proxies and workers on other hosts can reach main servers by those names. Returns the path
+    /// written; the server must be restarted to present it.
+    pub fn issue_main_server(&self, names: &[String]) -> Result<PathBuf, PkiError> {
+        let mut sans: Vec<&str> = LOCAL_SANS.to_vec();
+        for name in names {
+            if name.parse::<std::net::IpAddr>().is_err() {
+                check_domain(name)?;
+            }
+            if !sans.contains(&name.as_str()) {
+                sans.push(name);
+            }
+        }
+        let ca = load_ca(&self.dir, INTERNAL_CA)?;
+        let crt = self.path("server.crt");
+        let key_pair = self.ensure_key(&self.path("server.key"), &mut InitReport::default())?;
+        let (nb, na) = window(SERVICE_DAYS);
+        let (params, _) = leaf_params("msgrelay-server", None, &sans, Usage::Server, nb, na)?;
+        let cert = params
+            .signed_by(&key_pair, &ca.issuer)
+            .map_err(|e| PkiError::generate(format!("certificate {}", crt.display()), e))?;
+        fsutil::write_replace(&crt, cert.pem().as_bytes(), false)?;
+        Ok(crt)
+    }
+
     fn ensure_key(&self, path: &Path, report: &mut InitReport) -> Result<KeyPair, PkiError> {
         if path.exists() {
             let pem = String::from_utf8(fsutil::read(path)?)

@@ -269,3 +269,47 @@ fn load_crl_rejects_expired_and_foreign() {
         Err(PkiError::Malformed { .. })
     ));
 }
+
+#[test]
+fn main_server_certificate_is_reissued_for_more_names_with_the_same_key() {
+    let t = tmp();
+    let pki = Pki::new(t.path());
+    pki.init(&[]).unwrap();
+    let key_before = std::fs::read(pki.path("server.key")).unwrap();
+    let names = ["main-2.internal".to_owned(), "10.0.0.21".to_owned()];
+    let written = pki.issue_main_server(&names).unwrap();
+    assert_eq!(written, pki.path("server.crt"));
+    assert_eq!(std::fs::read(pki.path("server.key")).unwrap(), key_before);
+    let pem = std::fs::read(&written).unwrap();
+    let der = load_certs_pem(&pem).unwrap().remove(0);
+    let (_, x) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let names = &x
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names;
+    let dns: Vec<&str> = names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::DNSName(d) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    let ips: Vec<&[u8]> = names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::IPAddress(b) => Some(*b),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        dns.contains(&"localhost") && dns.contains(&"main-2.internal"),
+        "{dns:?}"
+    );
+    assert!(
+        ips.contains(&&[10u8, 0, 0, 21][..]) && ips.contains(&&[127u8, 0, 0, 1][..]),
+        "{ips:?}"
+    );
+    assert!(pki.issue_main_server(&["bad name".into()]).is_err());
+}

@@ -14,7 +14,7 @@ use windows_sys::Win32::System::Registry::{
     REG_MULTI_SZ,
 };
 
-use msgrelay_admin::ops::windows_acl;
+use msgrelay_files::windows_acl;
 
 /// The SID of `account` (e.g. `NT SERVICE\msgrelay-proxy`), as bytes.
 fn lookup(account: &str) -> io::Result<Vec<u8>> {

@@ -182,6 +182,9 @@ pub struct Stack {
     pub workers: Vec<Role>,
     pub proxy: Option<Role>,
     pub server: Option<Role>,
+    /// More main servers on the same store (`start_another_server`); proxies and workers started
+    /// after one list every server in `main_server_urls`.
+    pub more_servers: Vec<Role>,
     pub redis: RedisServer,
     pub db: MariaDb,
     pub prefix: String,
@@ -201,6 +204,7 @@ impl Stack {
             workers: Vec::new(),
             proxy: None,
             server: None,
+            more_servers: Vec::new(),
             redis,
             db,
             prefix: format!("t-{}", uuid::Uuid::new_v4().simple()),
@@ -229,13 +233,29 @@ impl Stack {
             ("PROXY__LISTEN", "127.0.0.1:0".into()),
             ("PORTAL__LISTEN", "127.0.0.1:0".into()),
             ("OPS__LISTEN", "127.0.0.1:0".into()),
-            ("PROXY__MAIN_SERVER_URL", main.clone()),
-            ("WORKER__MAIN_SERVER_URL", main),
             ("LOG__DIR", String::new()),
         ]
         .into_iter()
         .map(|(k, v)| (format!("MSGRELAY_{k}"), v))
         .collect();
+        if self.more_servers.is_empty() {
+            for role in ["PROXY", "WORKER"] {
+                env.push((format!("MSGRELAY_{role}__MAIN_SERVER_URL"), main.clone()));
+            }
+        } else {
+            let list: Vec<String> = std::iter::once(main)
+                .chain(
+                    self.more_servers
+                        .iter()
+                        .map(|r| format!("https://localhost:{}", r.port("server"))),
+                )
+                .map(|u| format!("\"{u}\""))
+                .collect();
+            let list = format!("[{}]", list.join(","));
+            for role in ["PROXY", "WORKER"] {
+                env.push((format!("MSGRELAY_{role}__MAIN_SERVER_URLS"), list.clone()));
+            }
+        }
         let server_listen = match self.server_port {
             Some(p) => format!("127.0.0.1:{p}"),
             None => "127.0.0.1:0".into(),
@@ -273,6 +293,20 @@ impl Stack {
             .unwrap_or_else(|e| panic!("{e}"));
         self.server_port = Some(role.port("server"));
         self.server = Some(role);
+    }
+
+    /// Starts one more main server on its own port, sharing the store and keys.
+    pub fn start_another_server(&mut self) {
+        assert!(self.server_port.is_some(), "start the first server first");
+        let name = format!("server{}", self.more_servers.len() + 2);
+        let role = Role::spawn(
+            &name,
+            &["server"],
+            &self.env_with(&[("SERVER__LISTEN", "127.0.0.1:0")]),
+            self.data.path(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        self.more_servers.push(role);
     }
 
     pub fn start_proxy(&mut self) {

@@ -125,18 +125,51 @@ pub async fn metrics(ops: SocketAddr) -> String {
         .await
         .expect("GET /metrics");
     assert!(resp.status().is_success());
-    resp.text().await.expect("metrics text")
+    let text = resp.text().await.expect("metrics text");
+    assert!(
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .all(|l| l.contains("{instance=\"")),
+        "every series carries the process's instance label:\n{text}"
+    );
+    without_instance(&text)
 }
 
-/// The value of an unlabelled counter/gauge sample (`name value`), 0 when absent.
+/// The exposition with the process-wide `instance="..."` label taken out, so tests can name
+/// series by their own labels (`name{reason="x"}`).
+fn without_instance(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        match line.split_once("{instance=\"") {
+            Some((name, rest)) => {
+                let after = rest.split_once('"').map_or("", |(_, a)| a);
+                out.push_str(name);
+                match after.strip_prefix(',') {
+                    Some(more) => {
+                        out.push('{');
+                        out.push_str(more);
+                    }
+                    None => out.push_str(after.strip_prefix('}').unwrap_or(after)),
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The value of a counter/gauge sample with no label but the process's `instance`
+/// (`name{instance="..."} value`), 0 when absent.
 pub fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .filter_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse::<f64>()
-                .ok()
+            let rest = l.strip_prefix(name)?;
+            let rest = match rest.strip_prefix("{instance=\"") {
+                Some(r) => r.split_once('"')?.1.strip_prefix('}')?,
+                None => rest,
+            };
+            rest.strip_prefix(' ')?.trim().parse::<f64>().ok()
         })
         .next()
         .unwrap_or(0.0)

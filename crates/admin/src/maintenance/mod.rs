@@ -1,4 +1,5 @@
-//! Operations commands on a data directory: `keys rotate`, `doctor`, `backup` and `restore`.
+//! Maintenance of a data directory (named so as not to clash with the `msgrelay-ops` crate):
+//! `keys rotate`, `doctor`, `backup` and `restore`.
 //! Each writes plain lines to an `Io`-like writer so tests can read them; none prints key material.
 
 mod backup;
@@ -8,8 +9,6 @@ pub(crate) mod files;
 mod keys;
 mod mysql;
 mod restore;
-#[cfg(windows)]
-pub mod windows_acl;
 
 pub use backup::{backup, BackupOptions, BackupReport};
 pub use cli::{run_backup, run_doctor, run_keys_rotate, run_restore};

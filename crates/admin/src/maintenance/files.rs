@@ -24,35 +24,15 @@ pub(crate) fn sha256_file(path: &Path) -> Result<String, AdminError> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Creates `dir` and its missing parents, the last one owner-only (0700 on Unix).
+/// Creates `dir` and its missing parents owner-only (`msgrelay-files`).
 pub(crate) fn create_private_dir(dir: &Path) -> Result<(), AdminError> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder
-        .create(dir)
-        .map_err(AdminError::io("creating directory", dir))?;
-    #[cfg(windows)]
-    super::windows_acl::restrict_to_owner(dir).map_err(AdminError::io("restricting", dir))?;
-    Ok(())
+    Ok(msgrelay_files::create_private_dir(dir)?)
 }
 
 /// Makes a file owner-only (0600 on Unix; on Windows a protected DACL for this account, SYSTEM
 /// and Administrators).
 pub(crate) fn make_owner_only(path: &Path) -> Result<(), AdminError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(AdminError::io("restricting", path))?;
-    }
-    #[cfg(windows)]
-    super::windows_acl::restrict_to_owner(path).map_err(AdminError::io("restricting", path))?;
-    Ok(())
+    Ok(msgrelay_files::make_owner_only(path)?)
 }
 
 /// `None` if only the owner may access `path` (Unix: no group/other bits; Windows: the DACL
@@ -79,7 +59,7 @@ pub(crate) fn broader_access(path: &Path) -> Option<(String, String)> {
             "icacls \"{}\" /inheritance:r /grant:r \"%USERNAME%:F\" SYSTEM:F Administrators:F",
             path.display()
         );
-        match super::windows_acl::broader_access(path) {
+        match msgrelay_files::windows_acl::broader_access(path) {
             Ok(None) => None,
             Ok(Some(what)) => Some((what, fix)),
             Err(e) => Some((format!("DACL unreadable ({e})"), fix)),

@@ -187,7 +187,7 @@ pub async fn backup(cfg: &Config, opts: &BackupOptions) -> Result<BackupReport, 
     if credentials.is_file() {
         sources.push(credentials);
     }
-    sources.retain(|s| !is_temporary(s)); // interrupted atomic writes (keyfile.rs), not keys
+    sources.retain(|s| !msgrelay_files::is_temp_file(s)); // interrupted atomic writes, not keys
     let bar = progress::bar(sources.len() as u64 + 2, "backup");
 
     // The queue before the store (module documentation).
@@ -348,13 +348,6 @@ fn entry(out: &Path, rel: String, kind: FileKind) -> Result<ManifestEntry, Admin
     })
 }
 
-/// Temporary files of atomic key writes: `*.tmp<pid>`, `*.rotate.tmp`.
-fn is_temporary(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-        e.starts_with("tmp") && e[3..].chars().all(|c| c.is_ascii_digit()) || e == "tmp"
-    })
-}
-
 /// `path` relative to `base`, `/`-separated (the manifest is portable between Linux and Windows).
 fn relative(base: &Path, path: &Path) -> Result<String, AdminError> {
     let rel = path.strip_prefix(base).map_err(|_| {
@@ -369,7 +362,7 @@ fn relative(base: &Path, path: &Path) -> Result<String, AdminError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_temporary, shared_destination};
+    use super::shared_destination;
     use std::path::Path;
 
     #[test]
@@ -381,13 +374,5 @@ mod tests {
         assert!(shared_destination(out, Some(Path::new("/backups"))).is_some());
         assert!(shared_destination(out, Some(Path::new("/vault/relay-keys"))).is_none());
         assert!(shared_destination(out, Some(Path::new("/backups/relay-keys"))).is_none());
-    }
-
-    #[test]
-    fn interrupted_key_writes_are_not_backed_up() {
-        assert!(is_temporary(Path::new("keys/sealing.tmp1234")));
-        assert!(is_temporary(Path::new("keys/at-rest.rotate.tmp")));
-        assert!(!is_temporary(Path::new("keys/sealing.key")));
-        assert!(!is_temporary(Path::new("keys/at-rest.json")));
     }
 }

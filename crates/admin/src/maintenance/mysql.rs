@@ -193,7 +193,7 @@ fn option_file(target: &MysqlTarget, mariadb: bool) -> Result<OptionFile, AdminE
         .map_err(|e| AdminError::io("creating", &std::env::temp_dir())(e))?;
     // tempfile creates the directory 0700 on Unix; on Windows it inherits %TEMP%'s ACL.
     #[cfg(windows)]
-    super::windows_acl::restrict_to_owner(dir.path())
+    msgrelay_files::windows_acl::restrict_to_owner(dir.path())
         .map_err(AdminError::io("restricting", dir.path()))?;
     let path = dir.path().join("client.cnf");
     let mut opts = std::fs::OpenOptions::new();
