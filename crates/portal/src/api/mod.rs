@@ -9,7 +9,7 @@ mod views;
 use axum::Router;
 
 pub use user::ListQuery;
-pub use views::MessageDetail;
+pub use views::{MessageDetail, MessageListItem};
 
 use crate::PortalState;
 

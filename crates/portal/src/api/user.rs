@@ -15,7 +15,7 @@ use msgrelay_ops::Problem;
 use msgrelay_store::{MessageFilter, StoreError};
 use serde::Deserialize;
 
-use super::views::{MessageDetail, MessageSummary};
+use super::views::{MessageDetail, MessageListItem};
 use crate::actions::{client_ip, note_refused, MAX_LOGIN_BODY};
 use crate::http::{api_store_problem, session_cookie, Caller, Via};
 use crate::PortalState;
@@ -309,8 +309,10 @@ impl ListQuery {
     }
 }
 
-/// Messages, newest first: a user's own clients only, everything for an administrator.
-/// `from`/`to`: `YYYY-MM-DD` or RFC 3339; `sender`: exact number (matched by keyed hash).
+/// Messages, newest first: a user's own clients only, everything for an administrator; each with
+/// its sender and the first 80 characters of its body. `from`/`to`: `YYYY-MM-DD` or RFC 3339;
+/// `sender`: exact number (matched by keyed hash). Body text cannot be searched: it is stored
+/// encrypted, and no index works over encrypted data.
 #[utoipa::path(get, path = "/api/v1/messages", tag = "messages", params(ListQuery),
     responses((status = 200, body = super::views::MessagePageDoc), (status = 401, body = crate::http::ProblemDoc), (status = 422, body = crate::http::ProblemDoc)))]
 pub async fn list_messages(
@@ -324,7 +326,7 @@ pub async fn list_messages(
     };
     match s.store.list_messages(&filter).await {
         Ok(page) => Json(serde_json::json!({
-            "items": page.items.iter().map(MessageSummary::from).collect::<Vec<_>>(),
+            "items": page.items.iter().map(|r| MessageListItem::decrypt(r, &s.at_rest)).collect::<Vec<_>>(),
             "total": page.total,
             "page": page.page,
             "per_page": page.per_page,
