@@ -59,6 +59,7 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> Result<InitReport, AdminE
     // writers below only set Unix modes). Existing files keep theirs: a service account's grant
     // must survive a second `init`.
     let mut secrets: Vec<PathBuf> = Vec::new();
+    let bar = crate::progress::bar(4, "init: PKI");
     let pki = Pki::new(cfg.path("pki"));
     for p in pki.init(&domains)?.created {
         created.push(p.display().to_string());
@@ -66,6 +67,8 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> Result<InitReport, AdminE
             secrets.push(p);
         }
     }
+    bar.inc(1);
+    bar.set_message("init: sealing keys");
     for key in ["keys/sealing.key", "keys/proxy-sealing.key"] {
         let path = cfg.path(key);
         if SealingKeyPair::create_if_missing(&path)? {
@@ -73,11 +76,15 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> Result<InitReport, AdminE
             secrets.push(path);
         }
     }
+    bar.inc(1);
+    bar.set_message("init: at-rest key");
     let at_rest = cfg.path("keys/at-rest.json");
     if AtRestKeys::create_if_missing(&at_rest)? {
         created.push(at_rest.display().to_string());
         secrets.push(at_rest);
     }
+    bar.inc(1);
+    bar.set_message("init: users and clients");
 
     let store = Store::connect(&cfg.database(), cfg.database.max_connections).await?;
     // Each password is recorded right after its account is created, so no account is ever unreachable.
@@ -169,6 +176,8 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> Result<InitReport, AdminE
             crate::maintenance::files::make_owner_only(path)?;
         }
     }
+    bar.inc(1);
+    bar.finish_and_clear();
     Ok(InitReport {
         created,
         credentials_file,

@@ -7,6 +7,7 @@ mod bootstrap;
 pub mod cli;
 mod error;
 pub mod maintenance;
+mod progress;
 mod secret;
 
 pub use bootstrap::{init, InitOptions, InitReport, CREDENTIALS_FILE};

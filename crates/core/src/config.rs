@@ -46,6 +46,16 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub validation: ValidationConfig,
     pub log: LogConfig,
+    pub backup: BackupConfig,
+}
+
+/// `msgrelay backup` / `restore` of a MySQL/MariaDB store.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// `mariadb-dump`/`mysqldump` to run; empty: the first of them found on PATH. The restore
+    /// client (`mariadb`/`mysql`) is looked for next to it first.
+    pub mysqldump_path: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -270,6 +280,7 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             validation: ValidationConfig::default(),
             log: LogConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }

@@ -76,20 +76,26 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Checks the installation: keys, certificates, CRL, database, queue, ports (exit 1 on a FAIL).
     Doctor,
-    /// Online backup of the data dir (SQLite via VACUUM INTO, keys, PKI, bundles) with a manifest.
+    /// Online backup: queue (SQLite or the relay's Redis keys), store (SQLite or a MySQL/MariaDB
+    /// dump), keys, PKI and client bundles, with a manifest of SHA-256 hashes.
     Backup {
         /// New or empty directory for the backup (created owner-only).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// New or empty directory for the keys, PKI and client bundles, kept apart from the data
+        /// (a warning is printed when it is --out or inside it).
+        #[arg(long, value_name = "DIR")]
+        keys_out: Option<PathBuf>,
     },
-    /// Restores a backup into the data dir after checking every file's SHA-256 (relay stopped).
+    /// Restores a backup onto empty targets (data dir, database, Redis prefix) after checking
+    /// every file's SHA-256; the relay must be stopped.
     Restore {
-        /// Directory written by `msgrelay backup`.
+        /// Directory written by `msgrelay backup --out`.
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
-        /// Overwrite files in a non-empty data dir.
-        #[arg(long)]
-        force: bool,
+        /// Directory written by `msgrelay backup --keys-out`, when the keys were kept apart.
+        #[arg(long, value_name = "DIR")]
+        keys_from: Option<PathBuf>,
     },
     /// At-rest encryption keys.
     #[command(subcommand)]
@@ -234,11 +240,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Backup { out } => {
-            msgrelay_admin::maintenance::run_backup(&cfg, &out, &mut std::io::stdout()).await?
+        Command::Backup { out, keys_out } => {
+            let opts = msgrelay_admin::maintenance::BackupOptions { out, keys_out };
+            msgrelay_admin::maintenance::run_backup(&cfg, &opts, &mut std::io::stdout()).await?
         }
-        Command::Restore { from, force } => {
-            msgrelay_admin::maintenance::run_restore(&cfg, &from, force, &mut std::io::stdout())?
+        Command::Restore { from, keys_from } => {
+            let opts = msgrelay_admin::maintenance::RestoreOptions { from, keys_from };
+            msgrelay_admin::maintenance::run_restore(&cfg, &opts, &mut std::io::stdout()).await?
         }
         Command::Keys(KeysCommand::Rotate) => {
             msgrelay_admin::maintenance::run_keys_rotate(&cfg, &mut std::io::stdout())?

@@ -120,12 +120,18 @@ pub fn note_refused(s: &PortalState, username: &str, refused: &msgrelay_auth::Re
         .inc();
 }
 
+/// The largest `older_than_days` a purge accepts (a hundred years).
+pub const MAX_PURGE_DAYS: u32 = 36_500;
+
 /// The shortest retention purge: `server.max_payload_age_days`. A message delivered longer ago
 /// than that was accepted longer ago too, so its sealed payload, replayed from the queue or a
 /// backup, is refused as too old; a shorter purge would let such a replay bring the purged
 /// message back as a new row. `Err` says why and what to change.
 pub fn check_purge_days(s: &PortalState, days: u32) -> Result<(), String> {
     let floor = s.cfg.server.max_payload_age_days;
+    if days > MAX_PURGE_DAYS {
+        return Err(format!("must be at most {MAX_PURGE_DAYS}"));
+    }
     if days < floor {
         return Err(format!(
             "must be at least server.max_payload_age_days ({floor}): a replayed payload of a \

@@ -12,7 +12,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use msgrelay_ops::Problem;
 
-pub use errors::{api_cert_problem, api_store_problem, FieldErrorDoc, PageError, ProblemDoc};
+pub use errors::{
+    api_cert_problem, api_problem_only, api_store_problem, FieldErrorDoc, PageError, ProblemDoc,
+};
 pub use extract::{cookie, Admin, Caller, Via, SESSION_COOKIE};
 pub use session::{
     form_bytes_max, login_csrf_cookie, login_csrf_ok, parse_form, random_token, session_cookie,

@@ -127,8 +127,8 @@ impl Portal {
 pub fn router(state: PortalState) -> Router {
     Router::new()
         .merge(pages::router(state.clone()))
+        .merge(openapi::router(&state.cfg))
         .merge(api::router(state))
-        .merge(openapi::router())
         .fallback(http::not_found)
         .layer(axum::middleware::map_response(http::security_headers))
 }

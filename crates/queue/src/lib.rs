@@ -7,6 +7,7 @@ mod redis_streams;
 mod sqlite;
 
 pub use crate::monitor::QueueMonitor;
+pub use crate::redis_streams::snapshot as redis_snapshot;
 pub use crate::redis_streams::RedisQueue;
 pub use crate::sqlite::SqliteQueue;
 

@@ -1,11 +1,10 @@
 //! Printed output of the operations commands; the binary passes the loaded configuration and stdout.
 
 use std::io::Write;
-use std::path::Path;
 
 use msgrelay_core::Config;
 
-use super::{backup, doctor, restore, rotate_at_rest_key, RestoreOptions, Status};
+use super::{backup, doctor, restore, rotate_at_rest_key, BackupOptions, RestoreOptions, Status};
 
 /// `msgrelay keys rotate`: prints the new key id and what to do next (never key material).
 pub fn run_keys_rotate(cfg: &Config, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
@@ -26,13 +25,13 @@ pub async fn run_doctor(cfg: &Config, out: &mut (dyn Write + Send)) -> anyhow::R
     Ok(!checks.iter().any(|c| c.status == Status::Fail))
 }
 
-/// `msgrelay backup --out DIR`.
+/// `msgrelay backup --out DIR [--keys-out DIR]`.
 pub async fn run_backup(
     cfg: &Config,
-    out_dir: &Path,
+    opts: &BackupOptions,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
-    let report = backup(cfg, out_dir).await?;
+    let report = backup(cfg, opts).await?;
     writeln!(
         out,
         "backup written to {}: {} files, {} bytes, manifest {}",
@@ -41,30 +40,42 @@ pub async fn run_backup(
         report.bytes,
         super::MANIFEST_FILE
     )?;
-    writeln!(
-        out,
-        "it holds keys/: store it encrypted and away from database backups"
-    )?;
-    for step in &report.external_steps {
-        writeln!(out, "NOT INCLUDED: {step}")?;
+    if report.keys_dir != report.out_dir {
+        writeln!(
+            out,
+            "keys, PKI and client bundles written to {} (with its own {}); `restore` needs it as --keys-from",
+            report.keys_dir.display(),
+            super::MANIFEST_FILE
+        )?;
+    }
+    if let Some(w) = &report.shared_destination_warning {
+        eprintln!("warning: {w}");
     }
     Ok(())
 }
 
-/// `msgrelay restore --from DIR [--force]`.
-pub fn run_restore(
+/// `msgrelay restore --from DIR [--keys-from DIR]`.
+pub async fn run_restore(
     cfg: &Config,
-    from: &Path,
-    force: bool,
+    opts: &RestoreOptions,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
-    let restored = restore(cfg, from, RestoreOptions { force })?;
+    let report = restore(cfg, opts).await?;
     writeln!(
         out,
         "restored {} files into {} (all SHA-256 checked)",
-        restored.len(),
+        report.files,
         cfg.data_dir.display()
     )?;
+    if let Some(db) = &report.mysql_database {
+        writeln!(out, "restored the store into MySQL/MariaDB database `{db}`")?;
+    }
+    if let Some((n, prefix)) = &report.redis_keys {
+        writeln!(
+            out,
+            "restored {n} queue keys into Redis under prefix \"{prefix}\" (messages leased when the backup was taken are due again)"
+        )?;
+    }
     if cfg!(windows) {
         writeln!(out, "next: give each service account access to the restored files (`icacls DATA_DIR /grant \"NT SERVICE\\msgrelay-proxy:(OI)(CI)M\" /T`, likewise for every msgrelay-* service), run `msgrelay doctor`, then deploy\\windows\\start.ps1")?;
     } else {

@@ -7,13 +7,14 @@ mod cli;
 mod doctor;
 pub(crate) mod files;
 mod keys;
+mod mysql;
 mod restore;
 
-pub use backup::{backup, BackupReport};
+pub use backup::{backup, BackupOptions, BackupReport};
 pub use cli::{run_backup, run_doctor, run_keys_rotate, run_restore};
 pub use doctor::{doctor, Check, Status};
 pub use keys::rotate_at_rest_key;
-pub use restore::{restore, RestoreOptions};
+pub use restore::{restore, RestoreOptions, RestoreReport};
 
 use std::path::PathBuf;
 

@@ -1,6 +1,7 @@
 //! The relay end to end: every test spawns the real `msgrelay` binary on port 0 with its own temp
 //! data directory (see `support::TestRelay`) and talks to it over mutual TLS like a client would.
 
+mod backup;
 mod certs;
 mod client_parity;
 mod config;

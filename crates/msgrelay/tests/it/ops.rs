@@ -100,17 +100,9 @@ async fn doctor_passes_on_a_fresh_init_and_fails_naming_a_missing_key_file() {
 }
 
 /// `msgrelay restore` for `target`, with its ops port (the "is a relay running" probe) on `ops`.
-fn restore_cmd(
-    target: &TestRelay,
-    from: &std::path::Path,
-    ops: &str,
-    force: bool,
-) -> std::process::Command {
+fn restore_cmd(target: &TestRelay, from: &std::path::Path, ops: &str) -> std::process::Command {
     let mut cmd = target.cli(&["restore", "--from", from.to_str().expect("UTF-8 temp path")]);
     cmd.env("MSGRELAY_OPS__LISTEN", ops);
-    if force {
-        cmd.arg("--force");
-    }
     cmd
 }
 
@@ -158,7 +150,7 @@ async fn a_backup_taken_while_up_runs_restores_into_a_new_data_dir_that_serves_t
     // Refused while a relay runs on the target's configuration (its ops port answers).
     let ops = relay.up.as_ref().unwrap().addr("ops").to_string();
     let mut restored = TestRelay::empty();
-    let out = run(restore_cmd(&restored, &bk, &ops, false)).await;
+    let out = run(restore_cmd(&restored, &bk, &ops)).await;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("in use"), "{}", stderr(&out));
     assert!(
@@ -167,22 +159,20 @@ async fn a_backup_taken_while_up_runs_restores_into_a_new_data_dir_that_serves_t
     );
 
     let free = format!("127.0.0.1:{}", free_port());
-    let out = run(restore_cmd(&restored, &bk, &free, false)).await;
+    let out = run(restore_cmd(&restored, &bk, &free)).await;
     assert!(out.status.success(), "restore: {}", stderr(&out));
     assert_eq!(
         restored.read("bootstrap-credentials.txt"),
         relay.read("bootstrap-credentials.txt")
     );
 
-    // A non-empty data dir is only overwritten with --force.
-    let out = run(restore_cmd(&restored, &bk, &free, false)).await;
+    // Never onto a data dir that is not empty.
+    let out = run(restore_cmd(&restored, &bk, &free)).await;
     assert!(
-        !out.status.success() && stderr(&out).contains("--force"),
+        !out.status.success() && stderr(&out).contains("is not empty"),
         "{}",
         stderr(&out)
     );
-    let out = run(restore_cmd(&restored, &bk, &free, true)).await;
-    assert!(out.status.success(), "restore --force: {}", stderr(&out));
 
     drop(relay);
     restored.start_up(&[]).await;
@@ -214,7 +204,7 @@ async fn restore_refuses_a_tampered_backup_and_writes_nothing() {
 
     let target = TestRelay::empty();
     let free = format!("127.0.0.1:{}", free_port());
-    let out = run(restore_cmd(&target, &bk, &free, false)).await;
+    let out = run(restore_cmd(&target, &bk, &free)).await;
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(

@@ -12,6 +12,7 @@ mod exhaustion;
 mod handshake;
 mod internal_trust;
 mod login;
+mod openapi_conformance;
 mod portal;
 mod queue_dump;
 mod queue_forgery;

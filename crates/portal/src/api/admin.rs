@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use msgrelay_store::{TableStat, TokenScope};
 
+use super::doc_types::{RevocationReason, RoleName, ScopeName};
 use crate::actions::{bundle_dir, client_views, retry_failed};
 use crate::http::{api_cert_problem, api_store_problem, Admin, Caller};
 use crate::layout::When;
@@ -71,7 +72,7 @@ fn parse_client(id: &str) -> Result<ClientId, Problem> {
 #[derive(Serialize, ToSchema)]
 pub struct UserJson {
     pub username: String,
-    /// `user` or `admin`.
+    #[schema(value_type = RoleName)]
     pub role: String,
     pub disabled: bool,
     pub created_at: String,
@@ -104,11 +105,13 @@ pub async fn list_users(State(s): State<PortalState>, _: Admin) -> ApiResult {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(pattern = "^[a-z0-9._-]{3,64}$", example = "alice")]
     pub username: String,
-    /// At least 12 characters.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
-    /// `user` or `admin`.
+    #[schema(value_type = RoleName)]
     pub role: String,
 }
 
@@ -134,12 +137,14 @@ pub async fn create_user(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SetRole {
+    #[schema(value_type = RoleName)]
     pub role: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/users/{username}/role", tag = "admin", request_body = SetRole, params(("username" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::http::ProblemDoc), (status = 409, body = crate::http::ProblemDoc)))]
+#[utoipa::path(post, path = "/api/v1/admin/users/{username}/role", tag = "admin", request_body = SetRole, params(("username" = String, Path, pattern = "^[a-z0-9._-]{3,64}$", example = "demo")),
+    responses((status = 204), (status = 404, body = crate::http::ProblemDoc), (status = 409, body = crate::http::ProblemDoc, description = "an administrator cannot demote themself")))]
 pub async fn set_role(
     State(s): State<PortalState>,
     Admin(a): Admin,
@@ -162,7 +167,7 @@ pub async fn set_role(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/users/{username}/disable", tag = "admin", params(("username" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/admin/users/{username}/disable", tag = "admin", params(("username" = String, Path, pattern = "^[a-z0-9._-]{3,64}$", example = "demo")),
     responses((status = 204, description = "disabled; the user's sessions ended"), (status = 404, body = crate::http::ProblemDoc), (status = 409, body = crate::http::ProblemDoc)))]
 pub async fn disable_user(
     State(s): State<PortalState>,
@@ -184,7 +189,7 @@ pub async fn disable_user(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/users/{username}/enable", tag = "admin", params(("username" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/admin/users/{username}/enable", tag = "admin", params(("username" = String, Path, pattern = "^[a-z0-9._-]{3,64}$", example = "demo")),
     responses((status = 204), (status = 404, body = crate::http::ProblemDoc)))]
 pub async fn enable_user(
     State(s): State<PortalState>,
@@ -200,11 +205,13 @@ pub async fn enable_user(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ResetPassword {
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/users/{username}/password", tag = "admin", request_body = ResetPassword, params(("username" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/admin/users/{username}/password", tag = "admin", request_body = ResetPassword, params(("username" = String, Path, pattern = "^[a-z0-9._-]{3,64}$", example = "demo")),
     responses((status = 204, description = "password set; the user's sessions ended"), (status = 404, body = crate::http::ProblemDoc), (status = 422, body = crate::http::ProblemDoc)))]
 pub async fn reset_password(
     State(s): State<PortalState>,
@@ -273,15 +280,30 @@ pub async fn list_clients(State(s): State<PortalState>, _: Admin) -> ApiResult {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateClient {
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", example = "billing")]
     pub client_id: String,
-    /// Username of the owning portal user.
+    /// Username of the owning portal user (404 when there is none).
+    #[schema(pattern = "^[a-z0-9._-]{3,64}$", example = "admin")]
     pub owner: String,
+    /// The DNS name the client's certificate is for (stored in lower case).
+    #[schema(
+        pattern = r"^[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*$",
+        max_length = 253,
+        example = "localhost"
+    )]
     pub domain: String,
 }
 
+/// The client just created.
+#[derive(Serialize, ToSchema)]
+pub struct ClientCreated {
+    pub client_id: String,
+}
+
 #[utoipa::path(post, path = "/api/v1/admin/clients", tag = "admin", request_body = CreateClient,
-    responses((status = 201, description = "created"), (status = 404, body = crate::http::ProblemDoc), (status = 409, body = crate::http::ProblemDoc), (status = 422, body = crate::http::ProblemDoc)))]
+    responses((status = 201, body = ClientCreated), (status = 404, body = crate::http::ProblemDoc), (status = 409, body = crate::http::ProblemDoc), (status = 422, body = crate::http::ProblemDoc)))]
 pub async fn create_client(
     State(s): State<PortalState>,
     Admin(a): Admin,
@@ -295,7 +317,9 @@ pub async fn create_client(
     tracing::info!(admin = %a.user.username, client_id = %id, "client created (API)");
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({"client_id": id})),
+        Json(ClientCreated {
+            client_id: id.to_string(),
+        }),
     )
         .into_response())
 }
@@ -310,7 +334,7 @@ async fn set_client(s: &PortalState, a: &Caller, id: &str, active: bool) -> ApiR
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/clients/{client_id}/disable", tag = "admin", params(("client_id" = String, Path)), responses((status = 204), (status = 404, body = crate::http::ProblemDoc)))]
+#[utoipa::path(post, path = "/api/v1/admin/clients/{client_id}/disable", tag = "admin", params(("client_id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", example = "demo")), responses((status = 204), (status = 404, body = crate::http::ProblemDoc), (status = 422, body = crate::http::ProblemDoc, description = "not a client id")))]
 pub async fn disable_client(
     State(s): State<PortalState>,
     Admin(a): Admin,
@@ -319,7 +343,7 @@ pub async fn disable_client(
     set_client(&s, &a, &id, false).await
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/clients/{client_id}/enable", tag = "admin", params(("client_id" = String, Path)), responses((status = 204), (status = 404, body = crate::http::ProblemDoc)))]
+#[utoipa::path(post, path = "/api/v1/admin/clients/{client_id}/enable", tag = "admin", params(("client_id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", example = "demo")), responses((status = 204), (status = 404, body = crate::http::ProblemDoc), (status = 422, body = crate::http::ProblemDoc, description = "not a client id")))]
 pub async fn enable_client(
     State(s): State<PortalState>,
     Admin(a): Admin,
@@ -329,8 +353,10 @@ pub async fn enable_client(
 }
 
 #[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
 pub struct IssueRequest {
     /// Validity in days (default 825).
+    #[schema(minimum = 1, maximum = 3650)]
     pub days: Option<u32>,
 }
 
@@ -345,8 +371,9 @@ pub struct IssuedJson {
     pub p12_password_file: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/clients/{client_id}/certificates", tag = "admin", params(("client_id" = String, Path)), request_body = IssueRequest,
-    responses((status = 201, body = IssuedJson), (status = 404, body = crate::http::ProblemDoc), (status = 422, body = crate::http::ProblemDoc)))]
+#[utoipa::path(post, path = "/api/v1/admin/clients/{client_id}/certificates", tag = "admin", params(("client_id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", example = "demo")), request_body(content = Option<IssueRequest>, description = "optional"),
+    responses((status = 201, body = IssuedJson), (status = 404, body = crate::http::ProblemDoc), (status = 422, body = crate::http::ProblemDoc),
+        (status = 500, body = crate::http::ProblemDoc, description = "the certificate could not be made or written; the cause was logged")))]
 pub async fn issue_certificate(
     State(s): State<PortalState>,
     Admin(a): Admin,
@@ -393,13 +420,15 @@ pub async fn issue_certificate(
 }
 
 #[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
-    /// RFC 5280 reason name, e.g. `keyCompromise`, `superseded`.
+    #[schema(value_type = Option<RevocationReason>)]
     pub reason: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/certificates/{serial}/revoke", tag = "admin", params(("serial" = String, Path, description = "hex serial")), request_body = RevokeRequest,
-    responses((status = 204, description = "revoked (idempotent) and the CRL re-signed"), (status = 404, body = crate::http::ProblemDoc), (status = 422, body = crate::http::ProblemDoc)))]
+#[utoipa::path(post, path = "/api/v1/admin/certificates/{serial}/revoke", tag = "admin", params(("serial" = String, Path, pattern = "^(0[xX])?[0-9A-Fa-f]+(:[0-9A-Fa-f]+)*$", example = "0a1b2c", description = "hex serial")), request_body(content = Option<RevokeRequest>, description = "optional"),
+    responses((status = 204, description = "revoked (idempotent) and the CRL re-signed"), (status = 404, body = crate::http::ProblemDoc), (status = 422, body = crate::http::ProblemDoc),
+        (status = 500, body = crate::http::ProblemDoc, description = "the CRL could not be re-signed; the cause was logged")))]
 pub async fn revoke_certificate(
     State(s): State<PortalState>,
     Admin(a): Admin,
@@ -423,8 +452,7 @@ pub struct TokenJson {
     pub id: i64,
     pub name: String,
     pub username: String,
-    /// `read` (the message API) or `admin` (the admin API as well).
-    #[schema(pattern = "^(read|admin)$")]
+    #[schema(value_type = ScopeName)]
     pub scope: String,
     pub created_at: String,
     /// The token stops working at this time.
@@ -456,11 +484,15 @@ pub async fn list_tokens(State(s): State<PortalState>, _: Admin) -> ApiResult {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    /// The owner (404 when there is none).
     pub username: String,
+    /// 1-128 characters, not blank.
+    #[schema(min_length = 1, max_length = 128, pattern = r"\S", example = "ci")]
     pub name: String,
-    /// `read` (default) or `admin` (administrators only).
-    #[schema(pattern = "^(read|admin)$")]
+    /// `read` (default) or `admin` (administrators only: 422 for a user).
+    #[schema(value_type = Option<ScopeName>)]
     pub scope: Option<String>,
     /// Lifetime in days, 1 to 3650 (default 90).
     #[schema(minimum = 1, maximum = 3650)]
@@ -472,6 +504,7 @@ pub struct CreateToken {
 pub struct CreatedToken {
     pub id: i64,
     pub token: String,
+    #[schema(value_type = ScopeName)]
     pub scope: String,
     pub expires_at: String,
 }
@@ -576,13 +609,27 @@ pub async fn stats(State(s): State<PortalState>, _: Admin) -> ApiResult {
 }
 
 #[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
 pub struct RetryRequest {
     /// Message ids to retry; omitted or `null`: every failed message.
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
     pub ids: Option<Vec<String>>,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/maintenance/retry", tag = "admin", request_body = RetryRequest,
-    responses((status = 200, description = "`{\"requeued\": n}`: messages put back into the queue"), (status = 422, body = crate::http::ProblemDoc)))]
+/// How many messages went back into the queue.
+#[derive(Serialize, ToSchema)]
+pub struct Requeued {
+    pub requeued: u64,
+}
+
+/// How many delivered messages were deleted.
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    pub deleted: u64,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/maintenance/retry", tag = "admin", request_body(content = Option<RetryRequest>, description = "optional"),
+    responses((status = 200, body = Requeued, description = "messages put back into the queue"), (status = 422, body = crate::http::ProblemDoc)))]
 pub async fn retry(
     State(s): State<PortalState>,
     Admin(a): Admin,
@@ -603,18 +650,20 @@ pub async fn retry(
         .await
         .map_err(|_| Problem::unavailable("the queue or the database is unavailable", 5))?;
     tracing::info!(admin = %a.user.username, requeued, "failed messages retried (API)");
-    Ok(Json(serde_json::json!({"requeued": requeued})).into_response())
+    Ok(Json(Requeued { requeued }).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PurgeRequest {
     /// Delete delivered messages delivered more than this many days ago (at least
     /// `server.max_payload_age_days`, 30 by default).
+    #[schema(minimum = 1, maximum = 36500)]
     pub older_than_days: u32,
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/maintenance/purge", tag = "admin", request_body = PurgeRequest,
-    responses((status = 200, description = "`{\"deleted\": n}`"), (status = 422, body = crate::http::ProblemDoc)))]
+    responses((status = 200, body = Deleted), (status = 422, body = crate::http::ProblemDoc)))]
 pub async fn purge(
     State(s): State<PortalState>,
     Admin(a): Admin,
@@ -635,5 +684,5 @@ pub async fn purge(
         .await
         .map_err(api_store_problem)?;
     tracing::info!(admin = %a.user.username, days = r.older_than_days, deleted, "delivered messages purged (API)");
-    Ok(Json(serde_json::json!({"deleted": deleted})).into_response())
+    Ok(Json(Deleted { deleted }).into_response())
 }

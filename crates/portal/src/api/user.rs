@@ -15,7 +15,7 @@ use msgrelay_ops::Problem;
 use msgrelay_store::{MessageFilter, StoreError};
 use serde::Deserialize;
 
-use super::views::{MessageDetail, MessageSummary};
+use super::views::{MessageDetail, MessageListItem};
 use crate::actions::{client_ip, note_refused, MAX_LOGIN_BODY};
 use crate::http::{api_store_problem, session_cookie, Caller, Via};
 use crate::PortalState;
@@ -38,14 +38,42 @@ pub fn router(state: PortalState) -> Router {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// At most 64 bytes.
+    #[schema(max_length = 64)]
     username: String,
     password: String,
 }
 
+/// The portal user as the API reports it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct LoginUser {
+    pub username: String,
+    #[schema(value_type = super::doc_types::RoleName)]
+    pub role: String,
+}
+
+/// A new session: the cookie is set; unsafe requests send `csrf_token` as `X-CSRF-Token`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct LoginResponse {
+    pub csrf_token: String,
+    pub user: LoginUser,
+}
+
+/// The caller.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct MeResponse {
+    pub username: String,
+    #[schema(value_type = super::doc_types::RoleName)]
+    pub role: String,
+    /// The session's CSRF token; `null` with a Bearer token.
+    pub csrf_token: Option<String>,
+}
+
 /// Logs in; sets the session cookie (`Secure; HttpOnly; SameSite=Strict`) and returns the CSRF token.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, security(),
-    responses((status = 200, description = "`{\"csrf_token\", \"user\": {\"username\", \"role\"}}` and the session cookie"),
+    responses((status = 200, body = LoginResponse, description = "logged in; the session cookie is set"),
         (status = 401, body = crate::http::ProblemDoc, description = "wrong username or password, or the account is disabled"),
         (status = 413, description = "body over 16 KiB"), (status = 422, body = crate::http::ProblemDoc, description = "username over 64 bytes"), (status = 429, body = crate::http::ProblemDoc, description = "too many failed logins for this username or from this address; see Retry-After")))]
 pub async fn login(
@@ -106,10 +134,13 @@ pub async fn login(
                     reason: "success".into(),
                 })
                 .inc();
-            let body = Json(serde_json::json!({
-                "csrf_token": session.csrf_token,
-                "user": {"username": user.username, "role": user.role.as_str()},
-            }));
+            let body = Json(LoginResponse {
+                csrf_token: session.csrf_token,
+                user: LoginUser {
+                    role: user.role.as_str().to_owned(),
+                    username: user.username,
+                },
+            });
             (
                 [(
                     header::SET_COOKIE,
@@ -155,25 +186,45 @@ pub async fn logout(State(s): State<PortalState>, caller: Caller) -> Response {
 }
 
 /// The caller, and the session's CSRF token (`null` with a Bearer token).
-#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, description = "`{\"username\", \"role\", \"csrf_token\"}`"), (status = 401, body = crate::http::ProblemDoc)))]
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, body = MeResponse), (status = 401, body = crate::http::ProblemDoc)))]
 pub async fn me(caller: Caller) -> Response {
     let csrf = match &caller.via {
         Via::Session { csrf, .. } => Some(csrf.clone()),
         Via::Bearer { .. } => None,
     };
-    Json(serde_json::json!({"username": caller.user.username, "role": caller.user.role.as_str(), "csrf_token": csrf})).into_response()
+    Json(MeResponse {
+        role: caller.user.role.as_str().to_owned(),
+        username: caller.user.username,
+        csrf_token: csrf,
+    })
+    .into_response()
 }
 
 /// Query parameters of the message list, as strings so every error can name its parameter.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(value_type = Option<super::doc_types::StatusName>)]
     pub status: Option<String>,
+    /// Earliest acceptance time: `YYYY-MM-DD` (start of day, UTC) or an RFC 3339 date-time.
+    #[param(
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$",
+        example = "2026-01-31"
+    )]
     pub from: Option<String>,
+    /// Latest acceptance time: `YYYY-MM-DD` (end of day, UTC) or an RFC 3339 date-time.
+    #[param(
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$",
+        example = "2026-12-31T23:59:59Z"
+    )]
     pub to: Option<String>,
+    /// The exact sender number (matched by keyed hash, not searched).
     pub sender: Option<String>,
+    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", example = "demo")]
     pub client_id: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1_000_000)]
     pub page: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub per_page: Option<String>,
 }
 
@@ -258,8 +309,10 @@ impl ListQuery {
     }
 }
 
-/// Messages, newest first: a user's own clients only, everything for an administrator.
-/// `from`/`to`: `YYYY-MM-DD` or RFC 3339; `sender`: exact number (matched by keyed hash).
+/// Messages, newest first: a user's own clients only, everything for an administrator; each with
+/// its sender and the first 80 characters of its body. `from`/`to`: `YYYY-MM-DD` or RFC 3339;
+/// `sender`: exact number (matched by keyed hash). Body text cannot be searched: it is stored
+/// encrypted, and no index works over encrypted data.
 #[utoipa::path(get, path = "/api/v1/messages", tag = "messages", params(ListQuery),
     responses((status = 200, body = super::views::MessagePageDoc), (status = 401, body = crate::http::ProblemDoc), (status = 422, body = crate::http::ProblemDoc)))]
 pub async fn list_messages(
@@ -273,7 +326,7 @@ pub async fn list_messages(
     };
     match s.store.list_messages(&filter).await {
         Ok(page) => Json(serde_json::json!({
-            "items": page.items.iter().map(MessageSummary::from).collect::<Vec<_>>(),
+            "items": page.items.iter().map(|r| MessageListItem::decrypt(r, &s.at_rest)).collect::<Vec<_>>(),
             "total": page.total,
             "page": page.page,
             "per_page": page.per_page,
@@ -284,8 +337,9 @@ pub async fn list_messages(
 }
 
 /// One message with its decrypted sender and body. Another user's message and a missing one look the same: 404.
-#[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", params(("id" = String, Path, description = "message id (UUID)")),
-    responses((status = 200, body = super::views::MessageDetail), (status = 401, body = crate::http::ProblemDoc), (status = 404, body = crate::http::ProblemDoc)))]
+#[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", params(("id" = String, Path, format = Uuid, description = "message id (UUID)")),
+    responses((status = 200, body = super::views::MessageDetail), (status = 401, body = crate::http::ProblemDoc), (status = 404, body = crate::http::ProblemDoc, description = "no such message, not yours, or not a message id"),
+        (status = 500, body = crate::http::ProblemDoc, description = "the stored message cannot be decrypted (at-rest key missing); the cause was logged")))]
 pub async fn get_message(
     State(s): State<PortalState>,
     caller: Caller,

@@ -201,3 +201,95 @@ pub fn api_cert_problem(e: CertError) -> Problem {
         }
     }
 }
+
+/// The JSON API's error answers that did not come from a handler: axum's extractor rejections
+/// (a malformed JSON body, a wrong content type, a body over the limit, a path or query parameter
+/// that does not decode) and 405 are plain text; here they become problem documents with the same
+/// status. Applied to every `/api/v1` route, so no error of the JSON API leaves as anything but
+/// `application/problem+json`.
+pub async fn api_problem_only(resp: Response) -> Response {
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let allow = resp.headers().get(header::ALLOW).cloned();
+    // Rejection texts are short and describe the caller's own input; 5xx texts stay in the log.
+    let text = axum::body::to_bytes(resp.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    if status.is_server_error() {
+        tracing::error!(
+            status = status.as_u16(),
+            "JSON API answered a non-problem server error"
+        );
+        let mut p = Problem::new(status, "internal", "internal error; the cause was logged");
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            p.retry_after_secs = Some(5);
+        }
+        return p.into_response();
+    }
+    let (slug, default) = match status {
+        StatusCode::BAD_REQUEST => ("malformed", "the request could not be read"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "this method is not allowed here"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("too-large", "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported-media-type",
+            "send Content-Type: application/json",
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => ("validation", "the body does not match the schema"),
+        _ => ("error", "the request was refused"),
+    };
+    let detail = if text.is_empty() {
+        default.to_owned()
+    } else {
+        text
+    };
+    let mut p = Problem::new(status, slug, detail.clone());
+    if status == StatusCode::UNPROCESSABLE_ENTITY {
+        p.field = rejected_field(&detail);
+    }
+    let mut resp = p.into_response();
+    if let Some(allow) = allow {
+        resp.headers_mut().insert(header::ALLOW, allow);
+    }
+    resp
+}
+
+/// The field a JSON data error is about: serde's "missing field `x`" / "unknown field `x`", or
+/// the path `axum` puts before the message ("…target type: a.b: invalid type …").
+fn rejected_field(detail: &str) -> Option<String> {
+    for marker in ["missing field `", "unknown field `"] {
+        if let Some(rest) = detail.split(marker).nth(1) {
+            return rest.split('`').next().map(str::to_owned);
+        }
+    }
+    let after = detail.split("target type: ").nth(1)?;
+    let (path, _) = after.split_once(": ")?;
+    (!path.is_empty() && !path.contains(' ') && path != ".").then(|| path.to_owned())
+}
+
+#[cfg(test)]
+mod rejection_tests {
+    use super::rejected_field;
+
+    #[test]
+    fn rejected_field_names_the_field() {
+        assert_eq!(
+            rejected_field("Failed to deserialize the JSON body into the target type: missing field `password` at line 1 column 20").as_deref(),
+            Some("password")
+        );
+        assert_eq!(
+            rejected_field("Failed to deserialize the JSON body into the target type: role: invalid type: integer `1`, expected a string at line 1 column 9").as_deref(),
+            Some("role")
+        );
+        assert_eq!(
+            rejected_field("Failed to parse the request body as JSON"),
+            None
+        );
+    }
+}

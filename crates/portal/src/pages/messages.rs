@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use msgrelay_core::MessageId;
 use msgrelay_store::MessageRow;
 
-use crate::api::{ListQuery, MessageDetail};
+use crate::api::{ListQuery, MessageDetail, MessageListItem};
 use crate::http::PageError;
 use crate::http::{PageAdmin, PageUser};
 use crate::layout::{Layout, When};
@@ -23,6 +23,21 @@ pub struct Row {
     pub created: When,
     pub delivered: Option<When>,
     pub attempts: u32,
+    /// Sender and body preview (list rows only; escaped by the template).
+    pub sender: Option<String>,
+    pub preview: Option<String>,
+}
+
+impl Row {
+    /// A list row with the sender and the start of the body, decrypted for this row only.
+    fn listed(r: &MessageRow, keys: &msgrelay_at_rest::AtRestKeys) -> Self {
+        let item = MessageListItem::decrypt(r, keys);
+        Self {
+            sender: item.sender_number,
+            preview: item.body_preview,
+            ..Self::from(r)
+        }
+    }
 }
 
 impl From<&MessageRow> for Row {
@@ -34,6 +49,8 @@ impl From<&MessageRow> for Row {
             created: When::from_ms(r.created_at_ms),
             delivered: When::opt(r.delivered_at_ms),
             attempts: r.attempt_count,
+            sender: None,
+            preview: None,
         }
     }
 }
@@ -152,7 +169,11 @@ async fn list(
         }
         Ok(filter) => {
             let result = s.store.list_messages(&filter).await?;
-            page.rows = result.items.iter().map(Row::from).collect();
+            page.rows = result
+                .items
+                .iter()
+                .map(|r| Row::listed(r, &s.at_rest))
+                .collect();
             page.total = result.total;
             page.page = result.page;
             page.pages = result.total.div_ceil(u64::from(result.per_page)).max(1);

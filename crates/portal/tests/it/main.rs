@@ -3,6 +3,7 @@
 
 mod authz;
 mod browser;
+mod message_list;
 mod openapi;
 mod security;
 mod support;

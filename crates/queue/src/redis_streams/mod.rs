@@ -47,6 +47,7 @@ use tokio::sync::Notify;
 
 mod layout;
 mod link;
+pub mod snapshot;
 
 use layout::{Layout, Part};
 

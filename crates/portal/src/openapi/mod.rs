@@ -2,37 +2,45 @@
 //! `utoipa-swagger-ui` with its assets vendored). The portal API is documented from its handlers;
 //! the proxy and internal APIs live in other crates (which do not depend on utoipa), so they are
 //! described here by doc-only functions whose paths and schemas mirror `msgrelay-proxy`'s routes and
-//! `msgrelay_core::wire`. A unit test checks the wire mirrors against the real types.
+//! `msgrelay_core::wire`. A unit test checks the wire mirrors against the real types. `finish`
+//! adds what every operation of an API can answer and the limits taken from configuration.
 
 #![allow(dead_code)] // the doc functions exist only for their `#[utoipa::path]` attributes
+
+mod finish;
 
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use axum::Router;
+use msgrelay_core::Config as RelayConfig;
 use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi, Url};
 
 pub use crate::http::{FieldErrorDoc, ProblemDoc};
+pub use finish::{Api, BODY_PATTERN, E164_PATTERN};
 
 // ---------------------------------------------------------------- proxy API (mutual TLS)
 
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(as = SubmitMetadata)]
 pub struct SubmitMetadataDoc {
-    /// Must equal the client id of the certificate, if given.
+    /// Must equal the client id of the certificate, if given (403 otherwise).
     pub client_id: Option<String>,
     /// The client's own time stamp (RFC 3339), informational.
+    #[schema(format = DateTime)]
     pub timestamp: Option<String>,
 }
 
+/// Unknown fields are refused (422 naming the field). `sender_number` and `message_body` are
+/// described by `finish` from `validation.*`.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(as = SubmitMessage)]
 pub struct SubmitMessageDoc {
-    /// E.164 (`+15551234567`); alphanumeric senders only if `validation.allow_alphanumeric_senders`.
     pub sender_number: String,
-    /// At most `validation.max_message_chars` characters.
     pub message_body: String,
     pub metadata: Option<SubmitMetadataDoc>,
 }
@@ -41,26 +49,39 @@ pub struct SubmitMessageDoc {
 #[schema(as = Accepted)]
 pub struct AcceptedDoc {
     /// Message id (UUID).
+    #[schema(format = Uuid)]
     pub id: String,
     /// Always `queued`.
+    #[schema(pattern = "^queued$")]
     pub status: String,
+}
+
+/// The proxy's answer to a certificate it accepts.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ProxyHealth)]
+pub struct ProxyHealthDoc {
+    /// Always `ok`.
+    #[schema(pattern = "^ok$")]
+    pub status: String,
+    /// The client the certificate belongs to.
+    pub client_id: String,
 }
 
 /// Accepts one message; answers 202 only once it is durably queued.
 #[utoipa::path(post, path = "/api/v1/messages", tag = "proxy", request_body = SubmitMessageDoc,
-    params(("Idempotency-Key" = Option<String>, Header, description = "≤ 128 characters; same key and payload within 24 h → same id")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,128}$", example = "order-4711", description = "1-128 visible ASCII characters; same key and payload within 24 h → same id")),
     responses(
         (status = 202, body = AcceptedDoc, description = "durably queued"),
-        (status = 400, body = ProblemDoc, description = "malformed JSON"),
+        (status = 400, body = ProblemDoc, description = "malformed JSON, or not a JSON object"),
         (status = 403, body = ProblemDoc, description = "unknown, disabled or revoked client, wrong domain, or metadata.client_id mismatch"),
-        (status = 413, body = ProblemDoc), (status = 415, body = ProblemDoc),
         (status = 422, body = ProblemDoc, description = "validation (names the field); idempotency key reused with another payload"),
-        (status = 503, body = ProblemDoc, description = "queue unavailable or revocation data stale; retry with the same Idempotency-Key"),
+        (status = 500, body = ProblemDoc, description = "the payload could not be sealed; the cause was logged"),
+        (status = 503, body = ProblemDoc, description = "queue unavailable or saturated, or revocation data stale; retry with the same Idempotency-Key"),
     ))]
 fn proxy_submit() {}
 
 /// Health for certificate holders (`{"status":"ok","client_id":…}`).
-#[utoipa::path(get, path = "/api/v1/health", tag = "proxy", responses((status = 200, description = "the certificate is accepted"), (status = 403, body = ProblemDoc)))]
+#[utoipa::path(get, path = "/api/v1/health", tag = "proxy", responses((status = 200, body = ProxyHealthDoc, description = "the certificate is accepted"), (status = 403, body = ProblemDoc)))]
 fn proxy_health() {}
 
 #[derive(OpenApi)]
@@ -69,7 +90,8 @@ fn proxy_health() {}
         title = "msgrelay proxy API",
         description = "Mutual TLS: the client is identified by its certificate (SHA-256 fingerprint → client_id)."
     ),
-    paths(proxy_submit, proxy_health)
+    paths(proxy_submit, proxy_health),
+    components(schemas(ProblemDoc, FieldErrorDoc))
 )]
 pub struct ProxyApi;
 
@@ -189,7 +211,8 @@ fn internal_health() {}
         internal_crl,
         internal_sealing_key,
         internal_health
-    )
+    ),
+    components(schemas(ProblemDoc, FieldErrorDoc))
 )]
 pub struct InternalApi;
 
@@ -231,18 +254,28 @@ impl Modify for PortalSecurity {
         crate::api::admin::list_tokens, crate::api::admin::create_token, crate::api::admin::revoke_token,
         crate::api::admin::stats, crate::api::admin::retry, crate::api::admin::purge,
     ),
+    // Types only referenced from query parameters are not collected by utoipa on their own.
+    components(schemas(ProblemDoc, FieldErrorDoc, crate::api::doc_types::StatusName)),
     modifiers(&PortalSecurity),
     security(("session" = []), ("bearer" = []))
 )]
 pub struct PortalApi;
 
-/// The three documents as (name, JSON), as served under `/openapi/<name>.json`.
-pub fn documents() -> Vec<(&'static str, utoipa::openapi::OpenApi)> {
-    vec![
-        ("portal", PortalApi::openapi()),
-        ("proxy", ProxyApi::openapi()),
-        ("internal", InternalApi::openapi()),
+/// The three documents as (name, JSON), as served under `/openapi/<name>.json`: the derived
+/// documents, finished for the relay configured by `cfg`.
+pub fn documents(cfg: &RelayConfig) -> Vec<(&'static str, serde_json::Value)> {
+    [
+        ("portal", Api::Portal, PortalApi::openapi()),
+        ("proxy", Api::Proxy, ProxyApi::openapi()),
+        ("internal", Api::Internal, InternalApi::openapi()),
     ]
+    .into_iter()
+    .map(|(name, api, doc)| {
+        let mut v = serde_json::to_value(doc).expect("an OpenAPI document serializes");
+        finish::finish(&mut v, api, cfg);
+        (name, v)
+    })
+    .collect()
 }
 
 /// Swagger UI's own scripts are files (fine for `script-src 'self'`), but it sets inline styles.
@@ -255,7 +288,7 @@ async fn docs_csp(mut resp: Response) -> Response {
 }
 
 /// `/docs` and `/openapi/{proxy,internal,portal}.json`.
-pub fn router() -> Router {
+pub fn router(cfg: &RelayConfig) -> Router {
     let path = |name: &str| -> &'static str {
         match name {
             "proxy" => "/openapi/proxy.json",
@@ -263,15 +296,16 @@ pub fn router() -> Router {
             _ => "/openapi/portal.json",
         }
     };
-    let urls = documents()
+    let urls = documents(cfg)
         .into_iter()
-        .map(|(name, doc)| (Url::new(name, path(name)), doc))
-        .collect::<Vec<_>>();
-    let ui = SwaggerUi::new("/docs").urls(urls).config(
-        Config::default()
-            .validator_url("none")
-            .try_it_out_enabled(false),
-    );
+        .map(|(name, doc)| (Url::new(name, path(name)), doc));
+    let ui = SwaggerUi::new("/docs")
+        .external_urls_from_iter_unchecked(urls)
+        .config(
+            Config::default()
+                .validator_url("none")
+                .try_it_out_enabled(false),
+        );
     Router::from(ui).layer(axum::middleware::map_response(docs_csp))
 }
 
