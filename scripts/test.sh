@@ -52,12 +52,13 @@ export MSGRELAY_TEST_MYSQL_URL="${MSGRELAY_TEST_MYSQL_URL:-mysql://root@127.0.0.
 # In CI nothing may be skipped silently: every suite that needs Redis, MariaDB, redis-server,
 # a browser, network namespaces or Wine fails instead of skipping (msgrelay-testkit's policy).
 export MSGRELAY_TEST_REQUIRE_EXTERNAL=1
-export MSGRELAY_TEST_MYSQL_REQUIRED=1
-export MSGRELAY_REQUIRE_BROWSER=1
 # The multi-host suite (crates/msgrelay/tests/multihost) needs network namespaces: root + iproute2.
 export MSGRELAY_TEST_MULTIHOST_REQUIRED=1
 
 # --- build once, then test ----------------------------------------------------------------------
+log "formatting (cargo fmt --check)"
+cargo fmt --all --check
+
 log "building (target dir: $CARGO_TARGET_DIR)"
 cargo build --workspace --all-targets
 

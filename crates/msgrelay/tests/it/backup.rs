@@ -30,12 +30,9 @@ struct Production {
 
 impl Production {
     /// A fresh, empty database and an unused prefix; `None` when the servers are not there and
-    /// the tests may skip (`MSGRELAY_TEST_MYSQL_REQUIRED=1` in CI makes that a failure).
+    /// the tests skip (`MSGRELAY_TEST_REQUIRE_EXTERNAL=1` in CI makes that a failure: the skip
+    /// policy of `msgrelay-testkit`).
     async fn create() -> Option<Production> {
-        if std::env::var("MSGRELAY_SKIP_REDIS_TESTS").is_ok_and(|v| v == "1") {
-            eprintln!("SKIPPED: MSGRELAY_SKIP_REDIS_TESTS=1");
-            return None;
-        }
         let p = Production {
             redis_url: std::env::var("MSGRELAY_TEST_REDIS_URL")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
@@ -46,11 +43,14 @@ impl Production {
             db: format!("msgrelay_bk_{}", uuid_hex()),
             prefix: format!("it-bk-{}", uuid_hex()),
         };
+        if !msgrelay_testkit::available(
+            "Redis",
+            msgrelay_testkit::tcp_reachable(&p.redis_url, 6379),
+        ) {
+            return None;
+        }
         if let Err(e) = sqlx::MySql::create_database(&p.db_url()).await {
-            if std::env::var("MSGRELAY_TEST_MYSQL_REQUIRED").is_ok_and(|v| v == "1") {
-                panic!("MySQL test database could not be created: {e}");
-            }
-            eprintln!("SKIPPED: MySQL unreachable at {} ({e})", p.mysql_base);
+            msgrelay_testkit::skip("MySQL/MariaDB", format!("{}: {e}", p.mysql_base));
             return None;
         }
         Some(p)
