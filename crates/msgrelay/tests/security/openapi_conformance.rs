@@ -120,18 +120,6 @@ fn as_wire(schema: &Value, doc: &Doc, v: &Value) -> (String, Value) {
     };
     (text, back)
 }
-
-fn pct(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// A parameter's schema, with the parameter's own example (OpenAPI puts it beside the schema).
 fn param_schema(p: &Value) -> Value {
     let mut s = p["schema"].clone();
@@ -176,7 +164,9 @@ fn probes(doc: &Doc, op: &Op, rng: &mut StdRng) -> Vec<Probe> {
             let Some(v) = v else { continue };
             let name = p["name"].as_str().expect("name").to_owned();
             match p["in"].as_str() {
-                Some("path") => path = path.replace(&format!("{{{name}}}"), &pct(v)),
+                Some("path") => {
+                    path = path.replace(&format!("{{{name}}}"), &crate::support::pct(v))
+                }
                 Some("query") => query.push((name, v.clone())),
                 Some("header") => headers.push((name, v.clone())),
                 other => panic!("{}: parameter in {other:?}", op.template),

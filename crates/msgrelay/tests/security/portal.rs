@@ -46,7 +46,7 @@ async fn stored_xss_in_a_message_is_escaped_in_every_page() {
     );
 
     // The list echoes its filters back into the form: the same payloads come back escaped.
-    let q = format!("sender={}&client_id=demo", urlencode(IMG));
+    let q = format!("sender={}&client_id=demo", crate::support::pct(IMG));
     let list = relay
         .portal(
             Method::GET,
@@ -57,7 +57,7 @@ async fn stored_xss_in_a_message_is_escaped_in_every_page() {
         .await;
     assert_eq!(list.status, StatusCode::OK);
     assert_inert(&list.body, "filtered list");
-    let q = format!("client_id={}", urlencode(SCRIPT));
+    let q = format!("client_id={}", crate::support::pct(SCRIPT));
     let list = relay
         .portal(
             Method::GET,
@@ -113,7 +113,7 @@ async fn sql_injection_in_message_filters_is_just_text() {
             let page = relay
                 .portal(
                     Method::GET,
-                    &format!("/messages?sender={}", urlencode(inj)),
+                    &format!("/messages?sender={}", crate::support::pct(inj)),
                     Some(who),
                     Body::None,
                 )
@@ -123,7 +123,7 @@ async fn sql_injection_in_message_filters_is_just_text() {
             let api = relay
                 .portal(
                     Method::GET,
-                    &format!("/api/v1/messages?sender={}", urlencode(inj)),
+                    &format!("/api/v1/messages?sender={}", crate::support::pct(inj)),
                     Some(who),
                     Body::None,
                 )
@@ -139,7 +139,7 @@ async fn sql_injection_in_message_filters_is_just_text() {
             let api = relay
                 .portal(
                     Method::GET,
-                    &format!("/api/v1/messages?{param}={}", urlencode(inj)),
+                    &format!("/api/v1/messages?{param}={}", crate::support::pct(inj)),
                     Some(&mallory),
                     Body::None,
                 )
@@ -363,18 +363,6 @@ async fn session_fixation_a_planted_session_id_is_replaced_at_login() {
         );
     }
 }
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// A token made with `msgrelay admin token create`; the token is the second line of the output.
 async fn cli_token(relay: &TestRelay, scope: &str) -> String {
     let out = crate::support::run(relay.cli(&[

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 pub use clients::Session;
 #[allow(unused_imports)]
-pub use portal::{hidden_value, rss_kib, Body, Resp};
+pub use portal::{hidden_value, pct, rss_kib, Body, Resp};
 pub use process::Proc;
 pub use relay::TestRelay;
 

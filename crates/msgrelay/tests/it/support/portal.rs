@@ -237,16 +237,16 @@ fn serde_urlencoded_pairs(fields: &[(String, String)]) -> String {
         .join("&")
 }
 
-/// Form encoding: unreserved characters as they are, everything else as %XX.
-fn pct(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// RFC 3986 unreserved characters stay as they are; everything else becomes %XX.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Form and path-segment encoding (the `percent-encoding` crate).
+pub fn pct(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 /// The resident set size of a process in KiB (`VmRSS` of /proc/PID/status).
