@@ -228,9 +228,9 @@ impl Sealer {
     /// The epoch to seal the next payload with, and the payload's sequence number in it.
     fn next_slot(&self) -> Result<(Arc<Epoch>, u64), SealError> {
         let mut current = lock(&self.current);
-        let fresh = current.as_ref().is_some_and(|c| {
-            c.next_seq < self.max_messages && c.started.elapsed() < self.max_age
-        });
+        let fresh = current
+            .as_ref()
+            .is_some_and(|c| c.next_seq < self.max_messages && c.started.elapsed() < self.max_age);
         if !fresh {
             *current = Some(Current {
                 epoch: Arc::new(self.start_epoch()?),
