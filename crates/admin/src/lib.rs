@@ -14,7 +14,6 @@ pub use bootstrap::{init, InitOptions, InitReport, CREDENTIALS_FILE};
 pub use cli::{run_admin, run_admin_with, run_certs, run_certs_with, AdminCommand, CertsCommand};
 pub use error::AdminError;
 pub use msgrelay_certs::{
-    parse_duration, CertAdmin, CertError, CertRow, CrlInfo, IssuedBundle, KeyAlgorithm,
-    CRL_VALIDITY,
+    CertAdmin, CertError, CertRow, CrlInfo, IssuedBundle, KeyAlgorithm, CRL_VALIDITY,
 };
 pub use secret::read_bootstrap_password;

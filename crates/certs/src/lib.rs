@@ -403,24 +403,6 @@ fn row(clients: &[Client], c: ClientCertificate, now: DateTime<Utc>) -> CertRow 
     }
 }
 
-/// Parses `30d`, `12h`, `90m` (also plain seconds) into a duration.
-pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30d, 12h or 90m"))?;
-    match unit {
-        "d" => Ok(chrono::Duration::days(n)),
-        "h" => Ok(chrono::Duration::hours(n)),
-        "m" => Ok(chrono::Duration::minutes(n)),
-        "s" | "" => Ok(chrono::Duration::seconds(n)),
-        _ => Err(format!(
-            "{s:?} has an unknown unit; use d, h, m or s (e.g. 30d)"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,13 +415,5 @@ mod tests {
         assert_eq!(normalize_serial("abc").unwrap(), "0abc");
         assert!(normalize_serial("xyz").is_err());
         assert!(normalize_serial("").is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30d").unwrap(), chrono::Duration::days(30));
-        assert_eq!(parse_duration("12h").unwrap(), chrono::Duration::hours(12));
-        assert!(parse_duration("30x").is_err());
-        assert!(parse_duration("d").is_err());
     }
 }

@@ -261,7 +261,8 @@ pub struct LogConfig {
     pub level: String,
     /// Directory for the daily-rotating log files (relative to `data_dir`); empty disables file logs.
     pub dir: PathBuf,
-    /// How many daily log files to keep (older ones are deleted at rotation); 0 keeps all.
+    /// How many `msgrelay.log.*` files to keep, today's included (the oldest are deleted at
+    /// start-up and at each daily rotation); 0 keeps all.
     pub keep_days: usize,
 }
 

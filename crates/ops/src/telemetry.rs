@@ -11,7 +11,8 @@ use tracing_subscriber::{fmt, EnvFilter};
 
 /// Installs the global subscriber. Keep the guard alive until exit so file logs are flushed.
 /// `RUST_LOG` overrides `level`. Calling it twice is harmless (the second call does nothing).
-/// `keep_days` daily files are kept (0: all).
+/// `keep_days` files are kept, today's included: tracing-appender deletes the oldest `msgrelay.log*`
+/// files (by creation time) when it opens the directory and at each rotation (0: all kept).
 pub fn init(level: &str, log_dir: Option<&Path>, keep_days: usize) -> Option<WorkerGuard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let stdout = fmt::layer().with_target(false).compact();

@@ -7,7 +7,7 @@ use msgrelay_core::{ClientId, Config};
 use msgrelay_tls::Pki;
 
 use super::{connect_store, read_secret_line, std_streams, table, Io};
-use crate::{parse_duration, CertAdmin, IssuedBundle, KeyAlgorithm};
+use crate::{CertAdmin, IssuedBundle, KeyAlgorithm};
 
 /// `msgrelay certs` subcommands.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -101,8 +101,8 @@ pub enum CertsCommand {
     Crl,
     /// List certificates: client, serial, fingerprint, domain, expiry, status.
     List {
-        /// Only usable certificates that expire within this time (e.g. 30d, 12h).
-        #[arg(long, value_parser = parse_duration)]
+        /// Only usable certificates that expire within this time (e.g. 30d, 12h, 2w, 365d).
+        #[arg(long, value_parser = parse_within)]
         expiring_within: Option<chrono::Duration>,
     },
     /// Register a certificate signed with the client CA outside msgrelay (scripts/certs/generate_cert.sh).
@@ -129,6 +129,16 @@ pub async fn run_certs(cmd: CertsCommand, cfg: &Config) -> anyhow::Result<()> {
         },
     )
     .await
+}
+
+/// `--expiring-within`: a duration such as `30d`, `12h`, `90m`, `2w` or `1d 12h` (humantime; `m` is
+/// minutes, `M` months). clap names the flag in front of the error.
+fn parse_within(s: &str) -> Result<chrono::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| {
+        format!("{s:?} is not a duration ({e}); give a number and a unit, e.g. --expiring-within 30d (also 12h, 90m, 2w)")
+    })?;
+    chrono::Duration::from_std(d)
+        .map_err(|_| format!("{s:?} is too long; e.g. --expiring-within 365d"))
 }
 
 fn client_id(s: &str) -> anyhow::Result<ClientId> {
@@ -390,4 +400,33 @@ fn key_type_parser() -> impl clap::builder::TypedValueParser<Value = KeyAlgorith
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(KeyAlgorithm::ALL.map(KeyAlgorithm::as_str))
         .try_map(|s| s.parse::<KeyAlgorithm>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_within;
+    use chrono::Duration;
+
+    /// Every spelling the docs show (interface.md, certificates.md, admin-guide.md, operations.md).
+    #[test]
+    fn the_documented_durations_parse() {
+        for (s, want) in [
+            ("30d", Duration::days(30)),
+            ("12h", Duration::hours(12)),
+            ("365d", Duration::days(365)),
+            ("90m", Duration::minutes(90)),
+            ("2w", Duration::weeks(2)),
+            ("1d 12h", Duration::hours(36)),
+        ] {
+            assert_eq!(parse_within(s), Ok(want), "{s}");
+        }
+    }
+
+    #[test]
+    fn a_bad_duration_says_what_to_type() {
+        for s in ["30", "30x", "d", "", "-5d"] {
+            let e = parse_within(s).unwrap_err();
+            assert!(e.contains("--expiring-within 30d"), "{s}: {e}");
+        }
+    }
 }

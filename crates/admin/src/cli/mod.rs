@@ -1,9 +1,10 @@
 //! Command-line front ends (`msgrelay certs ...`, `msgrelay admin ...`); the binary mounts these
-//! enums and passes the loaded configuration. Output is plain lines; secrets are read from stdin.
+//! enums and passes the loaded configuration. Output is plain lines and tables; secrets are read from stdin
+//! (from the terminal without echo when stdin is one).
 
 mod admin;
 mod certs;
-mod table;
+pub(crate) mod table;
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -20,7 +21,8 @@ use msgrelay_store::Store;
 pub struct Io<'a> {
     pub input: &'a mut (dyn BufRead + Send),
     pub output: &'a mut (dyn Write + Send),
-    /// Whether `input` is an interactive terminal (then a prompt is shown on stderr).
+    /// Whether stdin is an interactive terminal: then secrets are read from the terminal with echo
+    /// off (`rpassword`) instead of from `input`.
     pub interactive: bool,
 }
 
@@ -35,18 +37,21 @@ pub(crate) fn std_streams() -> (std::io::BufReader<std::io::Stdin>, std::io::Std
     )
 }
 
-/// Reads a secret: the first line of stdin. Empty input is refused with a hint on how to pipe it.
+/// Reads a secret: from the terminal without echo when stdin is one, else the first line of
+/// stdin (pipes, for scripts). Empty input is refused with a hint on how to pipe it.
 pub(crate) fn read_secret_line(
     io: &mut Io<'_>,
     what: &str,
     example: &str,
 ) -> anyhow::Result<String> {
-    if io.interactive {
-        eprint!("{what} (typed characters are shown; end with Enter): ");
-        let _ = std::io::stderr().flush();
-    }
-    let mut line = String::new();
-    io.input.read_line(&mut line)?;
+    let line = if io.interactive {
+        rpassword::prompt_password(format!("{what} (not shown; end with Enter): "))
+            .map_err(|e| anyhow::anyhow!("cannot read the {what} from the terminal: {e}; or pipe it on stdin, e.g. `printf '%s\\n' 'long-password' | {example}`"))?
+    } else {
+        let mut line = String::new();
+        io.input.read_line(&mut line)?;
+        line
+    };
     let secret = line.trim_end_matches(['\r', '\n']).to_owned();
     if secret.is_empty() {
         anyhow::bail!("no {what} on standard input; pipe it on stdin, e.g. `printf '%s\\n' 'long-password' | {example}`");

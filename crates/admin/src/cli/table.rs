@@ -1,29 +1,23 @@
-//! Plain-text tables for `list` commands: columns padded to their widest cell.
+//! Plain-text tables for `list` commands and `doctor` (comfy-table): a header row, then columns
+//! padded to their widest cell (display width, so wide characters align), no borders, no colours.
 
-/// Renders `header` and `rows` as left-aligned columns separated by two spaces.
+use comfy_table::{presets, ContentArrangement, Table};
+
+/// Renders `header` and `rows` as left-aligned columns separated by two spaces, one line each.
 pub(crate) fn render(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        // Never wrap: one line per row, whatever the terminal width, so `grep`/`awk` keep working.
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.iter().copied());
     for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
+        table.add_row(row.iter().map(String::as_str));
     }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(cell);
-            } else {
-                s.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        s.trim_end().to_owned() + "\n"
-    };
-    let mut out = line(header.to_vec());
-    for row in rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
     }
-    out
+    table.trim_fmt() + "\n"
 }
 
 /// A timestamp in ms as `YYYY-MM-DD HH:MM` UTC, or `-`.
@@ -35,9 +29,29 @@ pub(crate) fn ms(ts: Option<i64>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::render;
+
     #[test]
     fn columns_align() {
-        let t = super::render(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
+        let t = render(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
         assert_eq!(t, "A    BB\nxxx  y\n");
+    }
+
+    #[test]
+    fn wide_characters_align_by_display_width_and_long_cells_never_wrap() {
+        let long = "x".repeat(300);
+        let t = render(
+            &["NAME", "N"],
+            &[
+                vec!["日本".into(), "1".into()],
+                vec!["ab".into(), long.clone()],
+            ],
+        );
+        assert_eq!(t, format!("NAME  N\n日本  1\nab    {long}\n"));
+    }
+
+    #[test]
+    fn an_empty_list_is_the_header() {
+        assert_eq!(render(&["ID", "NAME"], &[]), "ID  NAME\n");
     }
 }

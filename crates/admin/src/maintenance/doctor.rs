@@ -1,8 +1,7 @@
-//! `msgrelay doctor`: checks an installation and prints one line per check with what to do.
+//! `msgrelay doctor`: checks an installation and prints a table, one row per check with what to do.
 //! Read-only except that connecting to the store applies pending migrations (as every role does).
 
 use std::fmt;
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -72,55 +71,46 @@ impl Check {
     }
 }
 
-impl fmt::Display for Check {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:<4} {}: {}",
-            self.status.to_string(),
-            self.name,
-            self.detail
-        )
+/// Runs every check (a progress bar on stderr while the backends answer, when it is a terminal).
+pub async fn doctor(cfg: &Config) -> Vec<Check> {
+    let bar = crate::progress::bar(3, "doctor: files");
+    let mut checks = vec![Check::ok(
+        "config",
+        format!(
+            "valid (data_dir {}, database {}, queue {:?})",
+            cfg.data_dir.display(),
+            cfg.database.url.split(':').next().unwrap_or("?"),
+            cfg.queue.backend
+        ),
+    )];
+    if !cfg.data_dir.is_dir() {
+        checks.push(Check::fail("data dir", format!("{} does not exist — run `msgrelay init` (or point --data-dir/--config at the right place)", cfg.data_dir.display())));
+    } else {
+        checks.push(data_dir_check(&cfg.data_dir));
+        checks.extend(key_checks(cfg).into_iter().chain(pki_checks(cfg)));
     }
+    bar.inc(1);
+    bar.set_message("doctor: database");
+    checks.push(database_check(cfg).await);
+    bar.inc(1);
+    bar.set_message("doctor: queue");
+    checks.push(queue_check(cfg).await);
+    bar.inc(1);
+    checks.extend(port_checks(cfg));
+    bar.finish_and_clear();
+    checks
 }
 
-/// Runs every check, printing each line as it completes; returns the checks (FAIL → exit code 1).
-pub async fn doctor(cfg: &Config, out: &mut (dyn Write + Send)) -> std::io::Result<Vec<Check>> {
-    let mut checks = Vec::new();
-    let mut emit = |c: Check, out: &mut (dyn Write + Send)| -> std::io::Result<()> {
-        writeln!(out, "{c}")?;
-        checks.push(c);
-        Ok(())
-    };
-    emit(
-        Check::ok(
-            "config",
-            format!(
-                "valid (data_dir {}, database {}, queue {:?})",
-                cfg.data_dir.display(),
-                cfg.database.url.split(':').next().unwrap_or("?"),
-                cfg.queue.backend
-            ),
-        ),
-        out,
-    )?;
-    if !cfg.data_dir.is_dir() {
-        emit(Check::fail("data dir", format!("{} does not exist — run `msgrelay init` (or point --data-dir/--config at the right place)", cfg.data_dir.display())), out)?;
-    } else {
-        emit(data_dir_check(&cfg.data_dir), out)?;
-        for c in key_checks(cfg).into_iter().chain(pki_checks(cfg)) {
-            emit(c, out)?;
-        }
-    }
-    emit(database_check(cfg).await, out)?;
-    emit(queue_check(cfg).await, out)?;
-    for c in port_checks(cfg) {
-        emit(c, out)?;
-    }
+/// The report: a table (STATUS, CHECK, DETAIL; one row per check) and a summary line.
+pub fn report(checks: &[Check]) -> String {
+    let rows: Vec<Vec<String>> = checks
+        .iter()
+        .map(|c| vec![c.status.to_string(), c.name.clone(), c.detail.clone()])
+        .collect();
     let count = |s| checks.iter().filter(|c| c.status == s).count();
     let (ok, warn, fail) = (count(Status::Ok), count(Status::Warn), count(Status::Fail));
-    writeln!(out, "doctor: {ok} ok, {warn} warning(s), {fail} failure(s)")?;
-    Ok(checks)
+    crate::cli::table::render(&["STATUS", "CHECK", "DETAIL"], &rows)
+        + &format!("doctor: {ok} ok, {warn} warning(s), {fail} failure(s)\n")
 }
 
 fn permission_check(name: &str, path: &Path) -> Option<Check> {

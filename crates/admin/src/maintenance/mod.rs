@@ -12,7 +12,7 @@ mod restore;
 
 pub use backup::{backup, BackupOptions, BackupReport};
 pub use cli::{run_backup, run_doctor, run_keys_rotate, run_restore};
-pub use doctor::{doctor, Check, Status};
+pub use doctor::{doctor, report, Check, Status};
 pub use keys::rotate_at_rest_key;
 pub use restore::{restore, RestoreOptions, RestoreReport};
 

@@ -117,10 +117,22 @@ async fn operator_flow_through_the_command_line() {
             .count()
             == 1
     );
-    assert!(run(cfg, "certs list --expiring-within 5y", "")
+    let e = run(cfg, "certs list --expiring-within 5x", "")
         .await
-        .unwrap_err()
-        .contains("unknown unit"));
+        .unwrap_err();
+    assert!(
+        e.contains("'--expiring-within <EXPIRING_WITHIN>'")
+            && e.contains("e.g. --expiring-within 30d"),
+        "{e}"
+    );
+    assert_eq!(
+        run(cfg, "certs list --expiring-within 365d", "")
+            .await
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
 
     let out = run(
         cfg,

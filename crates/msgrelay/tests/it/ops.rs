@@ -75,8 +75,23 @@ async fn doctor_passes_on_a_fresh_init_and_fails_naming_a_missing_key_file() {
         "doctor on a fresh init:\n{text}{}",
         stderr(&out)
     );
-    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with("doctor:")).collect();
+    // A table: the header, one row per check, the summary line.
+    let mut lines = text.lines().filter(|l| !l.starts_with("doctor:"));
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["STATUS", "CHECK", "DETAIL"], "{text}");
+    let lines: Vec<&str> = lines.collect();
     assert!(lines.len() > 10, "{text}");
+    assert!(
+        text.lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("doctor: "),
+        "{text}"
+    );
     for line in &lines {
         assert!(line.starts_with("OK "), "not OK: {line}\n{text}");
     }
