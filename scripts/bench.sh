@@ -171,9 +171,11 @@ def buckets(path, name):
     out = {}
     try:
         for line in open(path):
-            m = re.match(name + r'_bucket\{le="([^"]+)"\} (\S+)', line)
+            # Buckets carry other labels too (instance), before or after `le`: sum per bound.
+            m = re.match(name + r'_bucket\{(?:[^}]*,)?le="([^"]+)"[^}]*\} (\S+)', line)
             if m:
-                out[float(m.group(1))] = float(m.group(2))
+                le = float(m.group(1))
+                out[le] = out.get(le, 0) + float(m.group(2))
     except OSError:
         pass
     return out

@@ -250,3 +250,15 @@ async fn answers_in_a_different_order_are_matched_by_id() {
     assert_eq!(failed.iter().map(|f| f.id).collect::<Vec<_>>(), vec![third]);
     assert_eq!(d.metrics.delivered.get(), 2);
 }
+
+#[test]
+fn an_idle_worker_polls_quickly_at_first_then_backs_off_to_half_a_second() {
+    let mut wait = super::IDLE_WAIT_MIN;
+    let mut waits = vec![wait];
+    for _ in 0..8 {
+        wait = super::next_idle_wait(wait);
+        waits.push(wait);
+    }
+    let ms: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
+    assert_eq!(ms, [10, 20, 40, 80, 160, 320, 500, 500, 500]);
+}
