@@ -131,8 +131,8 @@ async fn send_one(
                     (format!("HTTP {code}"), code == 429 || code >= 500)
                 }
                 Err(e) if e.is_timeout() => ("timeout".to_owned(), true),
-                Err(e) if e.is_connect() => ("connect".to_owned(), true),
-                Err(_) => ("transport".to_owned(), true),
+                Err(e) if e.is_connect() => (format!("connect ({})", root_cause(&e)), true),
+                Err(e) => (format!("transport ({})", root_cause(&e)), true),
             };
             if !again || attempt >= retries {
                 return Outcome::Failed(kind);
@@ -144,6 +144,25 @@ async fn send_one(
         tokio::time::sleep(Duration::from_millis(200 * round.min(10))).await;
     }
     unreachable!("the rounds end by returning")
+}
+
+/// The causes under reqwest's wrapper (whose own text only names the URL), e.g. the HTTP/2 or
+/// I/O error, so the summary says why requests failed, not only that they did.
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut causes: Vec<String> = Vec::new();
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if causes.last() != Some(&text) {
+            causes.push(text);
+        }
+        next = cause.source();
+    }
+    if causes.is_empty() {
+        "no cause given".to_owned()
+    } else {
+        causes.join(": ")
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

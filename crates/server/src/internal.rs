@@ -104,6 +104,30 @@ async fn deliver(
         Ok(items) => items,
         Err(p) => return p.into_response(),
     };
+    // Opening (an AEAD per message, and an HPKE key exchange for each sealing epoch not seen
+    // before) and the at-rest encryption are the CPU-heavy part of a delivery: done on the
+    // blocking pool, so the runtime's threads keep serving other requests meanwhile (in
+    // `msgrelay up` the proxy's ingest shares them).
+    let (opener, span) = (s.clone(), tracing::Span::current());
+    let opened = tokio::task::spawn_blocking(move || span.in_scope(|| open_batch(&opener, items)));
+    let (rows, results) = match opened.await {
+        Ok(opened) => opened,
+        Err(e) => {
+            tracing::error!(error = %e, "opening a delivery batch failed");
+            return Problem::internal().into_response();
+        }
+    };
+    if let Err(e) = s.store.deliver_messages(&rows).await {
+        return internal_store_problem(e).into_response();
+    }
+    for r in &rows {
+        tracing::debug!(message_id = %r.id, client_id = %r.client_id, attempt = r.attempt_count, "stored");
+    }
+    Json(DeliverResponse { results }).into_response()
+}
+
+/// Opens and re-encrypts every item of a batch: the rows to store and one result per item.
+fn open_batch(s: &AppState, items: Vec<Incoming>) -> (Vec<DeliveredMessage>, Vec<DeliverResult>) {
     let now = now_ms();
     let oldest = now - i64::from(s.cfg.server.max_payload_age_days) * 24 * 3600 * 1000;
     // A claimed accepted time beyond the clock skew any proxy may have is not a genuine one.
@@ -111,7 +135,7 @@ async fn deliver(
     let mut results = Vec::with_capacity(items.len());
     let mut rows = Vec::with_capacity(items.len());
     for item in items {
-        match open_item(&s, &item, &window) {
+        match open_item(s, &item, &window) {
             Ok((plain, enc)) => {
                 rows.push(DeliveredMessage {
                     id: plain.id,
@@ -148,13 +172,7 @@ async fn deliver(
             }
         }
     }
-    if let Err(e) = s.store.deliver_messages(&rows).await {
-        return internal_store_problem(e).into_response();
-    }
-    for r in &rows {
-        tracing::debug!(message_id = %r.id, client_id = %r.client_id, attempt = r.attempt_count, "stored");
-    }
-    Json(DeliverResponse { results }).into_response()
+    (rows, results)
 }
 
 /// Why one payload was not stored: a fixed metric label, a message without content, and whether

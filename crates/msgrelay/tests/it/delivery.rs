@@ -59,6 +59,61 @@ async fn a_register_after_the_delivery_leaves_the_message_delivered() {
     );
 }
 
+/// An upgrade with messages still queued: payloads sealed by the previous release (format v2, one
+/// HPKE seal each) are delivered by the new main server next to the current format (v3, epochs).
+#[tokio::test]
+async fn payloads_sealed_by_the_previous_release_are_delivered_after_an_upgrade() {
+    let mut relay = TestRelay::init().await;
+    relay.start_server(&[]).await;
+    let demo = ClientId::parse("demo").unwrap();
+    let server_public = String::from_utf8(relay.read("keys/sealing.pub")).unwrap();
+    let sealer = Sealer::new(
+        &SealingKeyPair::load(&relay.path("keys/proxy-sealing.key")).unwrap(),
+        server_public.trim(),
+    )
+    .unwrap();
+    let queue = relay.queue().await;
+    let mut ids = Vec::new();
+    for (i, v2) in [true, false, true].into_iter().enumerate() {
+        let p = PlainPayload {
+            id: MessageId::new(),
+            client_id: demo.clone(),
+            sender_number: SENDER.into(),
+            message_body: format!("queued before the upgrade {i}"),
+            accepted_at_ms: now_ms(),
+        };
+        let payload = if v2 {
+            sealer.seal_v2(&p).unwrap()
+        } else {
+            sealer.seal(&p).unwrap()
+        };
+        assert_eq!(&payload[..4], if v2 { b"MRS2" } else { b"MRS3" });
+        let msg = NewMessage {
+            id: p.id,
+            client_id: demo.clone(),
+            payload,
+            accepted_at_ms: p.accepted_at_ms,
+        };
+        assert_eq!(
+            queue.enqueue(msg, None).await.unwrap(),
+            EnqueueOutcome::Enqueued
+        );
+        ids.push(p.id.to_string());
+    }
+    relay.start_worker(&[]).await;
+    let rows = relay.wait_all_delivered(&ids, DEADLINE).await;
+    let mut bodies: Vec<&str> = rows
+        .iter()
+        .map(|r| r["message_body"].as_str().unwrap_or_default())
+        .collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        [0, 1, 2].map(|i| format!("queued before the upgrade {i}")),
+        "{rows:?}"
+    );
+}
+
 #[tokio::test]
 async fn forged_queue_entries_are_dead_lettered_and_never_stored() {
     let mut relay = TestRelay::init().await;

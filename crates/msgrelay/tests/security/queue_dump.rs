@@ -1,12 +1,15 @@
 //! Attack: steal the proxy host (every file it has, `keys/proxy-sealing.key` included) and a full
-//! dump of the queue, then try to read the queued messages. With sealing v2 (HPKE Auth mode, a
-//! fresh ephemeral key per message) nothing opens; the same attack code opens payloads sealed by
-//! the v1 format and payloads opened with the server's key, so it is not a vacuous attempt.
+//! dump of the queue, then try to read the queued messages. With sealing v3 (HPKE Auth mode under
+//! an ephemeral key per epoch that only the proxy's memory ever held) and v2 (one per message)
+//! nothing opens; the same attack code opens payloads sealed by the v1 format and payloads opened
+//! with the server's key, so it is not a vacuous attempt.
 
 use std::path::PathBuf;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use chacha20poly1305::aead::{KeyInit, Payload};
+use chacha20poly1305::ChaCha20Poly1305;
 use crypto_box::aead::Aead;
 use hpke::{Deserializable, OpModeR};
 use msgrelay_core::{ClientId, MessageId};
@@ -15,6 +18,7 @@ use msgrelay_sealing::{seal_v1, PlainPayload, SealingKeyPair};
 use crate::support::{files_under, TestRelay, DEADLINE};
 
 type Kem = hpke::kem::X25519HkdfSha256;
+type Kdf = hpke::kdf::HkdfSha256;
 
 /// One queued entry as a dump shows it.
 struct Dumped {
@@ -69,47 +73,68 @@ fn candidate_keys(files: &[PathBuf]) -> Vec<[u8; 32]> {
 }
 
 /// Tries every candidate secret against one payload, every way the formats allow: HPKE with the
-/// candidate as recipient (base mode, and auth mode with each known public key as sender), and a
-/// static-static crypto_box (v1) with each known public key. True if anything opens.
+/// candidate as recipient (base mode, and auth mode with each known public key as sender; v3's
+/// epoch key exchange and v2's single-shot seal), and a static-static crypto_box (v1) with each
+/// known public key. True if anything opens.
 fn thief_opens(secrets: &[[u8; 32]], publics: &[[u8; 32]], e: &Dumped) -> bool {
     let p = &e.payload;
-    if p.len() < 20 + 32 + 16 {
+    if p.len() < 60 + 16 {
         return false;
     }
-    let mut aad = p[..20].to_vec();
+    let v3 = &p[..4] == b"MRS3";
+    let header = if v3 { 60 } else { 20 };
+    let mut aad = p[..header].to_vec();
     aad.extend_from_slice(e.id.0.as_bytes());
     aad.extend_from_slice(&e.accepted_at_ms.to_be_bytes());
     aad.extend_from_slice(e.client_id.as_str().as_bytes());
-    let info = b"msgrelay sealing v2";
-    for sk in secrets {
-        let Ok(hsk) = <Kem as hpke::Kem>::PrivateKey::from_bytes(sk) else {
-            continue;
-        };
-        let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&p[20..52]).expect("32 bytes");
-        let base = hpke::single_shot_open::<hpke::aead::ChaCha20Poly1305, hpke::kdf::HkdfSha256, Kem>(
-            &OpModeR::Base,
-            &hsk,
-            &enc,
-            info,
-            &p[52..],
-            &aad,
-        );
-        if base.is_ok() {
-            return true;
-        }
-        for pk in publics {
-            let hpk = <Kem as hpke::Kem>::PublicKey::from_bytes(pk).expect("32 bytes");
-            let mode = OpModeR::Auth(hpk);
-            if hpke::single_shot_open::<hpke::aead::ChaCha20Poly1305, hpke::kdf::HkdfSha256, Kem>(
-                &mode,
-                &hsk,
+    let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&p[20..52]).expect("32 bytes");
+    let hpke_opens = |mode: &OpModeR<Kem>, hsk: &<Kem as hpke::Kem>::PrivateKey| {
+        if v3 {
+            let Ok(ctx) = hpke::setup_receiver::<hpke::aead::ExportOnlyAead, Kdf, Kem>(
+                mode,
+                hsk,
                 &enc,
-                info,
+                b"msgrelay sealing v3 epoch",
+            ) else {
+                return false;
+            };
+            let mut key = [0u8; 32];
+            ctx.export(b"msgrelay sealing v3 payload key", &mut key)
+                .expect("32-byte export");
+            let mut nonce = [0u8; 12];
+            nonce[4..].copy_from_slice(&p[52..60]);
+            let cipher = <ChaCha20Poly1305 as KeyInit>::new(&key.into());
+            chacha20poly1305::aead::Aead::decrypt(
+                &cipher,
+                &nonce.into(),
+                Payload {
+                    msg: &p[60..],
+                    aad: &aad,
+                },
+            )
+            .is_ok()
+        } else {
+            hpke::single_shot_open::<hpke::aead::ChaCha20Poly1305, Kdf, Kem>(
+                mode,
+                hsk,
+                &enc,
+                b"msgrelay sealing v2",
                 &p[52..],
                 &aad,
             )
             .is_ok()
-            {
+        }
+    };
+    for sk in secrets {
+        let Ok(hsk) = <Kem as hpke::Kem>::PrivateKey::from_bytes(sk) else {
+            continue;
+        };
+        if hpke_opens(&OpModeR::Base, &hsk) {
+            return true;
+        }
+        for pk in publics {
+            let hpk = <Kem as hpke::Kem>::PublicKey::from_bytes(pk).expect("32 bytes");
+            if hpke_opens(&OpModeR::Auth(hpk), &hsk) {
                 return true;
             }
             let b = crypto_box::ChaChaBox::new(
@@ -210,6 +235,14 @@ async fn proxy_files_and_a_full_queue_dump_open_no_payload() {
         thief_opens(&secrets, &publics, &v1),
         "the same attack opens a v1 payload with the proxy's key alone"
     );
+    let sealer = msgrelay_sealing::Sealer::new(&proxy_pair, server_pub.trim()).unwrap();
+    let v2 = Dumped {
+        payload: sealer.seal_v2(&old).unwrap(),
+        ..v1
+    };
+    assert!(!thief_opens(&secrets, &publics, &v2), "v2 resists too");
+    assert!(thief_opens(&[server_secret], &publics, &v2));
+    assert!(dump.iter().all(|e| e.payload.starts_with(b"MRS3")));
 
     // And the stolen-from queue is intact: every message is delivered once a worker runs.
     relay.start_worker(&[]).await;

@@ -50,9 +50,15 @@ fn forged_entries(
         payload,
         accepted_at_ms,
     };
-    let (purged, backup, backup_v1) = (MessageId::new(), MessageId::new(), MessageId::new());
+    let (purged, backup, backup_v2, backup_v1) = (
+        MessageId::new(),
+        MessageId::new(),
+        MessageId::new(),
+        MessageId::new(),
+    );
     let p_purged = old(purged, MAX_AGE_DAYS + 1);
     let p_backup = old(backup, 40);
+    let p_v2 = old(backup_v2, 40);
     let p_v1 = old(backup_v1, 40);
     vec![
         entry(
@@ -65,6 +71,12 @@ fn forged_entries(
             MessageId::new(),
             &demo,
             b"MRS2 and then nothing much".to_vec(),
+            now_ms(),
+        ),
+        entry(
+            MessageId::new(),
+            &demo,
+            b"MRS3 and then nothing much".to_vec(),
             now_ms(),
         ),
         // A genuine payload copied under a fresh id, and under its own id for another client.
@@ -87,7 +99,7 @@ fn forged_entries(
             copied.payload.clone(),
             copied.accepted_at_ms + 1,
         ),
-        // Genuine payloads older than the replay window: a purged message, old backups (v2, v1).
+        // Genuine payloads older than the replay window: a purged message, old backups (v3, v2, v1).
         entry(
             purged,
             &demo,
@@ -99,6 +111,12 @@ fn forged_entries(
             &demo,
             real.seal(&p_backup).unwrap(),
             p_backup.accepted_at_ms,
+        ),
+        entry(
+            backup_v2,
+            &demo,
+            real.seal_v2(&p_v2).unwrap(),
+            p_v2.accepted_at_ms,
         ),
         entry(
             backup_v1,
