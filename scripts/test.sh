@@ -59,6 +59,11 @@ export MSGRELAY_TEST_MULTIHOST_REQUIRED=1
 log "formatting (cargo fmt --check)"
 cargo fmt --all --check
 
+# Lints: every target (tests, examples) of every crate; a warning fails the run. Same target dir
+# as the build (clippy keeps its own check artifacts there, ~10 min the first time on 2 cores).
+log "lints (cargo clippy -D warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
+
 log "building (target dir: $CARGO_TARGET_DIR)"
 cargo build --workspace --all-targets
 

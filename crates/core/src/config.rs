@@ -971,6 +971,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure must return figment's own Error
     fn data_dir_comes_from_the_environment() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("MSGRELAY_DATA_DIR", "/srv/relay");
@@ -1134,6 +1135,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure must return figment's own Error
     fn env_overrides_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("c.toml", "[queue]\nkey_prefix = \"file\"\n")?;

@@ -356,9 +356,12 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
             retried.load(Ordering::Relaxed)
         );
     }
-    let kinds = error_kinds.lock().unwrap_or_else(|p| p.into_inner());
-    if !kinds.is_empty() {
-        let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+    // Collected before the drain below awaits: the guard must not live across an await.
+    let list: Vec<String> = (error_kinds.lock().unwrap_or_else(|p| p.into_inner()))
+        .iter()
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect();
+    if !list.is_empty() {
         println!("errors:    {}", list.join(", "));
     }
     println!("accepted:  {:.0} msgs/s", ok as f64 / send_secs);

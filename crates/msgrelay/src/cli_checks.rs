@@ -87,9 +87,8 @@ fn unknown_command(cli: &clap::Command, words: &[&str]) -> Option<String> {
     let mut cmd = cli;
     let mut path = String::from("msgrelay");
     for word in words {
-        if cmd.get_subcommands().next().is_none() {
-            return None; // the rest are arguments
-        }
+        // No subcommands: the rest are arguments.
+        cmd.get_subcommands().next()?;
         match cmd.find_subcommand(word) {
             Some(sub) => {
                 path = format!("{path} {word}");

@@ -126,7 +126,7 @@ impl Metrics {
             queue_saturated: Gauge::default(),
             // 0.5 ms .. ~16 s
             ingest_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
-            end_to_end_latency: Histogram::new(END_TO_END_BUCKETS.into_iter()),
+            end_to_end_latency: Histogram::new(END_TO_END_BUCKETS),
             logins: Family::default(),
             certificates_expiring_30d: Gauge::default(),
             crl_seconds_until_next_update: Gauge::default(),

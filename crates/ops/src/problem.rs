@@ -1,13 +1,22 @@
 //! RFC 9457 problem details: the one error body every msgrelay HTTP API returns.
 //! 5xx problems are opaque (details belong in the log, not in the response).
 
+use std::ops::{Deref, DerefMut};
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-/// An `application/problem+json` response. `field` names the offending input for 4xx errors.
+/// An `application/problem+json` response; its fields ([`ProblemBody`]) are reached through
+/// `Deref`. Boxed so that `Result<_, Problem>` stays one pointer wide (clippy::result_large_err):
+/// handlers return it on every path.
 #[derive(Debug, Clone, Serialize)]
-pub struct Problem {
+#[serde(transparent)]
+pub struct Problem(Box<ProblemBody>);
+
+/// The members of a problem. `field` names the offending input for 4xx errors.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProblemBody {
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
@@ -31,7 +40,7 @@ pub struct FieldError {
 impl Problem {
     /// A problem with a status, a short slug for `type` and a human detail.
     pub fn new(status: StatusCode, slug: &str, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(ProblemBody {
             kind: format!("https://msgrelay.dev/problems/{slug}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
@@ -39,7 +48,7 @@ impl Problem {
             field: None,
             errors: Vec::new(),
             retry_after_secs: None,
-        }
+        }))
     }
 
     /// 422 naming one invalid field.
@@ -88,6 +97,19 @@ impl Problem {
 
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl Deref for Problem {
+    type Target = ProblemBody;
+    fn deref(&self) -> &ProblemBody {
+        &self.0
+    }
+}
+
+impl DerefMut for Problem {
+    fn deref_mut(&mut self) -> &mut ProblemBody {
+        &mut self.0
     }
 }
 

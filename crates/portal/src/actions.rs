@@ -115,7 +115,7 @@ pub fn note_refused(s: &PortalState, username: &str, refused: &msgrelay_auth::Re
     s.metrics
         .logins
         .get_or_create(&Reason {
-            reason: "throttled".into(),
+            reason: "throttled",
         })
         .inc();
 }

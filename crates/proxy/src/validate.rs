@@ -155,7 +155,7 @@ mod tests {
 
     fn field_of(json: &str) -> (u16, Option<String>) {
         let p = parse(json.as_bytes(), &rules()).unwrap_err();
-        (p.status, p.field)
+        (p.status, p.field.clone())
     }
 
     #[test]

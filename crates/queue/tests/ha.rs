@@ -211,7 +211,7 @@ struct Run {
 /// without a replica nothing can be confirmed.
 /// The replicated set-up a failover test runs on.
 enum Ha {
-    Sentinel(support::SentinelSet),
+    Sentinel(Box<support::SentinelSet>),
     Cluster(support::Cluster),
 }
 
@@ -395,7 +395,7 @@ async fn sentinel_failover_with_replica_ack_loses_no_acknowledged_message() {
     let set = tokio::task::spawn_blocking(support::SentinelSet::start)
         .await
         .unwrap();
-    let run = failover_run(Ha::Sentinel(set), 1, 400, 150).await;
+    let run = failover_run(Ha::Sentinel(Box::new(set)), 1, 400, 150).await;
     assert_no_loss(&run, "Sentinel, min_replicas_ack=1");
 }
 
@@ -433,7 +433,7 @@ async fn sentinel_failover_without_replica_ack_continues_on_the_new_primary() {
     let set = tokio::task::spawn_blocking(support::SentinelSet::start)
         .await
         .unwrap();
-    let run = failover_run(Ha::Sentinel(set), 0, 400, 150).await;
+    let run = failover_run(Ha::Sentinel(Box::new(set)), 0, 400, 150).await;
     assert_eq!(run.acknowledged.len(), 400);
     assert!(run.acknowledged_after_kill > 0);
     let lost = run

@@ -103,13 +103,7 @@ async fn issue_renew_revoke_and_list() {
     assert!(info.next_update > chrono::Utc::now() + chrono::Duration::days(6));
     assert_eq!(crl_serials(&t), vec![b1.serial_hex.clone()]);
     let rows = certs.list(None).await.unwrap();
-    let status = |s: &str| {
-        rows.iter()
-            .find(|r| r.serial_hex == s)
-            .unwrap()
-            .status
-            .clone()
-    };
+    let status = |s: &str| rows.iter().find(|r| r.serial_hex == s).unwrap().status;
     assert_eq!(
         (status(&b1.serial_hex), status(&b2.serial_hex)),
         (ClientStatus::Revoked, ClientStatus::Active)

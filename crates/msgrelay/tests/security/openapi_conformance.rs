@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use crate::support::{Session, TestRelay};
 use schema::Doc;
 
-const SEED: u64 = 0x6f70_656e_6170_69;
+const SEED: u64 = 0x006f_7065_6e61_7069;
 
 /// The credentials an operation is sent with.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -369,9 +369,7 @@ fn check(
             "{what}: an error that is not application/problem+json"
         ));
     }
-    let Some(schema) = media.get("schema") else {
-        return None;
-    };
+    let schema = media.get("schema")?;
     let value: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return Some(format!("{what}: body is not JSON: {e}")),

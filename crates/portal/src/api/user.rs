@@ -130,9 +130,7 @@ pub async fn login(
             tracing::info!(username = %user.username, role = user.role.as_str(), "login");
             s.metrics
                 .logins
-                .get_or_create(&Reason {
-                    reason: "success".into(),
-                })
+                .get_or_create(&Reason { reason: "success" })
                 .inc();
             let body = Json(LoginResponse {
                 csrf_token: session.csrf_token,
@@ -154,9 +152,7 @@ pub async fn login(
             tracing::warn!(user_tag = %msgrelay_auth::username_tag(&username), "login failed");
             s.metrics
                 .logins
-                .get_or_create(&Reason {
-                    reason: "failure".into(),
-                })
+                .get_or_create(&Reason { reason: "failure" })
                 .inc();
             Problem::new(
                 StatusCode::UNAUTHORIZED,

@@ -159,9 +159,7 @@ pub async fn submit(State(s): State<PortalState>, req: Request) -> Result<Respon
             tracing::warn!(user_tag = %msgrelay_auth::username_tag(&username), "portal login failed");
             s.metrics
                 .logins
-                .get_or_create(&Reason {
-                    reason: "failure".into(),
-                })
+                .get_or_create(&Reason { reason: "failure" })
                 .inc();
             return Ok(again(
                 "Wrong username or password, or the account is disabled.",
@@ -187,9 +185,7 @@ pub async fn submit(State(s): State<PortalState>, req: Request) -> Result<Respon
     tracing::info!(username = %user.username, role = user.role.as_str(), "portal login");
     s.metrics
         .logins
-        .get_or_create(&Reason {
-            reason: "success".into(),
-        })
+        .get_or_create(&Reason { reason: "success" })
         .inc();
     let mut resp = Redirect::to(&next).into_response();
     let h = resp.headers_mut();

@@ -164,7 +164,7 @@ async fn list(
     };
     let status = match q.to_filter(s, &u.caller()) {
         Err(p) => {
-            page.error = Some(p.detail);
+            page.error = Some(p.detail.clone());
             StatusCode::UNPROCESSABLE_ENTITY
         }
         Ok(filter) => {
