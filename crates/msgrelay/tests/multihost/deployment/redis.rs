@@ -86,6 +86,7 @@ impl Deployment {
                 self.start_redis("redis1", None);
                 let primary = ip(self, "redis1");
                 self.start_redis("redis2", Some(&primary));
+                self.wait_replicas_in_sync(&["redis1".to_owned(), "redis2".to_owned()]);
                 for h in ["redis1", "redis2", "redis3"] {
                     self.start_sentinel(h);
                 }
@@ -213,6 +214,28 @@ impl Deployment {
                 })
                 .then_some(())
         });
+        self.wait_replicas_in_sync(hosts);
+    }
+
+    /// Waits until every replica among `hosts` has its link to its primary up. A replica that
+    /// never synchronised cannot take over (a cluster replica's data is then too old for
+    /// `cluster-replica-validity-factor`), so no load starts before.
+    fn wait_replicas_in_sync(&self, hosts: &[String]) {
+        wait_for(
+            "every replica to be in sync with its primary",
+            Duration::from_secs(60),
+            || {
+                hosts
+                    .iter()
+                    .all(|h| {
+                        self.redis_cli(h, &["INFO", "replication"])
+                            .is_some_and(|i| {
+                                i.contains("role:master") || i.contains("master_link_status:up")
+                            })
+                    })
+                    .then_some(())
+            },
+        );
     }
 
     /// `redis-cli` from the client host against the Redis server on `host`: the reply, or `None`
@@ -289,20 +312,30 @@ impl Deployment {
         self.procs.get_mut(&old).expect("primary runs").kill9();
         let started = Instant::now();
         let sentinel = matches!(self.shape.queue, QueueHa::Sentinel { .. });
-        wait_for(
-            "the replica to take over as primary",
-            Duration::from_secs(90),
-            || {
-                let promoted = self.role(&new).is_some_and(|(r, _)| r == "master");
-                let named = if sentinel {
-                    self.sentinel_primary().as_deref() == Some(new.as_str())
-                } else {
-                    self.redis_cli(&new, &["CLUSTER", "INFO"])
-                        .is_some_and(|i| i.contains("cluster_state:ok"))
-                };
-                (promoted && named).then_some(())
-            },
-        );
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut done = || {
+            let promoted = self.role(&new).is_some_and(|(r, _)| r == "master");
+            let named = if sentinel {
+                self.sentinel_primary().as_deref() == Some(new.as_str())
+            } else {
+                self.redis_cli(&new, &["CLUSTER", "INFO"])
+                    .is_some_and(|i| i.contains("cluster_state:ok"))
+            };
+            (promoted && named).then_some(())
+        };
+        while done().is_none() {
+            if Instant::now() > deadline {
+                let show = |args: &[&str]| self.redis_cli(&new, args).unwrap_or_default();
+                panic!(
+                    "timed out after 90 s waiting for {new} to take over from {old}\nROLE: {}\nCLUSTER INFO: {}\nCLUSTER NODES: {}\nINFO replication: {}",
+                    show(&["ROLE"]),
+                    show(&["CLUSTER", "INFO"]),
+                    show(&["CLUSTER", "NODES"]),
+                    show(&["INFO", "replication"])
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
         Failover {
             old,
             new,
