@@ -313,7 +313,7 @@ impl Deployment {
         let started = Instant::now();
         let sentinel = matches!(self.shape.queue, QueueHa::Sentinel { .. });
         let deadline = Instant::now() + Duration::from_secs(90);
-        let mut done = || {
+        let done = || {
             let promoted = self.role(&new).is_some_and(|(r, _)| r == "master");
             let named = if sentinel {
                 self.sentinel_primary().as_deref() == Some(new.as_str())
