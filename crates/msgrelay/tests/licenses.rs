@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::Command;
 
 fn repo_file(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join(name)
@@ -111,30 +110,7 @@ fn atom(t: &[&str], pos: &mut usize, ids: &BTreeSet<String>) -> Result<bool, Str
 }
 
 fn metadata() -> serde_json::Value {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let version = Command::new(rustc)
-        .arg("-vV")
-        .output()
-        .expect("run rustc -vV");
-    let host = String::from_utf8_lossy(&version.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
-        .expect("rustc -vV names the host");
-    // Offline needs every package's manifest locally: other platforms' crates are not downloaded
-    // by a build here, so the graph is this platform's (as in sealing's key_roles.rs).
-    let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
-        .args(["--filter-platform", &host, "--manifest-path"])
-        .arg(repo_file("Cargo.toml"))
-        .output()
-        .expect("run cargo metadata");
-    assert!(
-        out.status.success(),
-        "cargo metadata failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("cargo metadata JSON")
+    msgrelay_testkit::cargo_metadata(&repo_file("Cargo.toml"))
 }
 
 #[test]

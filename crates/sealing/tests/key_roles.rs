@@ -5,41 +5,11 @@
 //! build dependencies (dev-dependencies never reach a shipped binary).
 
 use std::collections::{BTreeSet, HashMap};
-use std::process::Command;
 
 /// Package name -> names of its normal and build dependencies, for the workspace's resolved graph.
 fn dependency_graph() -> HashMap<String, Vec<String>> {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    // Offline, and only for this platform: other platforms' crates need not be downloaded.
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let version = Command::new(rustc)
-        .arg("-vV")
-        .output()
-        .expect("run rustc -vV");
-    let host = String::from_utf8_lossy(&version.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
-        .expect("rustc -vV names the host");
-    let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--filter-platform",
-            &host,
-            "--manifest-path",
-            manifest,
-        ])
-        .output()
-        .expect("run cargo metadata");
-    assert!(
-        out.status.success(),
-        "cargo metadata failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
+    let meta = msgrelay_testkit::cargo_metadata(std::path::Path::new(manifest));
     let names: HashMap<&str, &str> = meta["packages"]
         .as_array()
         .unwrap()

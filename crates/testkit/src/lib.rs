@@ -68,6 +68,35 @@ pub fn tcp_reachable(url: &str, default_port: u16) -> Result<(), String> {
     Err(format!("nothing answers at {addr}"))
 }
 
+/// `cargo metadata` of the workspace at `manifest` (its root `Cargo.toml`): offline, with the
+/// lock file as it is, and for this platform only (other platforms' crates are never downloaded
+/// by a build here, and offline metadata needs every package's manifest).
+pub fn cargo_metadata(manifest: &std::path::Path) -> serde_json::Value {
+    use std::process::Command;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("run rustc -vV");
+    let host = String::from_utf8_lossy(&version.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .expect("rustc -vV names the host");
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["--filter-platform", &host, "--manifest-path"])
+        .arg(manifest)
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("cargo metadata JSON")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
