@@ -113,6 +113,8 @@ pub struct RedisQueue {
     scripts: Arc<Scripts>,
     notify: Arc<Notify>,
     writer: tokio::sync::mpsc::Sender<Job>,
+    /// `queue.min_replicas_ack`: leases wait for it too (see `lease`).
+    replicas: Option<ReplicaAck>,
 }
 
 /// What the enqueue writer task needs (not the `RedisQueue` itself: the writer must not keep its
@@ -225,6 +227,7 @@ impl RedisQueue {
             scripts,
             notify,
             writer,
+            replicas,
         })
     }
 
@@ -277,6 +280,16 @@ impl RedisQueue {
                 }
                 Err(e) => return Err(e),
             }
+        }
+        // An entry is on the primary before its replicas have it, and the proxy's 202 waits for
+        // them, but a lease does not: without this, a worker could deliver an entry that a
+        // failover then loses together with its idempotency record, and the client's retry
+        // (it never saw the 202) would be stored a second time. The lease is this connection's
+        // latest write and replication keeps order, so once the replicas have the lease they have
+        // every entry it names. Not confirmed → nothing is handed out; the leases expire and the
+        // entries come back.
+        if let (Some(replicas), false) = (self.replicas, out.is_empty()) {
+            wait_for_replicas(&mut self.con.handle(), replicas).await?;
         }
         Ok(out)
     }
