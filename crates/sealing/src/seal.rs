@@ -213,15 +213,15 @@ impl Sealer {
             &payload.client_id,
             payload.accepted_at_ms,
         );
-        let mut body = plain;
-        body.reserve_exact(TAG);
-        epoch
-            .cipher
-            .encrypt_in_place(&nonce(seq), &aad, &mut body)
-            .map_err(|_| SealError::Encrypt)?;
-        let mut out = Vec::with_capacity(HEADER_V3 + body.len());
+        // Encrypted in place behind the header: one buffer, no copy of the ciphertext.
+        let mut out = Vec::with_capacity(HEADER_V3 + plain.len() + TAG);
         out.extend_from_slice(&header);
-        out.extend_from_slice(&body);
+        out.extend_from_slice(&plain);
+        let tag = epoch
+            .cipher
+            .encrypt_in_place_detached(&nonce(seq), &aad, &mut out[HEADER_V3..])
+            .map_err(|_| SealError::Encrypt)?;
+        out.extend_from_slice(&tag);
         Ok(out)
     }
 

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{s, Deployment};
-use crate::procs::{run_on, wait_for, Proc};
+use crate::procs::{run_on, wait_for, wait_for_explained, Proc};
 
 /// How the queue's Redis is deployed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -312,30 +312,30 @@ impl Deployment {
         self.procs.get_mut(&old).expect("primary runs").kill9();
         let started = Instant::now();
         let sentinel = matches!(self.shape.queue, QueueHa::Sentinel { .. });
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let done = || {
-            let promoted = self.role(&new).is_some_and(|(r, _)| r == "master");
-            let named = if sentinel {
-                self.sentinel_primary().as_deref() == Some(new.as_str())
-            } else {
-                self.redis_cli(&new, &["CLUSTER", "INFO"])
-                    .is_some_and(|i| i.contains("cluster_state:ok"))
-            };
-            (promoted && named).then_some(())
-        };
-        while done().is_none() {
-            if Instant::now() > deadline {
-                let show = |args: &[&str]| self.redis_cli(&new, args).unwrap_or_default();
-                panic!(
-                    "timed out after 90 s waiting for {new} to take over from {old}\nROLE: {}\nCLUSTER INFO: {}\nCLUSTER NODES: {}\nINFO replication: {}",
+        let show = |args: &[&str]| self.redis_cli(&new, args).unwrap_or_default();
+        wait_for_explained(
+            &format!("{new} to take over from {old}"),
+            Duration::from_secs(90),
+            || {
+                let promoted = self.role(&new).is_some_and(|(r, _)| r == "master");
+                let named = if sentinel {
+                    self.sentinel_primary().as_deref() == Some(new.as_str())
+                } else {
+                    self.redis_cli(&new, &["CLUSTER", "INFO"])
+                        .is_some_and(|i| i.contains("cluster_state:ok"))
+                };
+                (promoted && named).then_some(())
+            },
+            || {
+                format!(
+                    "ROLE: {}\nCLUSTER INFO: {}\nCLUSTER NODES: {}\nINFO replication: {}",
                     show(&["ROLE"]),
                     show(&["CLUSTER", "INFO"]),
                     show(&["CLUSTER", "NODES"]),
                     show(&["INFO", "replication"])
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+                )
+            },
+        );
         Failover {
             old,
             new,
