@@ -127,7 +127,28 @@ ceilings() {
   put ceiling.xadd_50c_300b_per_s "${r:-0}"
   r=$(redis-benchmark -p "$CRP" -n 100000 -c 64 -P 1 -d 300 -q XADD s2 '*' payload __data__ 2>/dev/null | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | awk '{print $1}')
   put ceiling.xadd_64c_300b_per_s "${r:-0}"
+  # The latency floor of a 202: one client, one XADD at a time, each waiting for its fsync.
+  # A request that arrives while another group is being fsynced waits for that one and its own.
+  r=$(redis-benchmark -p "$CRP" -n 2000 -c 1 -d 300 --csv XADD s3 '*' payload __data__ 2>/dev/null | tail -1 | tr -d '"')
+  put ceiling.xadd_1c_p50_ms "$(echo "$r" | cut -d, -f5)"
+  put ceiling.xadd_1c_p99_ms "$(echo "$r" | cut -d, -f7)"
   redis-cli -p "$CRP" shutdown nosave >/dev/null 2>&1 || true; rm -f "$W/ceil-redis.pid"
+
+  log "ceiling: fsync of a 4 KiB append on the bench's disk"
+  local f
+  f=$(python3 - "$W/fsync.probe" <<'PY'
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+t = []
+for _ in range(500):
+    t0 = time.perf_counter(); os.write(fd, b"x" * 4096); os.fsync(fd); t.append(time.perf_counter() - t0)
+os.close(fd); os.unlink(sys.argv[1])
+t.sort()
+print(f"{t[len(t) // 2] * 1000:.2f} {t[len(t) * 99 // 100] * 1000:.2f}")
+PY
+)
+  put ceiling.fsync_p50_ms "${f% *}"
+  put ceiling.fsync_p99_ms "${f#* }"
 
   log "ceiling: MariaDB 100-row INSERT ... ON DUPLICATE KEY UPDATE, one transaction each"
   sql -e 'CREATE DATABASE ceil'
@@ -328,6 +349,10 @@ production() {
     put production.rows "$(sql -e 'SELECT COUNT(*) FROM msgrelay.messages')"
     put production.rows_delivered "$(sql -e "SELECT COUNT(*) FROM msgrelay.messages WHERE status = 'delivered'")"
     put production.accepted_total "$(metric "$PO" msgrelay_messages_accepted_total)"
+    put production.delivery_batches "$(metric "$WO" msgrelay_delivery_batches_total)"
+    # For profiling: time per Redis command, and MariaDB's statement and row counters.
+    redis-cli -p "$RP" INFO commandstats > "$W/redis-commandstats.txt" 2>&1 || true
+    sql -e 'SHOW GLOBAL STATUS' > "$W/mariadb-status.txt" 2>&1 || true
     if [ "$BACKLOG" -gt 0 ]; then backlog "$url" "$b" "$S" "$WO"; fi
     kill "$(cat "$W/proxy.pid")" "$(cat "$W/worker.pid")" "$(cat "$W/server.pid")" 2>/dev/null || true
     wait 2>/dev/null || true
@@ -434,6 +459,8 @@ print()
 print(f"machine: {g('machine.cpus')} CPUs, {g('machine.cpu')}, commit {g('machine.commit')}, load at start {g('machine.load_at_start')}, at end {g('machine.load_at_end')}")
 if xadd or upsert:
     print(f"ceilings (load {g('ceiling.load', '-')}): XADD (AOF always, 64 clients, 300 B) {xadd:,.0f}/s; MariaDB 100-row upsert {upsert:,.0f} rows/s")
+    print(f"latency floors: one XADD at a time (AOF always) p50 {g('ceiling.xadd_1c_p50_ms', '-')} / p99 {g('ceiling.xadd_1c_p99_ms', '-')} ms; "
+          f"fsync of a 4 KiB append p50 {g('ceiling.fsync_p50_ms', '-')} / p99 {g('ceiling.fsync_p99_ms', '-')} ms")
 print()
 print("| run | accepted/s | delivered end to end/s | ingest p99 ms (client / proxy histogram) | accepted-to-stored p50 / p99 ms | drain after load s | errors | e2e / XADD | e2e / upsert | load at start |")
 print("|---|---|---|---|---|---|---|---|---|---|")
@@ -451,7 +478,9 @@ for r in runs:
         print(f"{r}: errors: {g(f'{r}.error_kinds')}")
 for mode in ("production", "embedded"):
     if f"{mode}.rows" in flat:
-        print(f"{mode}: queue left {g(f'{mode}.queue_left')}, rows {g(f'{mode}.rows')} (delivered {g(f'{mode}.rows_delivered')}), accepted {g(f'{mode}.accepted_total')}")
+        batches = g(f"{mode}.delivery_batches")
+        mean = f", mean delivery batch {g(f'{mode}.rows_delivered') / batches:.1f} messages" if batches else ""
+        print(f"{mode}: queue left {g(f'{mode}.queue_left')}, rows {g(f'{mode}.rows')} (delivered {g(f'{mode}.rows_delivered')}), accepted {g(f'{mode}.accepted_total')}{mean}")
 if "backlog.queued" in flat:
     rss = lambda kind: ", ".join(f"{r} {g(f'backlog.{kind}.{r}')} MB" for r in ("proxy", "worker", "server"))
     print(f"backlog: {g('backlog.queued'):,} queued (Redis used_memory {g('backlog.redis_used_memory_mb')} MB), drained in {g('backlog.drain_s')} s = {g('backlog.drain_per_s'):,}/s (load {g('backlog.load', '-')})")
@@ -477,7 +506,8 @@ for mode in ("production", "embedded"):
 for mode in ("production", "embedded"):
     r = f"{mode}.rate1000.bench"
     if f"{r}.accepted" in flat:
-        check(f"{r}: ingest p99 < 5 ms", g(f"{r}.p99_ms") < 5, f"{g(f'{r}.p99_ms')} ms (client side)")
+        check(f"{r}: ingest p99 < 5 ms", g(f"{r}.p99_ms") < 5,
+              f"{g(f'{r}.p99_ms')} ms (client side; floor: fsync p50 {g('ceiling.fsync_p50_ms', '-')} ms, one XADD p99 {g('ceiling.xadd_1c_p99_ms', '-')} ms)")
         check(f"{r}: accepted-to-stored p99 < 100 ms", 0 < g(f"{r}.e2e_p99_ms") <= 100, f"<= {g(f'{r}.e2e_p99_ms')} ms (bucket bound)")
 if "backlog.queued" in flat:
     sustained = max(g("production.oha.delivered_per_s"), g("production.bench.delivered_per_s"))

@@ -46,6 +46,9 @@ pub struct Metrics {
     pub registered: Counter,
     pub delivered: Counter,
     pub delivery_attempts: Counter,
+    /// Batches a worker handed to the main server; `delivery_attempts / delivery_batches` is the
+    /// mean batch size.
+    pub delivery_batches: Counter,
     pub delivery_failures: Family<Reason, Counter>,
     /// Sum of `delivery_failures`, for the log summary (not exported).
     delivery_failures_total: Counter,
@@ -117,6 +120,7 @@ impl Metrics {
             registered: Counter::default(),
             delivered: Counter::default(),
             delivery_attempts: Counter::default(),
+            delivery_batches: Counter::default(),
             delivery_failures: Family::default(),
             delivery_failures_total: Counter::default(),
             dead_lettered: Counter::default(),
@@ -161,6 +165,11 @@ impl Metrics {
             "delivery_attempts",
             "Delivery attempts by workers (per message)",
             m.delivery_attempts.clone(),
+        );
+        registry.register(
+            "delivery_batches",
+            "Batches handed to the main server by workers",
+            m.delivery_batches.clone(),
         );
         registry.register(
             "delivery_failures",

@@ -66,24 +66,6 @@ impl Dialect {
         }
     }
 
-    /// MySQL only: like `insert_if_absent`, but existing rows end up write-locked too (MySQL's
-    /// INSERT IGNORE takes only shared locks on duplicates, and upgrading them later invites
-    /// deadlocks), and `rows_affected` tells how many rows were already delivered. With
-    /// CLIENT_FOUND_ROWS (always set by sqlx) a new row counts 1, a duplicate left as it is 1, a
-    /// changed duplicate 2: so already-delivered rows get a marker value in `updated_at` (any
-    /// value that differs from the current one), and `rows_affected - rows` is their number. The
-    /// delivery upsert that follows in the same transaction overwrites `updated_at` of every row.
-    pub(crate) fn insert_or_lock_counting_delivered(
-        self,
-        table_and_columns: &str,
-        values: &str,
-    ) -> String {
-        format!(
-            "INSERT INTO {table_and_columns} VALUES {values} \
-             ON DUPLICATE KEY UPDATE updated_at = IF(status = 'delivered', -1 - updated_at, updated_at)"
-        )
-    }
-
     /// The conflict clause of the delivery upsert: delivered rows keep their ciphertexts and
     /// delivery time; attempt_count only grows; status becomes delivered.
     pub(crate) fn deliver_conflict_clause(self) -> String {

@@ -183,6 +183,7 @@ impl Deliverer {
 
     async fn deliver(&self, leased: Vec<Leased>) {
         self.metrics.delivery_attempts.inc_by(leased.len() as u64);
+        self.metrics.delivery_batches.inc();
         let body = deliver_batch::encode(leased.iter().map(|l| {
             (
                 l.id,

@@ -149,6 +149,14 @@ async fn stored_is_acked_rejected_is_dead_lettered_retry_and_unanswered_come_bac
     assert_eq!(failed[0].last_error, REJECTED_DEAD_LETTER);
     assert_eq!(d.metrics.delivered.get(), 1);
     assert_eq!(d.metrics.dead_lettered.get(), 1);
+    assert_eq!(
+        (
+            d.metrics.delivery_attempts.get(),
+            d.metrics.delivery_batches.get()
+        ),
+        (4, 1),
+        "four attempts in one batch"
+    );
     // Nothing else is due now: the retried and the unanswered message wait for the interval.
     q.retry_failed(None).await.expect("retry failed");
     let again = q.lease("test-0", 10, d.lease).await.expect("lease");
