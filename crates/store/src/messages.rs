@@ -1,6 +1,6 @@
 //! Message writes: register (queued), deliver (upsert to delivered), fail, retry, purge.
 
-use crate::dialect::{placeholders, value_rows, Dialect};
+use crate::dialect::{placeholders, value_rows};
 use crate::{retry_deadlocks, Store, StoreError, CHUNK};
 use msgrelay_core::{now_ms, ClientId, MessageId, MessageStatus};
 use sqlx::{Any, Transaction};
