@@ -123,14 +123,14 @@ ceilings() {
   put ceiling.load "\"$(loadavg)\""
   start_redis "$CRP" "$W/ceil-redis.pid" "$W/ceil-redis"
   local r
-  r=$(redis-benchmark -p "$CRP" -n 100000 -c 50 -d 300 -q XADD s '*' payload __data__ 2>/dev/null | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | awk '{print $1}')
-  put ceiling.xadd_50c_300b_per_s "${r:-0}"
+  xadd_per_s() { # clients stream -> XADDs per second (0 if it failed)
+    r=$(redis-benchmark -p "$CRP" -n 100000 -c "$1" -d 300 -q XADD "$2" '*' payload __data__ 2>/dev/null | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | awk '{print $1}')
+    echo "${r:-0}"
+  }
+  put ceiling.xadd_50c_300b_per_s "$(xadd_per_s 50 s)"
   # The ratio's denominator: the median of three runs (single runs of it varied by 25 % on one box).
   local runs=""
-  for i in 1 2 3; do
-    r=$(redis-benchmark -p "$CRP" -n 100000 -c 64 -P 1 -d 300 -q XADD "s2$i" '*' payload __data__ 2>/dev/null | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | awk '{print $1}')
-    runs="$runs ${r:-0}"
-  done
+  for i in 1 2 3; do runs="$runs $(xadd_per_s 64 "s2$i")"; done
   put ceiling.xadd_64c_300b_runs "\"${runs# }\""
   put ceiling.xadd_64c_300b_per_s "$(echo $runs | tr ' ' '\n' | sort -n | sed -n 2p)"
   # The latency floor of a 202: one client, one XADD at a time, each waiting for its fsync.

@@ -23,7 +23,7 @@ const MAX_BATCH: usize = 500;
 /// How long a batch waits for more items after its first.
 const WINDOW: Duration = Duration::from_millis(20);
 /// How old an accepted message is before it is registered.
-pub(crate) const DELAY: Duration = Duration::from_secs(1);
+const DELAY: Duration = Duration::from_secs(1);
 /// Items waiting: [`DELAY`] at 50,000 messages a second, a few MB. Beyond it an item is dropped
 /// (the delivery creates its row).
 const CAPACITY: usize = 50_000;
