@@ -215,7 +215,6 @@ fn queue_failover(queue: QueueHa) -> Option<deployment::Audit> {
         a.delivered_rows as f64 / total
     );
     assert_eq!(a.accepted as u64, sent.accepted, "one id per 202");
-    assert_eq!(a.duplicates, 0, "no message is stored twice");
     Some(a)
 }
 
@@ -227,19 +226,23 @@ fn failover_with_replica_ack_loses_nothing(queue: QueueHa) {
             a.lost, 0,
             "every 202 had reached the replica before it was promoted"
         );
+        assert_eq!(a.duplicates, 0, "no message is stored twice");
     }
 }
 
 /// Without replica acknowledgement a failover may lose what the primary had acknowledged but
-/// not yet replicated: measured and reported (how much depends on timing, so only the report is
-/// checked, not the figure).
+/// not yet replicated, and store twice a message that a worker delivered before the failover
+/// lost its entry and idempotency record, when its client (no 202 seen) retries (interface.md
+/// §7): both measured and reported (how much depends on timing, so only the report is checked,
+/// not the figures).
 fn failover_without_replica_ack_reports_what_it_lost(queue: QueueHa) {
     if let Some(a) = queue_failover(queue) {
         let _ = writeln!(
             std::io::stderr(),
-            "MEASURED {queue:?}: the failover lost {} of {} acknowledged messages",
+            "MEASURED {queue:?}: the failover lost {} of {} acknowledged messages and stored {} twice",
             a.lost,
-            a.accepted
+            a.accepted,
+            a.duplicates
         );
     }
 }
