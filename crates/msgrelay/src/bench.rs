@@ -128,6 +128,9 @@ async fn send_one(
                 }
                 Ok(r) => {
                     let code = r.status().as_u16();
+                    // Read, not dropped: see `discard` (dropped, the 503s of a saturated relay
+                    // cost the connection every ~1,000 answers).
+                    msgrelay_tls::client::discard(r).await;
                     (format!("HTTP {code}"), code == 429 || code >= 500)
                 }
                 Err(e) if e.is_timeout() => ("timeout".to_owned(), true),
@@ -173,6 +176,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
+    // Quiet by default (the progress bar owns the terminal); `RUST_LOG=h2=debug` and the like
+    // show what the HTTP stack does, e.g. why a connection failed.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _stdout_needs_no_guard = msgrelay_ops::telemetry::init("warn", None, 0);
+    }
     let read = |p: &PathBuf| {
         std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
     };

@@ -62,7 +62,11 @@ impl Upstream {
             let base = self.servers.url(i);
             let outcome = match request(&format!("{base}{path}")).send().await {
                 Ok(resp) if resp.status().is_success() => Ok(resp),
-                Ok(resp) => Err(format!("{path} answered {}", resp.status())),
+                Ok(resp) => {
+                    let status = resp.status();
+                    msgrelay_tls::client::discard(resp).await;
+                    Err(format!("{path} answered {status}"))
+                }
                 Err(e) => Err(e.to_string()),
             };
             match outcome {

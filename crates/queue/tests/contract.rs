@@ -552,6 +552,39 @@ async fn depth_counts_undelivered_but_not_failed(env: &Env) {
     assert_eq!(q.depth().await.unwrap(), 2);
 }
 
+/// One ack call with tokens of two consumers, a stale one and one given twice removes exactly the
+/// entries whose lease is still the token's, and counts each once.
+async fn ack_of_a_mixed_batch_removes_only_live_leases(env: &Env) {
+    let q = env.open().await;
+    for n in 0..6 {
+        q.enqueue(message(n), None).await.unwrap();
+    }
+    let a = q.lease("a", 3, Duration::from_secs(600)).await.unwrap();
+    let b = q.lease("b", 3, Duration::from_secs(600)).await.unwrap();
+    assert_eq!((a.len(), b.len()), (3, 3));
+    // b's last lease goes back to the queue and is leased again: its old token is stale.
+    q.retry_later(&tokens(&b[2..]), Duration::ZERO, 0, "later")
+        .await
+        .unwrap();
+    let again = lease_eventually(&q, "c", 1).await;
+    assert_eq!(again.len(), 1);
+
+    let mut batch = tokens(&b);
+    batch.extend(tokens(&a[..2]));
+    batch.push(a[0].token.clone());
+    assert_eq!(
+        q.ack(&batch).await.unwrap(),
+        4,
+        "b[0..2] and a[0..2], each once"
+    );
+    assert_eq!(q.stats().await.unwrap(), stats(0, 2, 0, 0));
+    let mut rest = tokens(&a[2..]);
+    rest.extend(tokens(&again));
+    assert_eq!(q.ack(&rest).await.unwrap(), 2);
+    assert_eq!(q.stats().await.unwrap(), stats(0, 0, 0, 0));
+    assert!(q.lease("d", 10, LEASE).await.unwrap().is_empty());
+}
+
 macro_rules! contract_suite {
     ($($backend:ident),*) => {
         $(
@@ -566,6 +599,7 @@ macro_rules! contract_suite {
                 survives_reopen,
                 wait_for_work_wakes_on_enqueue,
                 depth_counts_undelivered_but_not_failed,
+                ack_of_a_mixed_batch_removes_only_live_leases,
             );
         )*
     };

@@ -95,3 +95,23 @@ fn build(b: reqwest::ClientBuilder) -> Result<reqwest::Client, PkiError> {
     b.build()
         .map_err(|e| PkiError::Tls(format!("building HTTP client: {e}")))
 }
+
+/// How much of an unwanted answer [`discard`] reads before it gives up and lets the stream reset.
+const DISCARD_MAX_BYTES: usize = 64 * 1024;
+
+/// Reads and drops the rest of an answer the caller has no use for (an error's problem+json, say),
+/// up to 64 KiB. Dropping an HTTP/2 response before its body has arrived resets the stream, and
+/// when the body's frames then arrive for the forgotten stream, the client's h2 counts one more
+/// locally reset stream: after 1,024 in the connection's lifetime it closes the connection
+/// (`too_many_internal_resets`), failing every request in flight on it. A client that drops
+/// every error answer on a long-lived connection (a load generator meeting 503s, a worker
+/// meeting a draining server) loses its connection about every thousand errors.
+pub async fn discard(mut resp: reqwest::Response) {
+    let mut seen = 0usize;
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        seen += chunk.len();
+        if seen > DISCARD_MAX_BYTES {
+            break;
+        }
+    }
+}

@@ -309,10 +309,11 @@ impl Deliverer {
                 (reason, e.to_string())
             })?;
         if !resp.status().is_success() {
-            return Err((
-                "server_error",
-                format!("main server answered {}", resp.status()),
-            ));
+            let status = resp.status();
+            // Read, not dropped, so that the connection survives a server that refuses for a
+            // while (see `discard`).
+            msgrelay_tls::client::discard(resp).await;
+            return Err(("server_error", format!("main server answered {status}")));
         }
         resp.json::<DeliverResponse>()
             .await

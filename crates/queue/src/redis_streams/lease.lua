@@ -1,6 +1,7 @@
 -- Lease up to ARGV[3] messages to consumer ARGV[2]: promote due retries, reclaim abandoned leases
--- (idle > lease), then read new entries; count an attempt on each. Atomic, so no two consumers
--- get the same entry and the attempt count cannot be lost.
+-- (idle > lease), then read new entries. Atomic, so no two consumers get the same entry. An
+-- entry's own attempts are its delivery count in the group (XPENDING), which Redis keeps with the
+-- lease, so a crash between lease and ack loses no count.
 -- KEYS: stream, delayed, attempts. ARGV: group, consumer, max, lease_ms, own_first.
 -- own_first = '1' on a consumer's first lease in a process: a restarted worker (stable consumer
 -- name) first takes back the entries it still holds, instead of waiting for the lease to expire.
@@ -25,18 +26,25 @@ for _, old in ipairs(due) do
   redis.call('ZREM', delayed, old)
 end
 
-local out = {}
-local function take(entry)
+local out, msgs = {}, {}
+-- fresh = the entry came from XREADGROUP '>': its delivery count is 1 by definition, so only
+-- entries taken back (own pending, XAUTOCLAIM) ask XPENDING for theirs.
+local function take(entry, fresh)
   local f = entry[2]
   local msg = ''
   for j = 1, #f, 2 do
-    if f[j] == 'id' then msg = f[j + 1] end
+    if f[j] == 'id' then
+      msg = f[j + 1]
+      break
+    end
   end
-  local tries = redis.call('HINCRBY', attempts, msg, 1)
-  local p = redis.call('XPENDING', stream, group, entry[1], entry[1], 1)
   local deliveries = 1
-  if p[1] then deliveries = p[1][4] end
-  out[#out + 1] = {entry[1], f, tries, deliveries}
+  if not fresh then
+    local p = redis.call('XPENDING', stream, group, entry[1], entry[1], 1)
+    if p[1] then deliveries = p[1][4] end
+  end
+  out[#out + 1] = {entry[1], f, deliveries, deliveries}
+  msgs[#msgs + 1] = msg
 end
 
 if own_first == '1' then
@@ -44,7 +52,7 @@ if own_first == '1' then
   local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', max, 'STREAMS', stream, '0')
   if r and r[1] then
     for _, e in ipairs(r[1][2]) do
-      if type(e) == 'table' and e[2] then take(e) end
+      if type(e) == 'table' and e[2] then take(e, false) end
     end
   end
 end
@@ -54,7 +62,7 @@ for _ = 1, 10 do
   if #out >= max then break end
   local r = redis.call('XAUTOCLAIM', stream, group, consumer, lease_ms, cursor, 'COUNT', max - #out)
   for _, e in ipairs(r[2]) do
-    if type(e) == 'table' and e[2] then take(e) end
+    if type(e) == 'table' and e[2] then take(e, false) end
   end
   cursor = r[1]
   if cursor == '0-0' then break end
@@ -63,7 +71,13 @@ end
 if #out < max then
   local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', max - #out, 'STREAMS', stream, '>')
   if r then
-    for _, e in ipairs(r[1][2]) do take(e) end
+    for _, e in ipairs(r[1][2]) do take(e, true) end
   end
+end
+-- Attempts = those made through the message's earlier entries (written by release.lua when it
+-- scheduled a retry or dead-lettered it) + this entry's deliveries: a read per entry, no write.
+-- (HGET, not one HMGET: the relay's documented Redis ACL allows HGET, and the two cost the same.)
+for i, msg in ipairs(msgs) do
+  out[i][3] = out[i][4] + (tonumber(redis.call('HGET', attempts, msg)) or 0)
 end
 return out

@@ -12,7 +12,9 @@
 //! into one script call (up to `GROUP_MAX` messages, `IN_FLIGHT` calls at a time on the multiplexed
 //! connection), so Redis runs one script and appends one AOF record per group instead of per message;
 //! each message's idempotency record is still written in the same atomic step as its XADD.
-//! - `:attempts` — hash message id → attempts, incremented atomically with each lease.
+//! - `:attempts` — hash message id → attempts made through the message's earlier stream entries, written
+//!   when a lease is released (retry or dead letter). A lease reports that plus the entry's delivery count
+//!   (XPENDING), so leasing writes nothing per message; ack deletes the record.
 //! - `:delayed` — sorted set of stream entry ids awaiting a retry, score = due time (ms, Redis clock).
 //! - `:failed` — hash message id → JSON {entry, client, attempts, error, at}; the entry stays in the stream.
 //!

@@ -12,7 +12,9 @@ for i = 6, #ARGV, 4 do
   local p = redis.call('XPENDING', stream, group, entry, entry, 1)
   if p[1] and p[1][2] == consumer and tonumber(p[1][4]) == deliveries then
     redis.call('XACK', stream, group, entry)
-    local tries = tonumber(redis.call('HGET', attempts, msg) or '0')
+    -- Attempts through earlier entries + this entry's deliveries, kept for the next entry.
+    local tries = tonumber(redis.call('HGET', attempts, msg) or '0') + deliveries
+    redis.call('HSET', attempts, msg, tries)
     if mode == 'dead' or (max > 0 and tries >= max) then
       local client = ''
       local e = redis.call('XRANGE', stream, entry, entry)
