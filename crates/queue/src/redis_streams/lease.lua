@@ -26,9 +26,11 @@ for _, old in ipairs(due) do
   redis.call('ZREM', delayed, old)
 end
 
-local out, msgs = {}, {}
+local out = {}
 -- fresh = the entry came from XREADGROUP '>': its delivery count is 1 by definition, so only
--- entries taken back (own pending, XAUTOCLAIM) ask XPENDING for theirs.
+-- entries taken back (own pending, XAUTOCLAIM) ask XPENDING for theirs. Attempts = those made
+-- through the message's earlier entries (written by release.lua when it scheduled a retry or
+-- dead-lettered it) + this entry's deliveries: a read per entry, no write.
 local function take(entry, fresh)
   local f = entry[2]
   local msg = ''
@@ -43,8 +45,8 @@ local function take(entry, fresh)
     local p = redis.call('XPENDING', stream, group, entry[1], entry[1], 1)
     if p[1] then deliveries = p[1][4] end
   end
-  out[#out + 1] = {entry[1], f, deliveries, deliveries}
-  msgs[#msgs + 1] = msg
+  local earlier = tonumber(redis.call('HGET', attempts, msg)) or 0
+  out[#out + 1] = {entry[1], f, earlier + deliveries, deliveries}
 end
 
 if own_first == '1' then
@@ -73,11 +75,5 @@ if #out < max then
   if r then
     for _, e in ipairs(r[1][2]) do take(e, true) end
   end
-end
--- Attempts = those made through the message's earlier entries (written by release.lua when it
--- scheduled a retry or dead-lettered it) + this entry's deliveries: a read per entry, no write.
--- (HGET, not one HMGET: the relay's documented Redis ACL allows HGET, and the two cost the same.)
-for i, msg in ipairs(msgs) do
-  out[i][3] = out[i][4] + (tonumber(redis.call('HGET', attempts, msg)) or 0)
 end
 return out
