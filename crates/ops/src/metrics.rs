@@ -44,6 +44,8 @@ pub struct Metrics {
     /// Sum of `rejected` over reasons, for the log summary (not exported).
     rejected_total: Counter,
     pub registered: Counter,
+    /// Registrations the main server answered without the database: messages it had just stored.
+    pub registrations_skipped: Counter,
     pub delivered: Counter,
     pub delivery_attempts: Counter,
     /// Batches a worker handed to the main server; `delivery_attempts / delivery_batches` is the
@@ -118,6 +120,7 @@ impl Metrics {
             rejected: Family::default(),
             rejected_total: Counter::default(),
             registered: Counter::default(),
+            registrations_skipped: Counter::default(),
             delivered: Counter::default(),
             delivery_attempts: Counter::default(),
             delivery_batches: Counter::default(),
@@ -155,6 +158,11 @@ impl Metrics {
             "messages_registered",
             "Messages registered as queued at the main server",
             m.registered.clone(),
+        );
+        registry.register(
+            "registrations_skipped",
+            "Registrations the main server answered from memory: messages it had already stored",
+            m.registrations_skipped.clone(),
         );
         registry.register(
             "messages_delivered",

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -84,24 +84,32 @@ async fn health(State(state): State<AppState>, Extension(peer): Extension<PeerIn
     }
 }
 
-async fn submit(
-    State(state): State<AppState>,
-    Extension(peer): Extension<PeerInfo>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+/// The answer to an accepted message.
+#[derive(serde::Serialize)]
+struct Queued {
+    id: MessageId,
+    status: &'static str,
+}
+
+/// Takes the request whole: its headers and the peer are borrowed from it, not copied (the hot path).
+async fn submit(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
-    match accept(&state, &peer, &headers, body).await {
+    let (parts, body) = request.into_parts();
+    let Some(peer) = parts.extensions.get::<PeerInfo>() else {
+        tracing::error!("no peer information on a proxy request");
+        return Problem::internal().into_response();
+    };
+    match accept(&state, peer, &parts.headers, body).await {
         Ok((id, status)) => {
             state
                 .metrics
                 .ingest_latency
                 .observe(started.elapsed().as_secs_f64());
-            (
-                status,
-                Json(serde_json::json!({"id": id, "status": "queued"})),
-            )
-                .into_response()
+            let queued = Queued {
+                id,
+                status: "queued",
+            };
+            (status, Json(queued)).into_response()
         }
         Err(p) => p.into_response(),
     }

@@ -67,9 +67,14 @@ async fn register(
     if let Err(p) = require(&peer, &[PROXY]) {
         return p.into_response();
     }
+    let mut items = req.messages;
+    let skipped = s.recent.retain_unknown(&mut items, |m| m.id);
+    s.metrics.registrations_skipped.inc_by(skipped as u64);
+    if items.is_empty() {
+        return Json(serde_json::json!({"registered": 0})).into_response();
+    }
     let now = now_ms();
-    let rows: Vec<_> = req
-        .messages
+    let rows: Vec<_> = items
         .into_iter()
         .map(|m| RegisteredMessage {
             id: m.id,
@@ -120,6 +125,7 @@ async fn deliver(
     if let Err(e) = s.store.deliver_messages(&rows).await {
         return internal_store_problem(e).into_response();
     }
+    s.recent.insert_all(rows.iter().map(|r| r.id));
     for r in &rows {
         tracing::debug!(message_id = %r.id, client_id = %r.client_id, attempt = r.attempt_count, "stored");
     }

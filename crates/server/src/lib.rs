@@ -5,6 +5,7 @@
 
 mod internal;
 mod internal_trust;
+mod recent;
 mod state;
 
 use std::net::SocketAddr;
@@ -85,6 +86,7 @@ impl Server {
                 at_rest,
             }),
             pki: Arc::new(pki.clone()),
+            recent: Arc::new(recent::RecentlyStored::new(recent::CAPACITY)),
         };
         let s = store.clone();
         ops.add_check("database", move || {

@@ -25,4 +25,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub keys: Arc<Keys>,
     pub pki: Arc<Pki>,
+    /// Messages this process stored lately: registrations of them need no database.
+    pub(crate) recent: Arc<crate::recent::RecentlyStored>,
 }

@@ -236,7 +236,7 @@ impl Conn {
                 let router = router.clone();
                 let opts = opts.clone();
                 let revoked = match (&opts.revoked_serials, &peer.serial_hex) {
-                    (Some(set), Some(serial)) => set.load().contains(serial),
+                    (Some(set), Some(serial)) => set.load().contains(&**serial),
                     _ => false,
                 };
                 async move {

@@ -122,17 +122,18 @@ pub fn tls_server_config(
     Ok(Arc::new(config))
 }
 
-/// What the TLS layer learned about the peer; inserted into every request's extensions.
+/// What the TLS layer learned about the peer; inserted into every request's extensions. Its
+/// strings are shared, so the per-request copies are reference counts, not allocations.
 #[derive(Clone, Debug)]
 pub struct PeerInfo {
     /// SHA-256 fingerprint of the client certificate (see [`fingerprint`]); `None` without mTLS.
-    pub fingerprint: Option<String>,
+    pub fingerprint: Option<Arc<str>>,
     /// Subject CN of the client certificate.
-    pub common_name: Option<String>,
+    pub common_name: Option<Arc<str>>,
     /// Serial of the client certificate, lowercase hex.
-    pub serial_hex: Option<String>,
+    pub serial_hex: Option<Arc<str>>,
     /// Server name the client asked for (SNI).
-    pub sni: Option<String>,
+    pub sni: Option<Arc<str>>,
     /// TCP peer address.
     pub remote_addr: SocketAddr,
 }
@@ -142,10 +143,10 @@ pub(crate) fn peer_info(conn: &rustls::ServerConnection, remote_addr: SocketAddr
     let leaf = conn.peer_certificates().and_then(|c| c.first());
     let (common_name, serial_hex) = leaf.map(|c| common_name_and_serial(c)).unwrap_or_default();
     PeerInfo {
-        fingerprint: leaf.map(|c| fingerprint(c)),
-        common_name,
-        serial_hex,
-        sni: conn.server_name().map(str::to_owned),
+        fingerprint: leaf.map(|c| fingerprint(c).into()),
+        common_name: common_name.map(Into::into),
+        serial_hex: serial_hex.map(Into::into),
+        sni: conn.server_name().map(Into::into),
         remote_addr,
     }
 }

@@ -20,6 +20,10 @@ async fn a_register_after_the_delivery_leaves_the_message_delivered() {
     // The proxy's late (e.g. retried) registration, made with the proxy's own service identity.
     let proxy = relay.internal_client(&relay.read("pki/proxy.crt"), &relay.read("pki/proxy.key"));
     let register = |id: &str| json!({"messages": [{"id": id, "client_id": "demo", "accepted_at_ms": now_ms()}]});
+    let ops = relay.up.as_ref().unwrap().addr("ops");
+    let skipped =
+        || async move { metric(&metrics(ops).await, "msgrelay_registrations_skipped_total") };
+    let skipped_before = skipped().await;
     let resp = proxy
         .post(relay.internal_url("/internal/messages/register"))
         .json(&register(&id))
@@ -30,6 +34,16 @@ async fn a_register_after_the_delivery_leaves_the_message_delivered() {
         resp.status().is_success(),
         "register answered {}",
         resp.status()
+    );
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["registered"],
+        0
+    );
+    // The server had just stored it: answered from memory, without the database (the proxy's
+    // own registration of the message may be skipped meanwhile too).
+    assert!(
+        skipped().await >= skipped_before + 1.0,
+        "the registration of a message just stored went to the database"
     );
 
     let admin = relay.portal_login("admin").await;
