@@ -14,6 +14,11 @@ use clap::{Args, Parser, Subcommand};
 use msgrelay_core::Config;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of the platform's allocator: at full load glibc's malloc and free took ~15 % of
+/// the proxy's, worker's and main server's CPU (docs/benchmarks.md, session 8 profile).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// msgrelay: a secure store-and-forward message relay.
 #[derive(Parser)]
 #[command(

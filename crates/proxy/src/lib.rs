@@ -40,8 +40,7 @@ pub enum ProxyError {
     Upstream(String),
 }
 
-/// Everything a request handler needs; cheap to clone.
-#[derive(Clone)]
+/// Everything a request handler needs (shared behind an `Arc` by the router).
 pub(crate) struct AppState {
     pub cfg: Arc<Config>,
     pub queue: Queue,

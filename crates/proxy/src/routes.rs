@@ -1,5 +1,6 @@
 //! The proxy's HTTP API: `POST /api/v1/messages`, `GET /api/v1/health`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -17,7 +18,10 @@ use msgrelay_tls::PeerInfo;
 
 use crate::{validate, AppState, QUEUE_TIMEOUT};
 
+/// The state is shared behind one `Arc`: axum clones it for every request, and cloning the
+/// fields one by one showed in the profile (docs/benchmarks.md, session 8).
 pub(crate) fn router(state: AppState) -> Router {
+    let state = Arc::new(state);
     Router::new()
         .route("/api/v1/messages", post(submit))
         .route("/api/v1/health", get(health))
@@ -75,7 +79,10 @@ fn authorize(state: &AppState, peer: &PeerInfo) -> Result<(RegistryEntry, Client
     Ok((entry, client_id))
 }
 
-async fn health(State(state): State<AppState>, Extension(peer): Extension<PeerInfo>) -> Response {
+async fn health(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerInfo>,
+) -> Response {
     match authorize(&state, &peer) {
         Ok((_, client_id)) => {
             Json(serde_json::json!({"status": "ok", "client_id": client_id})).into_response()
@@ -92,7 +99,7 @@ struct Queued {
 }
 
 /// Takes the request whole: its headers and the peer are borrowed from it, not copied (the hot path).
-async fn submit(State(state): State<AppState>, request: Request) -> Response {
+async fn submit(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let Some(peer) = parts.extensions.get::<PeerInfo>() else {
