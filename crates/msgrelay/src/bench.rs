@@ -263,6 +263,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         .rate
         .map(|r| Duration::from_secs_f64(a.concurrency as f64 / r.max(0.001)));
     let started = Instant::now();
+    let concurrency = a.concurrency;
 
     let mut tasks = Vec::new();
     for t in 0..a.concurrency {
@@ -284,7 +285,8 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut tick = interval.map(|i| {
-                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + i.mul_f64(t as f64 / 8.0), i);
+                let first = tokio::time::Instant::now() + start_offset(i, t, concurrency);
+                let mut t = tokio::time::interval_at(first, i);
                 t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 t
             });
@@ -421,4 +423,34 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// When sender `task` of `concurrency` first sends at a fixed rate, each sending once per
+/// `interval`: the senders are spread evenly over the interval, so requests arrive one at a
+/// time at the rate asked for, not in bursts.
+fn start_offset(interval: Duration, task: usize, concurrency: usize) -> Duration {
+    interval.mul_f64(task as f64 / concurrency.max(1) as f64)
+}
+
+#[cfg(test)]
+mod pacing_tests {
+    use super::*;
+
+    #[test]
+    fn fixed_rate_senders_are_spread_evenly_over_the_interval() {
+        // 64 senders at 1,000 msgs/s: each sends every 64 ms, and one request starts every 1 ms.
+        let interval = Duration::from_millis(64);
+        let mut offsets: Vec<Duration> = (0..64).map(|t| start_offset(interval, t, 64)).collect();
+        offsets.sort();
+        offsets.dedup();
+        assert_eq!(offsets.len(), 64, "two senders share a start time");
+        assert!(offsets.iter().all(|o| *o < interval));
+        for pair in offsets.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(
+                gap.abs_diff(Duration::from_millis(1)) < Duration::from_micros(1),
+                "uneven gap {gap:?}"
+            );
+        }
+    }
 }
