@@ -150,6 +150,17 @@ fn consumer_base(cfg: &Config) -> String {
 const IDLE_WAIT_MIN: Duration = Duration::from_millis(10);
 const IDLE_WAIT_MAX: Duration = Duration::from_millis(500);
 
+/// After a partial batch, how long a deliverer waits before its next lease, so that messages
+/// arriving one at a time are delivered several to a batch: at an even 1,000 msgs/s batches of
+/// 2-3 messages doubled the CPU per message and put ~2 % of messages behind half-second stalls
+/// (docs/benchmarks.md, session 8). A full batch leases again at once.
+const PARTIAL_BATCH_LINGER: Duration = Duration::from_millis(5);
+
+/// How long to wait before the next lease after delivering `leased` messages of at most `batch`.
+fn linger_after(leased: usize, batch: usize) -> Option<Duration> {
+    (leased < batch).then_some(PARTIAL_BATCH_LINGER)
+}
+
 /// The next wait after another empty lease: doubled, at most `IDLE_WAIT_MAX`.
 fn next_idle_wait(current: Duration) -> Duration {
     (current * 2).min(IDLE_WAIT_MAX)
@@ -177,7 +188,11 @@ impl Deliverer {
                 continue;
             }
             idle_wait = IDLE_WAIT_MIN;
+            let linger = linger_after(leased.len(), self.batch);
             self.deliver(leased).await;
+            if let Some(wait) = linger {
+                tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(wait) => {} }
+            }
         }
     }
 
