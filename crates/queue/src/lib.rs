@@ -187,7 +187,8 @@ impl Queue {
         dispatch!(self.enqueue(msg, idem))
     }
 
-    /// Waits up to `max_wait`, returning early when this process enqueued something.
+    /// Waits up to `max_wait`, returning early when this process enqueued something or, on Redis
+    /// (not Cluster), when any process did.
     pub async fn wait_for_work(&self, max_wait: Duration) {
         let notify = match self {
             Queue::Sqlite(q) => q.notifier(),

@@ -512,6 +512,23 @@ async fn wait_for_work_wakes_on_enqueue(env: &Env) {
     assert!(waiter.await.unwrap() < DEADLINE);
 }
 
+/// A worker waiting for work wakes when another process (a proxy: here another connection, with
+/// its own in-process notifier) enqueues, long before its own wait ends.
+async fn wait_for_work_wakes_on_another_processes_enqueue(env: &Env) {
+    let (worker, proxy) = (env.open().await, env.open().await);
+    let waiter = tokio::spawn(async move {
+        let start = Instant::now();
+        worker.wait_for_work(Duration::from_secs(30)).await;
+        start.elapsed()
+    });
+    let start = Instant::now();
+    while !waiter.is_finished() && start.elapsed() < DEADLINE {
+        proxy.enqueue(message(1), None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(waiter.await.unwrap() < DEADLINE);
+}
+
 macro_rules! contract {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -613,6 +630,48 @@ contract_suite!(
     redis_sentinel,
     redis_cluster
 );
+
+/// Across processes: Redis, except Cluster (see `redis_streams::watch`). Two embedded queues on
+/// one file are not a deployment (`msgrelay up` runs the roles in one process).
+mod across_processes {
+    use super::{wait_for_work_wakes_on_another_processes_enqueue as wakes, Env};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis() {
+        let Some(env) = Env::redis().await else {
+            return;
+        };
+        wakes(&env).await;
+        env.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_acl() {
+        let Some(env) = Env::redis_acl().await else {
+            return;
+        };
+        wakes(&env).await;
+        env.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_tls() {
+        let Some(env) = Env::redis_tls().await else {
+            return;
+        };
+        wakes(&env).await;
+        env.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_sentinel() {
+        let Some(env) = Env::redis_sentinel().await else {
+            return;
+        };
+        wakes(&env).await;
+        env.cleanup().await;
+    }
+}
 
 /// A server without AOF is refused unless the operator explicitly allows it; the error names the setting.
 #[tokio::test]

@@ -4,6 +4,10 @@
 //! expire and another worker takes them. Delivery is idempotent on the message id, so the
 //! at-least-once hand-over stores every message exactly once.
 //!
+//! The tasks lease one at a time, and while the queue holds less than a batch the process's
+//! leases are spaced 10 ms apart, so that messages arriving one by one still travel in batches
+//! (`pacer`).
+//!
 //! With several main servers (`worker.main_server_urls`) each batch goes to the next healthy one
 //! in turn; a batch whose server fails goes at once to the next, as long as its lease still has
 //! room for a whole delivery timeout (any server may take any batch: delivery is idempotent).
@@ -19,6 +23,9 @@ use msgrelay_queue::{LeaseToken, Leased, Queue};
 use msgrelay_tls::Pki;
 use tokio_util::sync::CancellationToken;
 
+use crate::pacer::LeasePacer;
+
+mod pacer;
 #[cfg(test)]
 mod tests;
 
@@ -45,6 +52,8 @@ struct Deliverer {
     retry: Duration,
     max_attempts: u32,
     batch: usize,
+    /// Shared by the process's deliverers: spaces their leases while batches are partial.
+    pacer: Arc<LeasePacer>,
 }
 
 impl Worker {
@@ -73,6 +82,7 @@ impl Worker {
             retry: Duration::from_secs(w.retry_interval_secs),
             max_attempts: w.max_attempts,
             batch: w.batch_size,
+            pacer: Arc::new(LeasePacer::new(pacer::PARTIAL_LEASE_SPACING)),
         };
         let name = consumer_base(&cfg);
         let tasks = (0..w.concurrency)
@@ -150,17 +160,6 @@ fn consumer_base(cfg: &Config) -> String {
 const IDLE_WAIT_MIN: Duration = Duration::from_millis(10);
 const IDLE_WAIT_MAX: Duration = Duration::from_millis(500);
 
-/// After a partial batch, how long a deliverer waits before its next lease, so that messages
-/// arriving one at a time are delivered several to a batch: at an even 1,000 msgs/s batches of
-/// 2-3 messages doubled the CPU per message and put ~2 % of messages behind half-second stalls
-/// (docs/benchmarks.md, session 8). A full batch leases again at once.
-const PARTIAL_BATCH_LINGER: Duration = Duration::from_millis(5);
-
-/// How long to wait before the next lease after delivering `leased` messages of at most `batch`.
-fn linger_after(leased: usize, batch: usize) -> Option<Duration> {
-    (leased < batch).then_some(PARTIAL_BATCH_LINGER)
-}
-
 /// The next wait after another empty lease: doubled, at most `IDLE_WAIT_MAX`.
 fn next_idle_wait(current: Duration) -> Duration {
     (current * 2).min(IDLE_WAIT_MAX)
@@ -174,9 +173,15 @@ impl Deliverer {
         // off to IDLE_WAIT_MAX while the queue stays empty, so an idle worker costs ~2 leases a second.
         let mut idle_wait = IDLE_WAIT_MIN;
         while !shutdown.is_cancelled() {
+            let turn =
+                tokio::select! { _ = shutdown.cancelled() => break, t = self.pacer.turn() => t };
             let leased = match self.queue.lease(&consumer, self.batch, self.lease).await {
-                Ok(l) => l,
+                Ok(l) => {
+                    turn.leased(l.len(), self.batch);
+                    l
+                }
                 Err(e) => {
+                    drop(turn);
                     tracing::warn!(error = %e, "cannot lease from the queue; retrying");
                     tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
                     continue;
@@ -188,11 +193,7 @@ impl Deliverer {
                 continue;
             }
             idle_wait = IDLE_WAIT_MIN;
-            let linger = linger_after(leased.len(), self.batch);
             self.deliver(leased).await;
-            if let Some(wait) = linger {
-                tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(wait) => {} }
-            }
         }
     }
 

@@ -72,6 +72,7 @@ fn deliverer_to(queue: Queue, urls: &[String]) -> Deliverer {
         retry: RETRY,
         max_attempts: 10,
         batch: 10,
+        pacer: Arc::new(super::LeasePacer::new(Duration::ZERO)),
     }
 }
 
@@ -269,18 +270,4 @@ fn an_idle_worker_polls_quickly_at_first_then_backs_off_to_half_a_second() {
     }
     let ms: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
     assert_eq!(ms, [10, 20, 40, 80, 160, 320, 500, 500, 500]);
-}
-
-#[test]
-fn a_partial_batch_lingers_before_the_next_lease_and_a_full_one_does_not() {
-    assert_eq!(
-        super::linger_after(3, 100),
-        Some(super::PARTIAL_BATCH_LINGER)
-    );
-    assert_eq!(
-        super::linger_after(99, 100),
-        Some(super::PARTIAL_BATCH_LINGER)
-    );
-    assert_eq!(super::linger_after(100, 100), None);
-    assert!(super::PARTIAL_BATCH_LINGER <= super::IDLE_WAIT_MIN);
 }

@@ -50,8 +50,10 @@ use tokio::sync::Notify;
 mod layout;
 mod link;
 pub mod snapshot;
+mod watch;
 
 use layout::{Layout, Part};
+use watch::Watch;
 
 /// Upper bound for any single Redis call, so callers never hang on a dead or frozen server. Below
 /// 2 s so that the proxy's 503 (after TLS, parsing and sealing) reaches the client within 2 s.
@@ -114,6 +116,8 @@ pub struct RedisQueue {
     keys: Arc<Keys>,
     scripts: Arc<Scripts>,
     notify: Arc<Notify>,
+    /// Wakes `notify` when another process enqueues (None on Cluster); see `watch`.
+    watch: Option<Arc<Watch>>,
     writer: tokio::sync::mpsc::Sender<Job>,
     /// `queue.min_replicas_ack`: leases wait for it too (see `lease`).
     replicas: Option<ReplicaAck>,
@@ -211,6 +215,10 @@ impl RedisQueue {
             stats: Script::new(include_str!("stats.lua")),
             depth: Script::new(include_str!("depth.lua")),
         };
+        let watch = (!cluster).then(|| {
+            let streams = keys.parts.iter().map(|p| p.stream.clone()).collect();
+            Arc::new(Watch::new(url.clone(), opts.clone(), streams))
+        });
         let (keys, scripts, notify) = (Arc::new(keys), Arc::new(scripts), Arc::new(Notify::new()));
         let (writer, rx) = tokio::sync::mpsc::channel(4 * GROUP_MAX * IN_FLIGHT);
         let w = Writer {
@@ -228,12 +236,18 @@ impl RedisQueue {
             keys,
             scripts,
             notify,
+            watch,
             writer,
             replicas,
         })
     }
 
+    /// What wakes a waiting worker: this process's enqueues and, once asked for (by the first
+    /// wait, so only workers hold the extra connection), other processes' (see `watch`).
     pub(crate) fn notifier(&self) -> Arc<Notify> {
+        if let Some(w) = &self.watch {
+            w.start(&self.notify);
+        }
         self.notify.clone()
     }
 
