@@ -103,7 +103,7 @@ put machine.load_at_start "\"$(cut -d' ' -f1-3 /proc/loadavg)\""
 RP=$(free_port); CRP=$(free_port); DP=$(free_port)
 start_redis() { # port pidfile dir
   mkdir -p "$3"
-  redis-server --port "$1" --bind 127.0.0.1 --dir "$3" --save "" --appendonly yes --appendfsync always \
+  redis-server --port "$1" --bind 127.0.0.1 --dir "$3" --save "" --appendonly yes --appendfsync always --latency-monitor-threshold 10 \
     --daemonize yes --logfile "$3/redis.log" --pidfile "$2"
   for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done
   echo "redis-server on $1 did not start" >&2; exit 1
@@ -242,6 +242,7 @@ drain_wait() { # delivered-ops-url target-count timeout -> seconds waited
 }
 begin_run() { # key acc-ops del-ops
   put "$1.load" "\"$(loadavg)\""
+  RUN_T0=$(date +%s)
   cpu_report "$1" before
   snap "$1.before" "$2" "$3"
 }
@@ -249,6 +250,24 @@ end_run() { # key acc-ops del-ops
   cpu_report "$1" after
   snap "$1.after" "$2" "$3"
   put_hist "$1"
+  put "$1.mean_batch" "$(python3 - "$W/$1.before.worker.metrics" "$W/$1.after.worker.metrics" <<'PY'
+import re, sys
+def total(path, name):
+    return sum(float(m.group(1)) for m in re.finditer(name + r"(?:\{[^}]*\})? (\S+)", open(path).read()))
+b, a = sys.argv[1], sys.argv[2]
+n = total(a, "msgrelay_delivery_batches_total") - total(b, "msgrelay_delivery_batches_total")
+m = total(a, "msgrelay_delivery_attempts_total") - total(b, "msgrelay_delivery_attempts_total")
+print(round(m / n, 1) if n else 0)
+PY
+)"
+  # Redis's latency monitor (production): the seconds of this run with an AOF fsync of 10 ms or
+  # more, and the worst. A slow fsync holds every 202 behind it: it explains ingest p99 outliers.
+  if [ "${1%%.*}" = production ]; then
+    local stalls; stalls=$(redis-cli -p "$RP" LATENCY HISTORY aof-fsync-always 2>/dev/null | paste - - |
+      awk -v t0="$RUN_T0" -v t1="$(date +%s)" '$1 >= t0 && $1 <= t1 {n++; if ($2 > m) m = $2} END {print n + 0, m + 0}')
+    put "$1.redis_fsync_stalls" "${stalls% *}"
+    put "$1.redis_fsync_stall_max_ms" "${stalls#* }"
+  fi
 }
 run_oha() { # key url bundle acc-ops del-ops seconds
   local key=$1.oha url=$2 b=$3 acc_ops=$4 del_ops=$5 secs=$6
@@ -480,6 +499,9 @@ for r in runs:
     per = sorted((k.rsplit(".", 1)[1], v) for k, v in flat.items() if k.startswith(f"{r}.cpu_us_per_msg."))
     if per:
         print(f"{r}: CPU per message: " + ", ".join(f"{p} {v} us" for p, v in per) + f" (total {sum(v for _, v in per)} us)")
+    if f"{r}.mean_batch" in flat:
+        stalls = f"; seconds with a Redis AOF fsync >= 10 ms: {g(f'{r}.redis_fsync_stalls')}, worst {g(f'{r}.redis_fsync_stall_max_ms')} ms" if f"{r}.redis_fsync_stalls" in flat else ""
+        print(f"{r}: mean delivery batch {g(f'{r}.mean_batch')} messages{stalls}")
     if g(f"{r}.error_kinds", ""):
         print(f"{r}: errors: {g(f'{r}.error_kinds')}")
 for mode in ("production", "embedded"):

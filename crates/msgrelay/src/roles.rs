@@ -174,6 +174,7 @@ pub async fn proxy(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
 }
 
 pub async fn worker(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
+    crate::purge_freed_memory_at_once();
     let (_guard, instance) = logging(&cfg, "worker");
     let p = Process::new(cfg, &instance).await?;
     let worker = Worker::start(

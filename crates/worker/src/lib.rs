@@ -167,10 +167,11 @@ fn next_idle_wait(current: Duration) -> Duration {
 
 impl Deliverer {
     async fn run(self, consumer: String, shutdown: CancellationToken) {
-        // How long to wait for work after an empty lease. A queue written by another process
-        // (the proxy's) cannot wake this one, so it is polled: quickly while messages keep coming
-        // (a fixed 500 ms wait put ~300 ms between acceptance and storage at 1,000 msgs/s), backing
-        // off to IDLE_WAIT_MAX while the queue stays empty, so an idle worker costs ~2 leases a second.
+        // How long to wait for work after an empty lease, unless an enqueue wakes the task first
+        // (on Redis Cluster, and for retries coming due, nothing does, so the queue is also
+        // polled): quickly while messages keep coming (a fixed 500 ms wait put ~300 ms between
+        // acceptance and storage at 1,000 msgs/s), backing off to IDLE_WAIT_MAX while the queue
+        // stays empty, so an idle task costs ~2 leases a second.
         let mut idle_wait = IDLE_WAIT_MIN;
         while !shutdown.is_cancelled() {
             let turn =
