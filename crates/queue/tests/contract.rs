@@ -634,43 +634,12 @@ contract_suite!(
 /// Across processes: Redis, except Cluster (see `redis_streams::watch`). Two embedded queues on
 /// one file are not a deployment (`msgrelay up` runs the roles in one process).
 mod across_processes {
-    use super::{wait_for_work_wakes_on_another_processes_enqueue as wakes, Env};
+    use super::{wait_for_work_wakes_on_another_processes_enqueue, Env};
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis() {
-        let Some(env) = Env::redis().await else {
-            return;
-        };
-        wakes(&env).await;
-        env.cleanup().await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis_acl() {
-        let Some(env) = Env::redis_acl().await else {
-            return;
-        };
-        wakes(&env).await;
-        env.cleanup().await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis_tls() {
-        let Some(env) = Env::redis_tls().await else {
-            return;
-        };
-        wakes(&env).await;
-        env.cleanup().await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis_sentinel() {
-        let Some(env) = Env::redis_sentinel().await else {
-            return;
-        };
-        wakes(&env).await;
-        env.cleanup().await;
-    }
+    contract!(redis: wait_for_work_wakes_on_another_processes_enqueue);
+    contract!(redis_acl: wait_for_work_wakes_on_another_processes_enqueue);
+    contract!(redis_tls: wait_for_work_wakes_on_another_processes_enqueue);
+    contract!(redis_sentinel: wait_for_work_wakes_on_another_processes_enqueue);
 }
 
 /// A server without AOF is refused unless the operator explicitly allows it; the error names the setting.
