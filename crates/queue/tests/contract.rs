@@ -494,39 +494,31 @@ async fn survives_reopen(env: &Env) {
 
 async fn wait_for_work_wakes_on_enqueue(env: &Env) {
     let q = env.open().await;
-    let waiter = {
-        let q = q.clone();
-        tokio::spawn(async move {
-            let start = Instant::now();
-            q.wait_for_work(Duration::from_secs(30)).await;
-            start.elapsed()
-        })
-    };
-    // Enqueue until the waiter has woken (it may not be waiting yet when the first one lands).
-    let start = Instant::now();
-    while !waiter.is_finished() && start.elapsed() < DEADLINE {
-        q.enqueue(message(1), None).await.unwrap();
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(waiter.await.unwrap() < DEADLINE);
+    assert!(wait_while_enqueuing(q.clone(), &q).await < DEADLINE);
 }
 
 /// A worker waiting for work wakes when another process (a proxy: here another connection, with
 /// its own in-process notifier) enqueues, long before its own wait ends.
 async fn wait_for_work_wakes_on_another_processes_enqueue(env: &Env) {
     let (worker, proxy) = (env.open().await, env.open().await);
+    assert!(wait_while_enqueuing(worker, &proxy).await < DEADLINE);
+}
+
+/// How long `waiter` waits for work (at most 30 s) while `enqueuer` enqueues every 20 ms, for
+/// up to `DEADLINE` (the waiter may not be waiting yet when the first message lands).
+async fn wait_while_enqueuing(waiter: Queue, enqueuer: &Queue) -> Duration {
     let waiter = tokio::spawn(async move {
         let start = Instant::now();
-        worker.wait_for_work(Duration::from_secs(30)).await;
+        waiter.wait_for_work(Duration::from_secs(30)).await;
         start.elapsed()
     });
     let start = Instant::now();
     while !waiter.is_finished() && start.elapsed() < DEADLINE {
-        proxy.enqueue(message(1), None).await.unwrap();
+        enqueuer.enqueue(message(1), None).await.unwrap();
+        tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(waiter.await.unwrap() < DEADLINE);
+    waiter.await.unwrap()
 }
 
 macro_rules! contract {
