@@ -14,10 +14,7 @@ use lru::LruCache;
 use msgrelay_core::MessageId;
 
 /// Ids remembered: about 13 s of delivery at 10,000 messages a second, under 10 MB.
-pub const CAPACITY: NonZeroUsize = match NonZeroUsize::new(131_072) {
-    Some(n) => n,
-    None => unreachable!(),
-};
+pub const CAPACITY: NonZeroUsize = NonZeroUsize::new(131_072).unwrap();
 
 /// A bounded set of recently stored message ids; the oldest is forgotten first (the same `lru`
 /// cache the opener keeps its epoch keys in; lookups do not refresh an id).
