@@ -59,6 +59,9 @@ impl Store {
         let setup = dialect.connection_setup();
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
+            // A server connection can have been closed while idle, so it is pinged before use;
+            // a SQLite one cannot, and the ping is a round trip to its thread per transaction.
+            .test_before_acquire(dialect != Dialect::Sqlite)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {

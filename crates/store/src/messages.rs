@@ -3,7 +3,7 @@
 use crate::dialect::{placeholders, value_rows};
 use crate::{retry_deadlocks, Store, StoreError, CHUNK};
 use msgrelay_core::{now_ms, ClientId, MessageId, MessageStatus};
-use sqlx::{Any, Transaction};
+use sqlx::{Any, AnyConnection, Transaction};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -114,36 +114,53 @@ impl Store {
     /// The upsert, chunk by chunk. On MySQL, `INSERT … ON DUPLICATE KEY UPDATE` write-locks an
     /// existing row before it reads it, so concurrent deliveries of the same ids (sorted, one
     /// lock order) serialise on the row instead of deadlocking; on SQLite, `BEGIN IMMEDIATE`
-    /// holds the database's write lock.
+    /// holds the database's write lock. A batch of one chunk is one statement, atomic on its own
+    /// (and on SQLite it takes the write lock when it starts): it runs without `BEGIN` and
+    /// `COMMIT`, two round trips fewer per delivery (issue 14).
     async fn deliver_once(&self, unique: &[(&DeliveredMessage, u32)]) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let now = now_ms();
+        if unique.len() <= CHUNK {
+            let mut conn = self.pool.acquire().await?;
+            return self.upsert_delivered(&mut conn, unique, now).await;
+        }
         let mut tx = self.begin_write().await?;
         for chunk in unique.chunks(CHUNK) {
-            let sql = format!(
-                "{INSERT_DELIVERED}{}{}",
-                value_rows(chunk.len(), 12),
-                self.dialect.deliver_conflict_clause()
-            );
-            let mut q = sqlx::query(&sql);
-            for (m, attempts) in chunk {
-                q = q
-                    .bind(m.id.to_string())
-                    .bind(m.client_id.as_str())
-                    .bind(m.encrypted_body.as_slice())
-                    .bind(m.encrypted_sender.as_slice())
-                    .bind(m.sender_hash.as_str())
-                    .bind(m.key_id.as_str())
-                    .bind(MessageStatus::Delivered.as_str())
-                    .bind(m.created_at_ms)
-                    .bind(m.queued_at_ms)
-                    .bind(m.delivered_at_ms)
-                    .bind(i64::from(*attempts))
-                    .bind(now);
-            }
-            q.execute(&mut *tx).await?;
+            self.upsert_delivered(&mut tx, chunk, now).await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// One `INSERT … ON CONFLICT/DUPLICATE KEY UPDATE` of up to [`CHUNK`] delivered messages.
+    async fn upsert_delivered(
+        &self,
+        conn: &mut AnyConnection,
+        chunk: &[(&DeliveredMessage, u32)],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "{INSERT_DELIVERED}{}{}",
+            value_rows(chunk.len(), 12),
+            self.dialect.deliver_conflict_clause()
+        );
+        let mut q = sqlx::query(&sql);
+        for (m, attempts) in chunk {
+            q = q
+                .bind(m.id.to_string())
+                .bind(m.client_id.as_str())
+                .bind(m.encrypted_body.as_slice())
+                .bind(m.encrypted_sender.as_slice())
+                .bind(m.sender_hash.as_str())
+                .bind(m.key_id.as_str())
+                .bind(MessageStatus::Delivered.as_str())
+                .bind(m.created_at_ms)
+                .bind(m.queued_at_ms)
+                .bind(m.delivered_at_ms)
+                .bind(i64::from(*attempts))
+                .bind(now);
+        }
+        q.execute(&mut *conn).await?;
         Ok(())
     }
 

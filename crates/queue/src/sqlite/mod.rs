@@ -18,14 +18,19 @@ use crate::{
 };
 use msgrelay_core::{now_ms, ClientId, MessageId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-/// Most enqueues committed in one transaction.
+/// Most jobs committed in one transaction.
 const MAX_BATCH: usize = 512;
+/// Most rows of one `INSERT` statement (5 parameters each, far below SQLite's 32,766).
+const MAX_INSERT_ROWS: usize = 256;
+/// Up to this many waiting enqueues go in as one statement of exactly that many rows.
+const EXACT_INSERT_ROWS: usize = 16;
 /// How often the writer task purges expired idempotency records on its own.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
@@ -84,8 +89,11 @@ impl SqliteQueue {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        // No ping before each use: a SQLite connection has no peer that could have gone away,
+        // and the ping is one more round trip to the connection's thread per transaction.
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
@@ -352,93 +360,220 @@ enum Outcome {
     Ack(u64),
 }
 
+/// Commits `batch` in one transaction, or as one autocommit statement when it takes only one
+/// (a lone lease or ack, or up to [`EXACT_INSERT_ROWS`] enqueues without a key): every statement
+/// is a round trip to the connection's thread, and at a steady rate those round trips, not the
+/// fsync, were most of a `202`'s wait (issue 14). A single statement is atomic and durable on
+/// its own, and it takes the write lock when it starts, as `BEGIN IMMEDIATE` does.
 async fn commit_batch(pool: &SqlitePool, batch: &[Job]) -> Result<Vec<Outcome>, QueueError> {
     let now = now_ms();
+    if statements(batch) == 1 {
+        let mut conn = pool.acquire().await?;
+        return run_batch(&mut conn, batch, now).await;
+    }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let outcomes = run_batch(&mut tx, batch, now).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// How many statements [`run_batch`] executes for `batch` (a keyed enqueue counts as several).
+fn statements(batch: &[Job]) -> usize {
+    let mut plain = 0;
+    let mut n = 0;
+    for job in batch {
+        match job {
+            Job::Enqueue { idem: None, .. } => plain += 1,
+            Job::Enqueue { idem: Some(_), .. } => n += 3,
+            Job::Lease { .. } => n += 1,
+            Job::Ack { tokens, .. } => n += nonce_groups(tokens).len(),
+        }
+    }
+    while plain > 0 {
+        plain -= chunk_size(plain);
+        n += 1;
+    }
+    n
+}
+
+/// The jobs of one batch, in job order except that enqueues without a key go first, together.
+async fn run_batch(
+    conn: &mut SqliteConnection,
+    batch: &[Job],
+    now: i64,
+) -> Result<Vec<Outcome>, QueueError> {
+    let plain: Vec<&NewMessage> = batch
+        .iter()
+        .filter_map(|job| match job {
+            Job::Enqueue {
+                msg, idem: None, ..
+            } => Some(msg),
+            _ => None,
+        })
+        .collect();
+    let mut fresh = insert_plain(conn, &plain, now).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
         let outcome = match job {
-            Job::Enqueue { msg, idem, .. } => {
-                Outcome::Enqueue(enqueue_one(&mut tx, msg, idem.as_ref(), now).await?)
-            }
+            Job::Enqueue {
+                msg, idem: None, ..
+            } => Outcome::Enqueue(if fresh.remove(&msg.id) {
+                EnqueueOutcome::Enqueued
+            } else {
+                // The same message id again (a proxy retrying its own enqueue): already stored.
+                EnqueueOutcome::Duplicate { id: msg.id }
+            }),
+            Job::Enqueue {
+                msg,
+                idem: Some(idem),
+                ..
+            } => Outcome::Enqueue(enqueue_one(conn, msg, idem, now).await?),
             Job::Lease {
                 consumer,
                 max,
                 lease,
                 ..
-            } => Outcome::Lease(lease_one(&mut tx, consumer, *max, *lease, now).await?),
-            Job::Ack { tokens, .. } => {
-                let mut n = 0;
-                for (seq, nonce) in tokens {
-                    n += sqlx::query(queries::ACK)
-                        .bind(seq)
-                        .bind(nonce)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                }
-                Outcome::Ack(n)
-            }
+            } => Outcome::Lease(lease_one(conn, consumer, *max, *lease, now).await?),
+            Job::Ack { tokens, .. } => Outcome::Ack(ack_all(conn, tokens).await?),
         };
         outcomes.push(outcome);
     }
-    tx.commit().await?;
     Ok(outcomes)
 }
 
+/// Inserts `msgs` in as few statements as [`chunk_size`] allows and returns the ids that were new.
+async fn insert_plain(
+    conn: &mut SqliteConnection,
+    msgs: &[&NewMessage],
+    now: i64,
+) -> Result<HashSet<MessageId>, QueueError> {
+    let mut fresh = HashSet::with_capacity(msgs.len());
+    let mut rest = msgs;
+    while !rest.is_empty() {
+        let size = chunk_size(rest.len());
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        let mut q = sqlx::query(insert_messages_sql(size));
+        for msg in chunk {
+            q = q
+                .bind(msg.id.0.to_string())
+                .bind(msg.client_id.as_str())
+                .bind(&msg.payload)
+                .bind(msg.accepted_at_ms)
+                .bind(now);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            fresh.insert(parse_id(row.try_get("id")?)?);
+        }
+    }
+    Ok(fresh)
+}
+
+/// Rows of the next insert statement for `n` (≥ 1) waiting rows: all of them up to
+/// [`EXACT_INSERT_ROWS`], beyond that the largest power of two that fits, at most
+/// [`MAX_INSERT_ROWS`]. So at most 20 statement texts are ever prepared and cached.
+fn chunk_size(n: usize) -> usize {
+    if n <= EXACT_INSERT_ROWS {
+        return n;
+    }
+    let pow = 1usize << (usize::BITS - 1 - n.leading_zeros());
+    pow.min(MAX_INSERT_ROWS)
+}
+
+/// The `INSERT … RETURNING id` of `rows` messages (a size [`chunk_size`] returns), built once.
+fn insert_messages_sql(rows: usize) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        let exact = 1..=EXACT_INSERT_ROWS;
+        let powers = (EXACT_INSERT_ROWS.trailing_zeros() + 1..=MAX_INSERT_ROWS.trailing_zeros())
+            .map(|exp| 1 << exp);
+        exact.chain(powers).map(queries::insert_messages).collect()
+    });
+    let index = if rows <= EXACT_INSERT_ROWS {
+        rows - 1
+    } else {
+        EXACT_INSERT_ROWS - 1
+            + (rows.trailing_zeros() - EXACT_INSERT_ROWS.trailing_zeros()) as usize
+    };
+    &all[index]
+}
+
+/// The tokens grouped by lease: one lease's tokens share its nonce.
+fn nonce_groups(tokens: &[(i64, String)]) -> Vec<(&str, Vec<i64>)> {
+    let mut groups: Vec<(&str, Vec<i64>)> = Vec::new();
+    for (seq, nonce) in tokens {
+        match groups.iter_mut().find(|(n, _)| n == nonce) {
+            Some((_, seqs)) => seqs.push(*seq),
+            None => groups.push((nonce, vec![*seq])),
+        }
+    }
+    groups
+}
+
+/// Deletes the acknowledged rows: one statement per lease.
+async fn ack_all(conn: &mut SqliteConnection, tokens: &[(i64, String)]) -> Result<u64, QueueError> {
+    let mut n = 0;
+    for (nonce, seqs) in nonce_groups(tokens) {
+        let seqs = serde_json::to_string(&seqs).map_err(|e| QueueError::Corrupt(e.to_string()))?;
+        n += sqlx::query(queries::ACK)
+            .bind(nonce)
+            .bind(seqs)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(n)
+}
+
+/// An enqueue with an idempotency key: its key is looked up and recorded in the same transaction.
 async fn enqueue_one(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    conn: &mut SqliteConnection,
     msg: &NewMessage,
-    idem: Option<&(ClientId, Idempotency)>,
+    (client, idem): &(ClientId, Idempotency),
     now: i64,
 ) -> Result<EnqueueOutcome, QueueError> {
     let fresh_after = now - millis(IDEMPOTENCY_TTL);
     let id = msg.id.0.to_string();
-    if let Some((client, idem)) = idem {
-        let existing = sqlx::query(queries::IDEM_GET)
-            .bind(client.as_str())
-            .bind(&idem.key)
-            .bind(fresh_after)
-            .fetch_optional(&mut **tx)
-            .await?;
-        if let Some(r) = existing {
-            let earlier = parse_id(r.try_get("message_id")?)?;
-            let hash: String = r.try_get("request_hash")?;
-            return Ok(if hash == idem.request_hash {
-                EnqueueOutcome::Duplicate { id: earlier }
-            } else {
-                EnqueueOutcome::Conflict { id: earlier }
-            });
-        }
+    let existing = sqlx::query(queries::IDEM_GET)
+        .bind(client.as_str())
+        .bind(&idem.key)
+        .bind(fresh_after)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(r) = existing {
+        let earlier = parse_id(r.try_get("message_id")?)?;
+        let hash: String = r.try_get("request_hash")?;
+        return Ok(if hash == idem.request_hash {
+            EnqueueOutcome::Duplicate { id: earlier }
+        } else {
+            EnqueueOutcome::Conflict { id: earlier }
+        });
     }
-    let inserted = sqlx::query(queries::INSERT_MESSAGE)
+    let inserted = sqlx::query(insert_messages_sql(1))
         .bind(&id)
         .bind(msg.client_id.as_str())
         .bind(&msg.payload)
         .bind(msg.accepted_at_ms)
         .bind(now)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    if inserted == 0 {
+        .fetch_optional(&mut *conn)
+        .await?;
+    if inserted.is_none() {
         // The same message id again (a proxy retrying its own enqueue): already stored.
         return Ok(EnqueueOutcome::Duplicate { id: msg.id });
     }
-    if let Some((client, idem)) = idem {
-        sqlx::query(queries::IDEM_PUT)
-            .bind(client.as_str())
-            .bind(&idem.key)
-            .bind(&id)
-            .bind(&idem.request_hash)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-    }
+    sqlx::query(queries::IDEM_PUT)
+        .bind(client.as_str())
+        .bind(&idem.key)
+        .bind(&id)
+        .bind(&idem.request_hash)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
     Ok(EnqueueOutcome::Enqueued)
 }
 
 async fn lease_one(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    conn: &mut SqliteConnection,
     consumer: &str,
     max: usize,
     lease: Duration,
@@ -451,7 +586,7 @@ async fn lease_one(
         .bind(&nonce)
         .bind(now)
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *conn)
         .await?;
     let mut out = rows
         .iter()
@@ -481,6 +616,116 @@ async fn lease_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message(n: u8) -> NewMessage {
+        NewMessage {
+            id: MessageId::new(),
+            client_id: ClientId::parse("demo").unwrap(),
+            payload: vec![n; 3],
+            accepted_at_ms: 1_000 + i64::from(n),
+        }
+    }
+
+    fn enqueue(msg: &NewMessage, key: Option<&str>) -> Job {
+        Job::Enqueue {
+            msg: msg.clone(),
+            idem: key.map(|k| {
+                (
+                    msg.client_id.clone(),
+                    Idempotency {
+                        key: k.into(),
+                        request_hash: "h".into(),
+                    },
+                )
+            }),
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn enqueue_outcomes(outcomes: &[Outcome]) -> Vec<EnqueueOutcome> {
+        outcomes
+            .iter()
+            .map(|o| match o {
+                Outcome::Enqueue(e) => e.clone(),
+                _ => panic!("not an enqueue outcome"),
+            })
+            .collect()
+    }
+
+    /// One group transaction answers every enqueue in it for itself, whether it went into a
+    /// multi-row insert (no key) or on its own (with a key), and a repeated id is stored once.
+    #[tokio::test]
+    async fn a_batch_answers_each_enqueue_and_stores_a_repeated_id_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = SqliteQueue::open(&dir.path().join("queue.db"))
+            .await
+            .unwrap();
+        let (a, b, c) = (message(1), message(2), message(3));
+        let batch = vec![
+            enqueue(&a, None),
+            enqueue(&b, Some("k")),
+            enqueue(&a, None),
+            enqueue(&c, None),
+            enqueue(&c, Some("k")),
+        ];
+        let outcomes = commit_batch(&q.pool, &batch).await.unwrap();
+        assert_eq!(
+            enqueue_outcomes(&outcomes),
+            vec![
+                EnqueueOutcome::Enqueued,
+                EnqueueOutcome::Enqueued,
+                EnqueueOutcome::Duplicate { id: a.id },
+                EnqueueOutcome::Enqueued,
+                // The key is b's now, with the same request hash: b's id comes back.
+                EnqueueOutcome::Duplicate { id: b.id },
+            ]
+        );
+        let leased = q.lease("w", 10, Duration::from_secs(60)).await.unwrap();
+        let mut got: Vec<_> = leased.iter().map(|l| (l.id, l.payload.clone())).collect();
+        got.sort();
+        let mut want = vec![(a.id, a.payload), (b.id, b.payload), (c.id, c.payload)];
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    /// A batch larger than one statement's rows goes in as several power-of-two chunks.
+    #[tokio::test]
+    async fn a_large_batch_is_inserted_whole_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = SqliteQueue::open(&dir.path().join("queue.db"))
+            .await
+            .unwrap();
+        let msgs: Vec<_> = (0..MAX_BATCH - 1).map(|n| message(n as u8)).collect();
+        let batch: Vec<_> = msgs.iter().map(|m| enqueue(m, None)).collect();
+        let outcomes = commit_batch(&q.pool, &batch).await.unwrap();
+        assert!(enqueue_outcomes(&outcomes)
+            .iter()
+            .all(|o| *o == EnqueueOutcome::Enqueued));
+        assert_eq!(q.depth().await.unwrap(), msgs.len() as u64);
+        let leased = q
+            .lease("w", MAX_BATCH, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let ids: Vec<_> = leased.iter().map(|l| l.id).collect();
+        assert_eq!(
+            ids,
+            msgs.iter().map(|m| m.id).collect::<Vec<_>>(),
+            "in order"
+        );
+    }
+
+    #[test]
+    fn inserts_take_every_small_batch_at_once_and_larger_ones_in_powers_of_two() {
+        let sizes: Vec<_> = [1, 3, 16, 17, 31, 32, 100, 255, 256, 511]
+            .iter()
+            .map(|&n| chunk_size(n))
+            .collect();
+        assert_eq!(sizes, [1, 3, 16, 16, 16, 32, 64, 128, 256, 256]);
+        for rows in (1..=16).chain([32, 64, 128, 256]) {
+            let placeholders = insert_messages_sql(rows).matches("(?, ?, ?, ?, ?)").count();
+            assert_eq!(placeholders, rows);
+        }
+    }
 
     /// Every pooled connection must run WAL with `synchronous=FULL`, or a 202 would not mean durable.
     #[tokio::test]

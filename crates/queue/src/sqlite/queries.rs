@@ -9,9 +9,10 @@ UPDATE queue_messages
                 ORDER BY due_at_ms, seq LIMIT ?5)
 RETURNING seq, id, client_id, payload, accepted_at_ms, attempts";
 
-/// ?1 seq, ?2 nonce.
-pub const ACK: &str =
-    "DELETE FROM queue_messages WHERE seq = ?1 AND lease_nonce = ?2 AND status = 'ready'";
+/// ?1 nonce, ?2 JSON array of the seqs leased with it.
+pub const ACK: &str = "
+DELETE FROM queue_messages
+ WHERE lease_nonce = ?1 AND status = 'ready' AND seq IN (SELECT value FROM json_each(?2))";
 
 /// ?1 max attempts (0 = unlimited), ?2 now, ?3 next due, ?4 error, ?5 seq, ?6 nonce.
 pub const RETRY_LATER: &str = "
@@ -61,10 +62,15 @@ pub const IDEM_PUT: &str = "
 INSERT OR REPLACE INTO queue_idempotency (client_id, idem_key, message_id, request_hash, created_at_ms)
 VALUES (?1, ?2, ?3, ?4, ?5)";
 
-/// ?1 id, ?2 client, ?3 payload, ?4 accepted at, ?5 now (due).
-pub const INSERT_MESSAGE: &str = "
-INSERT INTO queue_messages (id, client_id, payload, accepted_at_ms, due_at_ms)
-VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING";
+/// `rows` messages of five parameters each (id, client, payload, accepted at, now = due);
+/// returns the ids that were not there yet.
+pub fn insert_messages(rows: usize) -> String {
+    let values = vec!["(?, ?, ?, ?, ?)"; rows].join(", ");
+    format!(
+        "INSERT INTO queue_messages (id, client_id, payload, accepted_at_ms, due_at_ms) \
+         VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id"
+    )
+}
 
 /// ?1 cutoff.
 pub const PURGE_IDEMPOTENCY: &str = "DELETE FROM queue_idempotency WHERE created_at_ms < ?1";
