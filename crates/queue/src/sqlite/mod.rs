@@ -646,7 +646,7 @@ mod tests {
         outcomes
             .iter()
             .map(|o| match o {
-                Outcome::Enqueue(e) => e.clone(),
+                Outcome::Enqueue(e) => *e,
                 _ => panic!("not an enqueue outcome"),
             })
             .collect()
