@@ -389,11 +389,7 @@ fn statements(batch: &[Job]) -> usize {
             Job::Ack { tokens, .. } => n += nonce_groups(tokens).len(),
         }
     }
-    while plain > 0 {
-        plain -= chunk_size(plain);
-        n += 1;
-    }
-    n
+    n + chunk_sizes(plain).count()
 }
 
 /// The jobs of one batch, in job order except that enqueues without a key go first, together.
@@ -441,7 +437,7 @@ async fn run_batch(
     Ok(outcomes)
 }
 
-/// Inserts `msgs` in as few statements as [`chunk_size`] allows and returns the ids that were new.
+/// Inserts `msgs` in the statements [`chunk_sizes`] gives and returns the ids that were new.
 async fn insert_plain(
     conn: &mut SqliteConnection,
     msgs: &[&NewMessage],
@@ -449,8 +445,7 @@ async fn insert_plain(
 ) -> Result<HashSet<MessageId>, QueueError> {
     let mut fresh = HashSet::with_capacity(msgs.len());
     let mut rest = msgs;
-    while !rest.is_empty() {
-        let size = chunk_size(rest.len());
+    for size in chunk_sizes(msgs.len()) {
         let (chunk, tail) = rest.split_at(size);
         rest = tail;
         let mut q = sqlx::query(insert_messages_sql(size));
@@ -469,33 +464,36 @@ async fn insert_plain(
     Ok(fresh)
 }
 
-/// Rows of the next insert statement for `n` (≥ 1) waiting rows: all of them up to
+/// The rows of each insert statement for `n` waiting rows: all of them at once up to
 /// [`EXACT_INSERT_ROWS`], beyond that the largest power of two that fits, at most
 /// [`MAX_INSERT_ROWS`]. So at most 20 statement texts are ever prepared and cached.
-fn chunk_size(n: usize) -> usize {
-    if n <= EXACT_INSERT_ROWS {
-        return n;
-    }
-    let pow = 1usize << (usize::BITS - 1 - n.leading_zeros());
-    pow.min(MAX_INSERT_ROWS)
+fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        let size = match n {
+            0 => return None,
+            1..=EXACT_INSERT_ROWS => n,
+            _ => (1usize << (usize::BITS - 1 - n.leading_zeros())).min(MAX_INSERT_ROWS),
+        };
+        n -= size;
+        Some(size)
+    })
 }
 
-/// The `INSERT … RETURNING id` of `rows` messages (a size [`chunk_size`] returns), built once.
+/// The `INSERT … RETURNING id` of `rows` messages (a size [`chunk_sizes`] gives), built once.
 fn insert_messages_sql(rows: usize) -> &'static str {
-    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    static SQL: OnceLock<Vec<(usize, String)>> = OnceLock::new();
     let all = SQL.get_or_init(|| {
-        let exact = 1..=EXACT_INSERT_ROWS;
         let powers = (EXACT_INSERT_ROWS.trailing_zeros() + 1..=MAX_INSERT_ROWS.trailing_zeros())
             .map(|exp| 1 << exp);
-        exact.chain(powers).map(queries::insert_messages).collect()
+        (1..=EXACT_INSERT_ROWS)
+            .chain(powers)
+            .map(|n| (n, queries::insert_messages(n)))
+            .collect()
     });
-    let index = if rows <= EXACT_INSERT_ROWS {
-        rows - 1
-    } else {
-        EXACT_INSERT_ROWS - 1
-            + (rows.trailing_zeros() - EXACT_INSERT_ROWS.trailing_zeros()) as usize
-    };
-    &all[index]
+    all.iter()
+        .find(|(n, _)| *n == rows)
+        .map(|(_, sql)| sql.as_str())
+        .expect("a size chunk_sizes gives")
 }
 
 /// The tokens grouped by lease: one lease's tokens share its nonce.
@@ -617,6 +615,13 @@ async fn lease_one(
 mod tests {
     use super::*;
 
+    /// A queue at `path` inside a fresh temporary directory (kept alive by the returned guard).
+    async fn open_in_temp_dir(path: &str) -> (tempfile::TempDir, SqliteQueue) {
+        let dir = tempfile::tempdir().unwrap();
+        let q = SqliteQueue::open(&dir.path().join(path)).await.unwrap();
+        (dir, q)
+    }
+
     fn message(n: u8) -> NewMessage {
         NewMessage {
             id: MessageId::new(),
@@ -656,10 +661,7 @@ mod tests {
     /// multi-row insert (no key) or on its own (with a key), and a repeated id is stored once.
     #[tokio::test]
     async fn a_batch_answers_each_enqueue_and_stores_a_repeated_id_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let q = SqliteQueue::open(&dir.path().join("queue.db"))
-            .await
-            .unwrap();
+        let (_dir, q) = open_in_temp_dir("queue.db").await;
         let (a, b, c) = (message(1), message(2), message(3));
         let batch = vec![
             enqueue(&a, None),
@@ -691,10 +693,7 @@ mod tests {
     /// A batch larger than one statement's rows goes in as several power-of-two chunks.
     #[tokio::test]
     async fn a_large_batch_is_inserted_whole_in_chunks() {
-        let dir = tempfile::tempdir().unwrap();
-        let q = SqliteQueue::open(&dir.path().join("queue.db"))
-            .await
-            .unwrap();
+        let (_dir, q) = open_in_temp_dir("queue.db").await;
         let msgs: Vec<_> = (0..MAX_BATCH - 1).map(|n| message(n as u8)).collect();
         let batch: Vec<_> = msgs.iter().map(|m| enqueue(m, None)).collect();
         let outcomes = commit_batch(&q.pool, &batch).await.unwrap();
@@ -718,9 +717,11 @@ mod tests {
     fn inserts_take_every_small_batch_at_once_and_larger_ones_in_powers_of_two() {
         let sizes: Vec<_> = [1, 3, 16, 17, 31, 32, 100, 255, 256, 511]
             .iter()
-            .map(|&n| chunk_size(n))
+            .map(|&n| chunk_sizes(n).next().unwrap())
             .collect();
         assert_eq!(sizes, [1, 3, 16, 16, 16, 32, 64, 128, 256, 256]);
+        assert_eq!(chunk_sizes(100).collect::<Vec<_>>(), [64, 32, 4]);
+        assert_eq!(chunk_sizes(0).count(), 0);
         for rows in (1..=16).chain([32, 64, 128, 256]) {
             let placeholders = insert_messages_sql(rows).matches("(?, ?, ?, ?, ?)").count();
             assert_eq!(placeholders, rows);
@@ -730,10 +731,7 @@ mod tests {
     /// Every pooled connection must run WAL with `synchronous=FULL`, or a 202 would not mean durable.
     #[tokio::test]
     async fn connections_are_wal_and_synchronous_full() {
-        let dir = tempfile::tempdir().unwrap();
-        let q = SqliteQueue::open(&dir.path().join("sub/queue.db"))
-            .await
-            .unwrap();
+        let (_dir, q) = open_in_temp_dir("sub/queue.db").await;
         let mut conns = Vec::new();
         for _ in 0..3 {
             let mut c = q.pool.acquire().await.unwrap();
